@@ -1,0 +1,308 @@
+"""`dialer`: the command line.
+
+Every sub-command that needs Redis uses `--redis-url` / `DIALER_REDIS_URL` when given, and
+otherwise starts (or reuses) the embedded redis-server in the state directory and stops it on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import dialer_core
+
+from api.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from api.settings import Settings
+
+
+@contextlib.contextmanager
+def redis_for(settings: Settings) -> Iterator[str]:
+    """The Redis URL to use: the given one, or the embedded server's for the time of the block."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    server = EmbeddedRedis(settings.state_dir, redis_server=settings.redis_server)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+class Progress:
+    """Progress on stderr: one updating line on a terminal, a line every 5 s otherwise."""
+
+    def __init__(self, what: str, enabled: bool = True) -> None:
+        self.what = what
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.started = time.perf_counter()
+        self.last_line = 0.0
+
+    def __call__(self, report: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not self.tty and now - self.last_line < 5.0:
+            return
+        self.last_line = now
+        read = int(report.get("read", 0))
+        rate = read / max(now - self.started, 1e-9)
+        line = f"{self.what}: {read:,} lines read ({rate:,.0f}/s)"
+        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.enabled and self.tty and self.last_line:
+            print(file=sys.stderr)
+
+
+def _print_report(report: dict[str, Any], as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    print(title)
+    for key, value in report.items():
+        if key == "rejections":
+            continue
+        print(f"  {key:<12} {value:>12,}" if isinstance(value, int) else f"  {key:<12} {value}")
+    rejections = report.get("rejections") or []
+    if rejections:
+        print(f"  first rejections ({len(rejections)} kept):")
+        for r in rejections[:10]:
+            print(f"    line {r['line']}: {r['value']!r}: {r['reason']}")
+        if len(rejections) > 10:
+            print(f"    ... {len(rejections) - 10} more with --json")
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    progress = Progress("import", not args.quiet)
+    common: dict[str, Any] = dict(
+        country=args.country,
+        number_column=args.number_column,
+        format=args.format,
+        exclusions=args.exclude,
+        progress=progress,
+    )
+    if args.dry_run:
+        report = dialer_core.parse_contacts(args.file, **common)
+        progress.done()
+        _print_report(report, args.json, f"dry run of {args.file} (nothing loaded):")
+        return 0
+    with redis_for(settings) as url:
+        started = time.perf_counter()
+        try:
+            report = dialer_core.import_contacts(
+                url,
+                args.file,
+                args.campaign,
+                partitions=args.partitions,
+                suppression_lists=args.suppression_list,
+                batch_size=args.batch_size,
+                **common,
+            )
+        except dialer_core.ImportInterrupted as e:
+            progress.done()
+            _print_report(e.report, args.json, f"PARTIAL import into campaign {args.campaign}:")
+            raise
+        progress.done()
+        elapsed = time.perf_counter() - started
+    _print_report(report, args.json, f"imported {args.file} into campaign {args.campaign} in {elapsed:.1f} s:")
+    return 0
+
+
+def cmd_suppress(args: argparse.Namespace, settings: Settings) -> int:
+    with redis_for(settings) as url:
+        if args.action == "load":
+            progress = Progress(f"list {args.name}", not args.quiet)
+            report = dialer_core.load_suppression_list(
+                url,
+                args.name,
+                args.file,
+                country=args.country,
+                number_column=args.number_column,
+                format=args.format,
+                mode="append" if args.append else "replace",
+                progress=progress,
+            )
+            progress.done()
+            _print_report(report, args.json, f"suppression list {args.name}:")
+        elif args.action == "list":
+            lists = dialer_core.suppression_lists(url)
+            if args.json:
+                print(json.dumps(lists, indent=2))
+            elif not lists:
+                print("no suppression lists")
+            else:
+                for entry in lists:
+                    print(f"  {entry['name']:<24} {entry['count']:>12,} numbers")
+        else:
+            if not dialer_core.delete_suppression_list(url, args.name):
+                print(f"dialer: no suppression list named {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"deleted suppression list {args.name}")
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
+    with redis_for(settings) as url:
+        q = dialer_core.CallQueue(url, args.campaign)
+        stats = q.stats()
+        stats["suppression_lists"] = q.suppression_lists()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    print(f"campaign {args.campaign} ({stats['partitions']} partition(s)):")
+    for key in ("ready", "retry_due", "retry_waiting", "callbacks_due", "callbacks_waiting", "leased", "leases_expired"):
+        print(f"  {key:<18} {stats[key]:>12,}")
+    print(f"  suppression lists  {', '.join(stats['suppression_lists']) or '-'}")
+    for key, value in sorted(stats["counters"].items()):
+        print(f"  {key:<18} {value:>12,}")
+    return 0
+
+
+def cmd_contact(args: argparse.Namespace, settings: Settings) -> int:
+    number = dialer_core.normalize(args.number, args.country)
+    with redis_for(settings) as url:
+        state = dialer_core.CallQueue(url, args.campaign).contact(number)
+    if state is None:
+        print(f"dialer: {number} is not in campaign {args.campaign}", file=sys.stderr)
+        return 1
+    print(json.dumps(state, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace, settings: Settings) -> int:
+    report = dialer_core.generate_sample(
+        args.file,
+        args.rows,
+        seed=args.seed,
+        invalid_ratio=args.invalid_ratio,
+        duplicate_ratio=args.duplicate_ratio,
+        suppression_path=args.suppression_out,
+        suppression_ratio=args.suppression_ratio,
+    )
+    _print_report(report, args.json, f"wrote {args.file}:")
+    return 0
+
+
+def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
+    status = 0
+    for raw in args.numbers:
+        try:
+            print(dialer_core.normalize(raw, args.country))
+        except dialer_core.InvalidNumber as e:
+            print(f"dialer: {e}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from api.demo import run
+
+    return run(rows=args.rows, keep=args.keep, redis_url=settings.redis_url)
+
+
+def _add_file_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--country", required=True, help="default country for national numbers (ISO code, e.g. VN)")
+    p.add_argument("--number-column", help="CSV column holding the number (default: phone, number, msisdn, ...)")
+    p.add_argument("--format", choices=["auto", "csv", "plain"], default="auto", help="file format (default: auto)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dialer", description="Predictive dialer: contacts, suppression lists, the call queue.")
+    parser.add_argument("--state-dir", help="state directory (default: $DIALER_STATE_DIR or ~/.local/state/dialer)")
+    parser.add_argument("--redis-url", help="Redis to use (default: $DIALER_REDIS_URL, else an embedded redis-server)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("import", help="load a contacts file into a campaign's queue", description=(
+        "Stream a CSV (header row; one column holds the number, the others become attributes) or a "
+        "plain one-number-per-line file into a campaign's call queue. Numbers are normalised to "
+        "E.164; invalid ones are rejected with line and reason; duplicates, numbers on suppression "
+        "lists and rows matching an exclusion rule are dropped. Running an import again loads only "
+        "what is not there yet."))
+    p.add_argument("file", type=Path)
+    p.add_argument("--campaign", required=True, help="campaign id")
+    p.add_argument("--partitions", type=int, help="partitions of a new campaign (default 1)")
+    p.add_argument("--suppression-list", action="append", default=[], metavar="NAME",
+                   help="suppression list the campaign honours (repeatable)")
+    p.add_argument("--exclude", action="append", default=[], metavar="RULE",
+                   help="exclusion rule, e.g. 'segment in {VIP, GOLD, DIAMOND}' (repeatable)")
+    p.add_argument("--batch-size", type=int, default=10_000, help="rows per Redis round trip (default 10000)")
+    p.add_argument("--dry-run", action="store_true", help="parse and report only; load nothing")
+    _add_file_options(p)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("suppress", help="manage suppression lists (do-not-call, VIP, ...)",
+                       description="Suppression lists are named lists of numbers shared by campaigns; "
+                       "a number on a campaign's list is never dialled, even if added after the import.")
+    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = ssub.add_parser("load", help="load a file into a list (replaces it, or --append)")
+    s.add_argument("name")
+    s.add_argument("file", type=Path)
+    s.add_argument("--append", action="store_true", help="add to the list instead of replacing it")
+    _add_file_options(s)
+    s = ssub.add_parser("list", help="show every list and its size")
+    s.add_argument("--json", action="store_true")
+    s = ssub.add_parser("delete", help="delete a list")
+    s.add_argument("name")
+    p.set_defaults(func=cmd_suppress)
+
+    p = sub.add_parser("queue", help="show a campaign's queue: depth per state and counters")
+    p.add_argument("campaign")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_queue)
+
+    p = sub.add_parser("contact", help="show one contact's state in a campaign")
+    p.add_argument("campaign")
+    p.add_argument("number")
+    p.add_argument("--country", default="VN", help="default country for a national number (default VN)")
+    p.set_defaults(func=cmd_contact)
+
+    p = sub.add_parser("sample", help="write a sample contacts CSV (Vietnamese numbers, mixed formats)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--invalid-ratio", type=float, default=0.002)
+    p.add_argument("--duplicate-ratio", type=float, default=0.001)
+    p.add_argument("--suppression-out", type=Path, help="also write a share of the numbers here, one per line")
+    p.add_argument("--suppression-ratio", type=float, default=0.01)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("normalize", help="print numbers in E.164 form")
+    p.add_argument("numbers", nargs="+")
+    p.add_argument("--country", required=True)
+    p.set_defaults(func=cmd_normalize)
+
+    p = sub.add_parser("demo", help="run the demo: sample list, suppression, import, claim and complete")
+    p.add_argument("--rows", type=int, default=200_000, help="contacts in the sample list (default 200000)")
+    p.add_argument("--keep", action="store_true", help="keep the demo's state directory")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(args.state_dir, args.redis_url)
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    try:
+        return func(args, settings)
+    except (dialer_core.DialerError, EmbeddedRedisError) as e:
+        print(f"dialer: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dialer: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""One settings object, built once at start-up from the command line and the environment.
+
+No module below this one reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "dialer"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the dialer keeps its state and which Redis it talks to.
+
+    `redis_url` None means: start (or reuse) the embedded redis-server in `state_dir`.
+    """
+
+    state_dir: Path
+    redis_url: str | None
+    redis_server: str = "redis-server"
+
+    @classmethod
+    def from_env(cls, state_dir: str | None = None, redis_url: str | None = None) -> Settings:
+        sd = state_dir or os.environ.get("DIALER_STATE_DIR")
+        url = redis_url or os.environ.get("DIALER_REDIS_URL") or None
+        return cls(
+            state_dir=Path(sd).expanduser() if sd else default_state_dir(),
+            redis_url=url,
+            redis_server=os.environ.get("DIALER_REDIS_SERVER", "redis-server"),
+        )

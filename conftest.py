@@ -1,0 +1,46 @@
+"""Real fixtures: a redis-server per test session on a free loopback port, flushed per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from api.embedded_redis import EmbeddedRedis
+from tests.support.redis_server import redis_server as _redis_server
+
+
+@pytest.fixture(scope="session")
+def redis_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    with _redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_instance: EmbeddedRedis) -> Iterator[str]:
+    client = redis.Redis.from_url(redis_instance.url)
+    client.flushall()
+    client.config_set("maxmemory", 0)
+    client.close()
+    yield redis_instance.url
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def write(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """write("name.csv", "text") -> Path"""
+
+    def _write(name: str, text: str) -> Path:
+        p = tmp_path / name
+        p.write_text(text)
+        return p
+
+    return _write

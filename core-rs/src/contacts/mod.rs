@@ -1,0 +1,9 @@
+//! Contacts: E.164 normalisation, streaming file reader, exclusion rules, suppression lists,
+//! the importer that loads a file into a campaign's queue, and sample lists.
+
+pub mod e164;
+pub mod import;
+pub mod reader;
+pub mod rules;
+pub mod sample;
+pub mod suppression;

@@ -1,0 +1,203 @@
+//! Suppression lists (do-not-call, VIP, business lines ...): named lists of millions of numbers
+//! shared by campaigns. Each list lives under the hash tag `{s:<name>}` in 65,536 bucketed
+//! integer sets (Redis intsets: 8 bytes a number). A list has generations: `replace` loads a new
+//! generation and switches `{s:<name>}:gen` to it in one write, so a campaign never sees a
+//! half-loaded list; `append` adds to the live generation.
+
+use std::path::Path;
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use super::e164::Normalizer;
+use super::reader::{ContactReader, Format, Rejection, MAX_REASONS};
+use crate::error::{Error, Result};
+use crate::keys::{self, BUCKETS, SUPPRESSION_REGISTRY};
+use crate::store::Store;
+
+static CHECK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../queue/lua/suppressed.lua")));
+static ADD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../queue/lua/suppress_add.lua")));
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadMode {
+    /// The file becomes the list's whole content (atomically).
+    Replace,
+    /// The file's numbers are added to the list.
+    Append,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListReport {
+    pub name: String,
+    pub read: u64,
+    pub added: u64,
+    pub already: u64,
+    pub rejected: u64,
+    pub rejections: Vec<Rejection>,
+    /// Numbers on the list after the load.
+    pub total: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListInfo {
+    pub name: String,
+    pub count: u64,
+    pub generation: u64,
+}
+
+/// For each number: is it on any of `lists`? One script per list, pipelined.
+pub fn check_any(store: &mut Store, lists: &[String], numbers: &[u64]) -> Result<Vec<bool>> {
+    let mut hit = vec![false; numbers.len()];
+    if lists.is_empty() || numbers.is_empty() {
+        return Ok(hit);
+    }
+    let mut pipe = redis::pipe();
+    for l in lists {
+        let mut inv = CHECK.prepare_invoke();
+        inv.key(keys::suppression_list(l));
+        for n in numbers {
+            inv.arg(*n);
+        }
+        pipe.invoke_script(&inv);
+    }
+    let replies: Vec<String> = match store.pipe(&pipe, "check suppression lists", &lists.join(",")) {
+        Ok(r) => r,
+        Err(Error::Redis { detail, .. }) if detail.contains("NOSCRIPT") => {
+            store.load_scripts(&[&CHECK])?;
+            store.pipe(&pipe, "check suppression lists", &lists.join(","))?
+        }
+        Err(e) => return Err(e),
+    };
+    for flags in replies {
+        if flags.len() != numbers.len() {
+            return Err(Error::protocol("check suppression lists", &lists.join(","), "flag count differs"));
+        }
+        for (h, f) in hit.iter_mut().zip(flags.bytes()) {
+            *h |= f == b'1';
+        }
+    }
+    Ok(hit)
+}
+
+/// Names among `lists` that do not exist.
+pub fn missing(store: &mut Store, lists: &[String]) -> Result<Vec<String>> {
+    if lists.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for l in lists {
+        pipe.cmd("SISMEMBER").arg(SUPPRESSION_REGISTRY).arg(l);
+    }
+    let there: Vec<bool> = store.pipe(&pipe, "find suppression lists", SUPPRESSION_REGISTRY)?;
+    Ok(lists.iter().zip(there).filter(|(_, t)| !t).map(|(l, _)| l.clone()).collect())
+}
+
+/// Load a file of numbers (plain, or CSV with a number column) into list `name`.
+pub fn load(
+    url: &str,
+    name: &str,
+    path: &Path,
+    country: &str,
+    number_column: Option<&str>,
+    format: Format,
+    mode: LoadMode,
+    progress: &mut dyn FnMut(&ListReport),
+) -> Result<ListReport> {
+    keys::check_name("suppression list", name)?;
+    let normalizer = Normalizer::for_iso(country).ok_or_else(|| Error::UnknownCountry { iso: country.to_string() })?;
+    let mut reader = ContactReader::open(path, normalizer, format, number_column, &[], false)?;
+    let mut store = Store::connect(url)?;
+    store.load_scripts(&[&CHECK, &ADD])?;
+    let base = keys::suppression_list(name);
+    let live: Option<u64> = store.query(redis::cmd("GET").arg(format!("{base}:gen")), "read list generation", &base)?;
+    // Replace (or a new list) fills a fresh generation and switches to it at the end.
+    let gen = match (mode, live) {
+        (LoadMode::Append, Some(g)) => g,
+        _ => store.query(redis::cmd("INCR").arg(format!("{base}:gens")), "new list generation", &base)?,
+    };
+    let mut report = ListReport { name: name.to_string(), ..Default::default() };
+    let result = (|| -> Result<()> {
+        while let Some(b) = reader.next_batch(20_000)? {
+            let mut added = 0u64;
+            if !b.numbers.is_empty() {
+                let mut inv = ADD.prepare_invoke();
+                inv.key(&base).arg(gen);
+                for n in &b.numbers {
+                    inv.arg(*n);
+                }
+                added = crate::store::int(&store.invoke(&inv, "add to suppression list", &base)?).unwrap_or(0) as u64;
+            }
+            report.read += b.read;
+            report.rejected += b.rejected;
+            report.added += added;
+            report.already += b.numbers.len() as u64 - added;
+            let room = MAX_REASONS.saturating_sub(report.rejections.len());
+            report.rejections.extend(b.rejections.into_iter().take(room));
+            progress(&report);
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        if live != Some(gen) {
+            // The new generation never went live: drop it, the list is as it was.
+            drop_generation(&mut store, &base, gen)?;
+        }
+        return Err(e);
+    }
+    if live != Some(gen) {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET").arg(format!("{base}:gen")).arg(gen).ignore();
+        pipe.cmd("SADD").arg(SUPPRESSION_REGISTRY).arg(name).ignore();
+        store.pipe::<()>(&pipe, "switch list generation", &base)?;
+        if let Some(old) = live {
+            drop_generation(&mut store, &base, old)?;
+        }
+    }
+    report.total = count(&mut store, &base, gen)?;
+    Ok(report)
+}
+
+fn count(store: &mut Store, base: &str, gen: u64) -> Result<u64> {
+    let c: Option<u64> = store.query(redis::cmd("HGET").arg(format!("{base}:count")).arg(gen), "count list", base)?;
+    Ok(c.unwrap_or(0))
+}
+
+fn drop_generation(store: &mut Store, base: &str, gen: u64) -> Result<()> {
+    let keys: Vec<String> = (0..BUCKETS).map(|b| format!("{base}:g{gen}:{b}")).collect();
+    let mut pipe = redis::pipe();
+    for chunk in keys.chunks(1024) {
+        pipe.cmd("UNLINK").arg(chunk).ignore();
+    }
+    pipe.cmd("HDEL").arg(format!("{base}:count")).arg(gen).ignore();
+    store.pipe::<()>(&pipe, "drop list generation", base)
+}
+
+/// Every list with its size.
+pub fn lists(url: &str) -> Result<Vec<ListInfo>> {
+    let mut store = Store::connect(url)?;
+    let mut names: Vec<String> = store.query(redis::cmd("SMEMBERS").arg(SUPPRESSION_REGISTRY), "list suppression lists", SUPPRESSION_REGISTRY)?;
+    names.sort();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let base = keys::suppression_list(&name);
+        let gen: Option<u64> = store.query(redis::cmd("GET").arg(format!("{base}:gen")), "read list generation", &base)?;
+        let generation = gen.unwrap_or(0);
+        out.push(ListInfo { count: count(&mut store, &base, generation)?, name, generation });
+    }
+    Ok(out)
+}
+
+/// Remove a list; campaigns naming it then find nothing on it.
+pub fn delete(url: &str, name: &str) -> Result<bool> {
+    keys::check_name("suppression list", name)?;
+    let mut store = Store::connect(url)?;
+    let base = keys::suppression_list(name);
+    let gen: Option<u64> = store.query(redis::cmd("GET").arg(format!("{base}:gen")), "read list generation", &base)?;
+    let Some(gen) = gen else { return Ok(false) };
+    let mut pipe = redis::pipe();
+    pipe.cmd("DEL").arg(format!("{base}:gen")).ignore();
+    pipe.cmd("SREM").arg(SUPPRESSION_REGISTRY).arg(name).ignore();
+    store.pipe::<()>(&pipe, "delete list", &base)?;
+    drop_generation(&mut store, &base, gen)?;
+    Ok(true)
+}

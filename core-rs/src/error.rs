@@ -1,0 +1,93 @@
+//! The core's one error type. Every variant carries the context a user needs to act on it
+//! (campaign, partition, file and line, the Redis address); `py/errors.rs` maps each variant to
+//! a Python exception class.
+
+use std::path::PathBuf;
+
+use crate::contacts::import::ImportReport;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Redis could not be reached, or the connection broke.
+    #[error("Redis at {url} is unavailable during {op}: {detail}")]
+    RedisUnavailable { url: String, op: &'static str, detail: String },
+
+    /// Redis refused a write because it reached `maxmemory`.
+    #[error("Redis at {url} is full (maxmemory reached) during {op}: {detail}")]
+    RedisFull { url: String, op: &'static str, detail: String },
+
+    /// Any other error answered by Redis (a script error, a wrong type at a key ...).
+    #[error("Redis at {url} answered an error during {op} on {target}: {detail}")]
+    Redis { url: String, op: &'static str, target: String, detail: String },
+
+    /// Redis answered something this code does not expect (a key of another program?).
+    #[error("unexpected Redis reply during {op} on {target}: {detail}")]
+    Protocol { op: &'static str, target: String, detail: String },
+
+    #[error("unknown country {iso:?}: give an ISO 3166-1 alpha-2 code such as VN, US or GB")]
+    UnknownCountry { iso: String },
+
+    #[error("{path}: no column {column:?} in the header (columns: {found})")]
+    MissingColumn { path: PathBuf, column: String, found: String },
+
+    #[error("{path}, line {line}: {reason}")]
+    MalformedFile { path: PathBuf, line: u64, reason: String },
+
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    #[error("bad exclusion rule {rule:?}: {reason}")]
+    BadRule { rule: String, reason: String },
+
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument { what: &'static str, reason: String },
+
+    #[error("campaign {campaign:?} is stored with {stored} partition(s), not {asked}")]
+    PartitionMismatch { campaign: String, stored: u32, asked: u32 },
+
+    /// An import stopped part-way: `report` says what was loaded before `source` happened.
+    /// Loading is idempotent, so running the same import again completes it.
+    #[error(
+        "import into campaign {campaign:?} stopped after {} contact(s) were loaded \
+         ({} line(s) read); running it again skips those as duplicates: {source}",
+        report.accepted, report.read
+    )]
+    ImportInterrupted { campaign: String, report: Box<ImportReport>, source: Box<Error> },
+}
+
+impl Error {
+    #[cold]
+    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument { what, reason: reason.into() }
+    }
+
+    #[cold]
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// Classify a Redis client error: unreachable, full, or an answered error.
+    #[cold]
+    pub(crate) fn redis(url: &str, op: &'static str, target: &str, e: &redis::RedisError) -> Self {
+        let detail = e.to_string();
+        if e.is_io_error()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+            || e.is_timeout()
+            || e.is_unrecoverable_error() && e.code().is_none()
+        {
+            Error::RedisUnavailable { url: url.to_string(), op, detail }
+        } else if e.code() == Some("OOM") || detail.contains("OOM command not allowed") {
+            Error::RedisFull { url: url.to_string(), op, detail }
+        } else {
+            Error::Redis { url: url.to_string(), op, target: target.to_string(), detail }
+        }
+    }
+
+    #[cold]
+    pub(crate) fn protocol(op: &'static str, target: &str, detail: impl Into<String>) -> Self {
+        Error::Protocol { op, target: target.to_string(), detail: detail.into() }
+    }
+}

@@ -1,0 +1,21 @@
+//! `dialer_core`: the Rust core of the predictive dialer.
+//!
+//! - [`contacts`]: E.164 normalisation, streaming import of contact files, exclusion rules,
+//!   suppression lists, sample lists.
+//! - [`queue`]: the call queue in Redis (Lua scripts): claim under a lease, complete with an
+//!   outcome, retries, callbacks, do-not-call-back.
+//! - [`keys`]: Redis key names (one hash tag per campaign partition).
+//! - [`store`]: the Redis connection every part uses.
+//! - [`error`]: the one error type.
+//! - `py` (feature `python`): the PyO3 bindings, the only code that knows Python.
+
+pub mod contacts;
+pub mod error;
+pub mod keys;
+pub mod queue;
+pub mod store;
+
+#[cfg(feature = "python")]
+mod py;
+
+pub use error::{Error, Result};

@@ -1,0 +1,121 @@
+//! Python exceptions. Each subclasses the builtin it means, so `except ValueError` or
+//! `except ConnectionError` catch what they should:
+//!
+//! ```text
+//! DialerError(Exception)
+//! ├── InvalidInput(DialerError, ValueError)
+//! │   ├── UnknownCountry, MissingColumn, MalformedFile, BadRule, InvalidNumber
+//! ├── ContactsFileError(DialerError, OSError)      the file cannot be read
+//! ├── RedisError(DialerError, OSError)             Redis answered an error
+//! │   ├── RedisUnavailable(RedisError, ConnectionError)
+//! │   └── RedisFull(RedisError)                   maxmemory reached
+//! └── ImportInterrupted(DialerError)               .report: what was loaded before the failure
+//! ```
+//! `create_exception!` takes one base, so the classes are defined by a few lines of Python when
+//! the module loads and looked up by name when an error is raised (a cold path).
+
+use pyo3::prelude::*;
+use pyo3::types::PyModule;
+
+use crate::error::Error;
+
+const CLASSES: &std::ffi::CStr = cr#"
+class DialerError(Exception):
+    """Base class of every error raised by dialer_core."""
+
+class InvalidInput(DialerError, ValueError):
+    """An argument, a file's content or a rule is not valid."""
+
+class UnknownCountry(InvalidInput):
+    """The default country is not an ISO 3166-1 alpha-2 code the core knows."""
+
+class MissingColumn(InvalidInput):
+    """The file has no column for the number, or for a column an exclusion rule names."""
+
+class MalformedFile(InvalidInput):
+    """The file is not a CSV nor a list of numbers (binary, empty, broken quoting)."""
+
+class BadRule(InvalidInput):
+    """An exclusion rule does not parse."""
+
+class InvalidNumber(InvalidInput):
+    """A phone number is not valid for E.164."""
+
+class ContactsFileError(DialerError, OSError):
+    """A contacts or suppression file cannot be read."""
+
+class RedisError(DialerError, OSError):
+    """Redis answered an error, or something unexpected."""
+
+class RedisUnavailable(RedisError, ConnectionError):
+    """Redis cannot be reached or the connection broke."""
+
+class RedisFull(RedisError):
+    """Redis refused a write: maxmemory is reached."""
+
+class ImportInterrupted(DialerError):
+    """An import stopped part-way; `.report` says what was loaded (running it again completes it)."""
+    report: dict
+"#;
+
+pub const NAMES: &[&str] = &[
+    "DialerError", "InvalidInput", "UnknownCountry", "MissingColumn", "MalformedFile", "BadRule", "InvalidNumber",
+    "ContactsFileError", "RedisError", "RedisUnavailable", "RedisFull", "ImportInterrupted",
+];
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let defs = PyModule::from_code(py, CLASSES, c"dialer_core/errors.py", c"dialer_core._errors")?;
+    for name in NAMES {
+        let cls = defs.getattr(*name)?;
+        cls.setattr("__module__", "dialer_core")?;
+        m.add(*name, cls)?;
+    }
+    Ok(())
+}
+
+/// Build an instance of `dialer_core.<class>` with `msg`.
+#[cold]
+pub(crate) fn raise(class: &str, msg: String) -> PyErr {
+    Python::attach(|py| match py.import("dialer_core").and_then(|m| m.getattr(class)) {
+        Ok(cls) => match cls.call1((msg.clone(),)) {
+            Ok(inst) => PyErr::from_value(inst),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    })
+}
+
+fn class_of(e: &Error) -> &'static str {
+    match e {
+        Error::RedisUnavailable { .. } => "RedisUnavailable",
+        Error::RedisFull { .. } => "RedisFull",
+        Error::Redis { .. } | Error::Protocol { .. } => "RedisError",
+        Error::UnknownCountry { .. } => "UnknownCountry",
+        Error::MissingColumn { .. } => "MissingColumn",
+        Error::MalformedFile { .. } => "MalformedFile",
+        Error::Io { .. } => "ContactsFileError",
+        Error::BadRule { .. } => "BadRule",
+        Error::InvalidArgument { .. } | Error::PartitionMismatch { .. } => "InvalidInput",
+        Error::ImportInterrupted { .. } => "ImportInterrupted",
+    }
+}
+
+impl From<Error> for PyErr {
+    #[cold]
+    fn from(e: Error) -> PyErr {
+        let err = raise(class_of(&e), e.to_string());
+        if let Error::ImportInterrupted { report, source, .. } = e {
+            Python::attach(|py| {
+                let value = err.value(py);
+                if let Ok(d) = super::contacts::report_dict(py, &report) {
+                    let _ = value.setattr("report", d);
+                }
+                let cause = PyErr::from(*source);
+                value.setattr("__cause__", cause.value(py)).ok();
+            });
+        }
+        err
+    }
+}
+

@@ -1,0 +1,304 @@
+//! `CallQueue`, `Claim` and `Completion` for Python.
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use super::{detach, errors::raise, now_ms, seconds_to_ms};
+use crate::contacts::e164::{format_e164, parse_e164};
+use crate::queue::{CallQueue, Claim, Completed, Completion, OutcomePolicy};
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyCallQueue>()?;
+    m.add_class::<PyClaim>()?;
+    m.add_class::<PyCompletion>()?;
+    m.add_function(wrap_pyfunction!(redis_info, m)?)?;
+    Ok(())
+}
+
+pub(crate) fn parse_number(s: &str) -> PyResult<u64> {
+    parse_e164(s).ok_or_else(|| raise("InvalidNumber", format!("{s:?} is not an E.164 number such as +84901234567")))
+}
+
+/// A contact handed to this dialer under a lease. Complete it (or release it) with its token
+/// before `lease_s` runs out; after that it is delivered again to someone else.
+#[pyclass(name = "Claim", module = "dialer_core", frozen)]
+pub struct PyClaim {
+    /// The number in E.164 form, e.g. "+84901234567".
+    #[pyo3(get)]
+    number: String,
+    #[pyo3(get)]
+    partition: u32,
+    #[pyo3(get)]
+    token: u64,
+    /// Attempts made before this one.
+    #[pyo3(get)]
+    attempts: u32,
+    /// "callback", "retry" or "fresh".
+    #[pyo3(get)]
+    source: &'static str,
+    /// The agent a callback is reserved for.
+    #[pyo3(get)]
+    agent: Option<String>,
+    attrs: Vec<(String, String)>,
+}
+
+#[pymethods]
+impl PyClaim {
+    /// Attributes from the imported file (name, segment ...), when claimed with `with_attrs=True`.
+    #[getter]
+    fn attrs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in &self.attrs {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Claim({}, token={}, attempts={}, source={:?})", self.number, self.token, self.attempts, self.source)
+    }
+}
+
+impl From<Claim> for PyClaim {
+    fn from(c: Claim) -> Self {
+        PyClaim {
+            number: format_e164(c.number),
+            partition: c.partition,
+            token: c.token,
+            attempts: c.attempts,
+            source: c.source.as_str(),
+            agent: c.agent,
+            attrs: c.attrs,
+        }
+    }
+}
+
+/// The end of one claim: what happened to the call.
+#[pyclass(name = "Completion", module = "dialer_core", frozen)]
+#[derive(Clone)]
+pub struct PyCompletion {
+    inner: Completion,
+}
+
+#[pymethods]
+impl PyCompletion {
+    /// `outcome`: a name such as "answered", "agreed", "no_answer", "busy", "failed".
+    /// `callback_at` (epoch seconds) with `agent`: call back then, reserved for that agent.
+    /// `do_not_call_back_until` (epoch seconds): not before then; then due again.
+    /// `release=True`: give the contact back unused (no attempt counted).
+    #[new]
+    #[pyo3(signature = (number, token, outcome, *, callback_at=None, agent=None, do_not_call_back_until=None, release=false))]
+    fn new(
+        number: &str,
+        token: u64,
+        outcome: &str,
+        callback_at: Option<f64>,
+        agent: Option<String>,
+        do_not_call_back_until: Option<f64>,
+        release: bool,
+    ) -> PyResult<Self> {
+        let mut c = Completion::new(parse_number(number)?, token, outcome);
+        crate::queue::policy::check_outcome(outcome)?;
+        match (callback_at, agent) {
+            (Some(at), Some(agent)) => {
+                crate::keys::check_name("agent id", &agent)?;
+                c.callback = Some((seconds_to_ms("callback_at", at)?, agent));
+            }
+            (Some(_), None) => return Err(raise("InvalidInput", "a callback needs the agent it is reserved for".into())),
+            (None, Some(_)) => return Err(raise("InvalidInput", "agent is given only with callback_at".into())),
+            (None, None) => {}
+        }
+        if let Some(t) = do_not_call_back_until {
+            c.do_not_call_back_until = Some(seconds_to_ms("do_not_call_back_until", t)?);
+        }
+        c.release = release;
+        Ok(PyCompletion { inner: c })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Completion({}, token={}, outcome={:?})", format_e164(self.inner.number), self.inner.token, self.inner.outcome)
+    }
+}
+
+/// Accept a `Completion`, or a `(number, token, outcome)` tuple, or a `(Claim, outcome)` tuple.
+fn completion_of(item: &Bound<'_, PyAny>) -> PyResult<Completion> {
+    if let Ok(c) = item.cast::<PyCompletion>() {
+        return Ok(c.get().inner.clone());
+    }
+    if let Ok(t) = item.cast::<PyTuple>() {
+        if t.len() == 2 {
+            if let Ok(claim) = t.get_item(0)?.cast::<PyClaim>() {
+                let outcome: String = t.get_item(1)?.extract()?;
+                crate::queue::policy::check_outcome(&outcome)?;
+                let c = claim.get();
+                return Ok(Completion::new(parse_number(&c.number)?, c.token, outcome));
+            }
+        }
+        if t.len() == 3 {
+            let (number, token, outcome): (String, u64, String) = t.extract()?;
+            crate::queue::policy::check_outcome(&outcome)?;
+            return Ok(Completion::new(parse_number(&number)?, token, outcome));
+        }
+    }
+    Err(raise("InvalidInput", format!("cannot complete {}: give a Completion, (claim, outcome) or (number, token, outcome)", item.repr()?)))
+}
+
+/// A campaign's call queue in Redis. Safe to share between threads; every call releases the GIL
+/// while it talks to Redis.
+#[pyclass(name = "CallQueue", module = "dialer_core", frozen)]
+pub struct PyCallQueue {
+    inner: Mutex<CallQueue>,
+    campaign: String,
+    partitions: u32,
+}
+
+impl PyCallQueue {
+    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut CallQueue) -> crate::Result<T> + Send) -> PyResult<T> {
+        detach(py, || {
+            let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut q)
+        })
+    }
+}
+
+#[pymethods]
+impl PyCallQueue {
+    #[new]
+    #[pyo3(signature = (redis_url, campaign, *, partitions=None, max_attempts=2, retry_delay_s=3600.0, retry_on=None))]
+    fn new(
+        py: Python<'_>,
+        redis_url: String,
+        campaign: String,
+        partitions: Option<u32>,
+        max_attempts: u32,
+        retry_delay_s: f64,
+        retry_on: Option<Vec<String>>,
+    ) -> PyResult<Self> {
+        let retry_on = retry_on.unwrap_or_else(|| crate::queue::policy::DEFAULT_RETRY_ON.iter().map(|s| s.to_string()).collect());
+        let policy = OutcomePolicy::new(max_attempts, seconds_to_ms("retry_delay_s", retry_delay_s)?, retry_on)?;
+        let q = detach(py, || CallQueue::open(&redis_url, &campaign, partitions, policy))?;
+        let partitions = q.partitions();
+        Ok(PyCallQueue { inner: Mutex::new(q), campaign, partitions })
+    }
+
+    #[getter]
+    fn campaign(&self) -> &str {
+        &self.campaign
+    }
+
+    #[getter]
+    fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// Change the outcome policy (attempts, retry delay, retried outcomes) for later completions.
+    #[pyo3(signature = (*, max_attempts=None, retry_delay_s=None, retry_on=None))]
+    fn configure(&self, max_attempts: Option<u32>, retry_delay_s: Option<f64>, retry_on: Option<Vec<String>>) -> PyResult<()> {
+        let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = q.policy().clone();
+        let delay = match retry_delay_s {
+            Some(s) => seconds_to_ms("retry_delay_s", s)?,
+            None => cur.retry_delay_ms,
+        };
+        let p = OutcomePolicy::new(max_attempts.unwrap_or(cur.max_attempts), delay, retry_on.unwrap_or(cur.retry_on))?;
+        q.set_policy(p);
+        Ok(())
+    }
+
+    /// Claim up to `n` due contacts of `partition`: due callbacks first, then due retries, then
+    /// fresh contacts. Each is leased for `lease_s` seconds.
+    #[pyo3(signature = (n, *, partition=0, lease_s=60.0, now=None, with_attrs=false))]
+    fn claim(&self, py: Python<'_>, n: usize, partition: u32, lease_s: f64, now: Option<f64>, with_attrs: bool) -> PyResult<Vec<PyClaim>> {
+        let now = now_ms(now)?;
+        let lease = seconds_to_ms("lease_s", lease_s)?;
+        let claims = self.with(py, |q| q.claim(partition, n, now, lease, with_attrs))?;
+        Ok(claims.into_iter().map(PyClaim::from).collect())
+    }
+
+    /// Complete claims; answers one string per item: "final", "retry", "exhausted", "callback",
+    /// "do_not_call_back", "suppressed", "released" or "stale" (wrong or expired token: nothing
+    /// changed).
+    #[pyo3(signature = (items, *, now=None))]
+    fn complete(&self, py: Python<'_>, items: &Bound<'_, PyAny>, now: Option<f64>) -> PyResult<Vec<&'static str>> {
+        let now = now_ms(now)?;
+        let items: Vec<Completion> = items.try_iter()?.map(|i| completion_of(&i?)).collect::<PyResult<_>>()?;
+        let done = self.with(py, |q| q.complete_many(&items, now))?;
+        Ok(done.iter().map(Completed::as_str).collect())
+    }
+
+    /// Queue depth and counters over all partitions.
+    #[pyo3(signature = (*, now=None))]
+    fn stats<'py>(&self, py: Python<'py>, now: Option<f64>) -> PyResult<Bound<'py, PyDict>> {
+        let now = now_ms(now)?;
+        let s = self.with(py, |q| q.stats(now))?;
+        let d = PyDict::new(py);
+        d.set_item("campaign", &self.campaign)?;
+        d.set_item("partitions", s.partitions)?;
+        d.set_item("ready", s.ready)?;
+        d.set_item("retry_waiting", s.retry_waiting)?;
+        d.set_item("retry_due", s.retry_due)?;
+        d.set_item("callbacks_waiting", s.callbacks_waiting)?;
+        d.set_item("callbacks_due", s.callbacks_due)?;
+        d.set_item("leased", s.leased)?;
+        d.set_item("leases_expired", s.leases_expired)?;
+        let c = PyDict::new(py);
+        for (k, v) in &s.counters {
+            c.set_item(k, v)?;
+        }
+        d.set_item("counters", c)?;
+        Ok(d)
+    }
+
+    /// One contact's state ("ready", "claimed", "waiting_retry", "callback", "do_not_call_back",
+    /// "done"), attempts, last outcome, time and attributes; `None` if not in this campaign.
+    fn contact<'py>(&self, py: Python<'py>, number: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let n = parse_number(number)?;
+        let Some(c) = self.with(py, |q| q.contact(n))? else { return Ok(None) };
+        let d = PyDict::new(py);
+        d.set_item("number", format_e164(c.number))?;
+        d.set_item("state", c.state)?;
+        d.set_item("attempts", c.attempts)?;
+        d.set_item("time", c.time_ms.map(|t| t as f64 / 1000.0))?;
+        d.set_item("last_outcome", c.last_outcome)?;
+        d.set_item("agent", c.agent)?;
+        let a = PyDict::new(py);
+        for (k, v) in &c.attrs {
+            a.set_item(k, v)?;
+        }
+        d.set_item("attrs", a)?;
+        Ok(Some(d))
+    }
+
+    /// Suppression lists checked when contacts are claimed.
+    fn suppression_lists<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let l = self.with(py, |q| q.suppression_lists())?;
+        PyList::new(py, l)
+    }
+
+    fn set_suppression_lists(&self, py: Python<'_>, lists: Vec<String>) -> PyResult<()> {
+        self.with(py, |q| q.set_suppression_lists(&lists))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("CallQueue(campaign={:?}, partitions={})", self.campaign, self.partitions)
+    }
+}
+
+/// `INFO` of the Redis at `redis_url` (all sections) as a dict of strings: for memory figures
+/// (`used_memory`) and the server version.
+#[pyfunction]
+pub(crate) fn redis_info<'py>(py: Python<'py>, redis_url: String) -> PyResult<Bound<'py, PyDict>> {
+    let text = detach(py, || {
+        let mut s = crate::store::Store::connect(&redis_url)?;
+        s.query::<String>(&mut redis::cmd("INFO"), "INFO", "server")
+    })?;
+    let d = PyDict::new(py);
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once(':') {
+            d.set_item(k, v.trim())?;
+        }
+    }
+    Ok(d)
+}

@@ -1,0 +1,498 @@
+//! The call queue: contacts of one campaign, spread over partitions, move
+//! ready -> claimed (a lease with a deadline and a token) -> completed with an outcome.
+//!
+//! Every transition is one Lua script on the partition's keys (see `lua/`), so concurrent
+//! claimers in many processes never see a contact twice and never lose one. Layout of partition
+//! `P = {c:<campaign>:p<n>}`:
+//!
+//! | key            | type  | holds                                                          |
+//! |----------------|-------|----------------------------------------------------------------|
+//! | `P:ready`      | list  | fresh contacts (E.164 digits as integers), file order          |
+//! | `P:retry`      | zset  | due time (ms) of retries, do-not-call-back ends, expired leases |
+//! | `P:cb`         | zset  | due time of callbacks (reserved for an agent)                   |
+//! | `P:lease`      | zset  | lease deadline of claimed contacts                              |
+//! | `P:k:<bucket>` | hash  | number -> state `S|attempts|token|time|outcome|agent` ("" = fresh) |
+//! | `P:a:<bucket>` | hash  | number -> attributes `cols-id \x1f v1 \x1f v2 ...`              |
+//! | `P:cols`       | hash  | cols-id -> attribute column names                               |
+//! | `P:meta`       | hash  | `suppression`: the lists checked at claim time                  |
+//! | `P:stat`       | hash  | counters: imported, claimed, final, retry, outcome:<name> ...   |
+//! | `P:seq`        | int   | lease token sequence                                           |
+//!
+//! A number is packed as the integer of its E.164 digits, which Redis stores in 8 bytes inside
+//! list and hash encodings; buckets (`number mod 65536`) keep the state hashes small enough for
+//! Redis's compact listpack encoding.
+
+pub mod policy;
+
+use std::sync::LazyLock;
+
+use redis::{Script, Value};
+
+use crate::contacts::e164::format_e164;
+use crate::contacts::suppression;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::store::{int, text, Store};
+pub use policy::{Action, Completion, OutcomePolicy};
+
+pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
+pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/complete.lua")));
+pub(crate) static IMPORT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/import.lua")));
+
+/// How many expired leases one claim moves back to the queue at most.
+const EXPIRED_SCAN: u32 = 1000;
+
+/// Where a claimed contact came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Callback,
+    Retry,
+    Fresh,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Callback => "callback",
+            Source::Retry => "retry",
+            Source::Fresh => "fresh",
+        }
+    }
+}
+
+/// A contact handed to a dialer under a lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub number: u64,
+    pub partition: u32,
+    pub token: u64,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub source: Source,
+    /// The agent a callback is reserved for.
+    pub agent: Option<String>,
+    /// Attribute (column, value) pairs from the import, when asked for.
+    pub attrs: Vec<(String, String)>,
+}
+
+/// What a completion did, per contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Completed {
+    Final,
+    Retry,
+    /// A retryable outcome, but `max_attempts` was reached: final.
+    Exhausted,
+    Callback,
+    DoNotCallBack,
+    Suppressed,
+    Released,
+    /// The token is not the contact's live lease (expired and re-claimed, or completed already):
+    /// nothing changed. Holds the contact's state letter now.
+    Stale(char),
+}
+
+impl Completed {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "final" => Completed::Final,
+            "retry" => Completed::Retry,
+            "exhausted" => Completed::Exhausted,
+            "callback" => Completed::Callback,
+            "dnc" => Completed::DoNotCallBack,
+            "suppressed" => Completed::Suppressed,
+            "released" => Completed::Released,
+            _ => Completed::Stale(s.strip_prefix("stale:")?.chars().next().unwrap_or('-')),
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Completed::Final => "final",
+            Completed::Retry => "retry",
+            Completed::Exhausted => "exhausted",
+            Completed::Callback => "callback",
+            Completed::DoNotCallBack => "do_not_call_back",
+            Completed::Suppressed => "suppressed",
+            Completed::Released => "released",
+            Completed::Stale(_) => "stale",
+        }
+    }
+}
+
+/// Queue depth and counters, summed over partitions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub partitions: u32,
+    pub ready: u64,
+    pub retry_waiting: u64,
+    pub retry_due: u64,
+    pub callbacks_waiting: u64,
+    pub callbacks_due: u64,
+    pub leased: u64,
+    pub leases_expired: u64,
+    /// Counters from the scripts (imported, claimed, final, retry, outcome:<name> ...).
+    pub counters: Vec<(String, u64)>,
+}
+
+/// A contact's state, for listings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactState {
+    pub number: u64,
+    pub state: &'static str,
+    pub attempts: u32,
+    /// Lease deadline, due time, callback time or do-not-call-back end, or the time it finished.
+    pub time_ms: Option<u64>,
+    pub last_outcome: Option<String>,
+    pub agent: Option<String>,
+    pub attrs: Vec<(String, String)>,
+}
+
+pub struct CallQueue {
+    store: Store,
+    campaign: String,
+    partitions: u32,
+    policy: OutcomePolicy,
+}
+
+impl CallQueue {
+    /// Open campaign `campaign`'s queue. `partitions` is fixed when the campaign is first used;
+    /// `None` takes the stored count (1 for a new campaign).
+    pub fn open(url: &str, campaign: &str, partitions: Option<u32>, policy: OutcomePolicy) -> Result<Self> {
+        keys::check_name("campaign id", campaign)?;
+        let mut store = Store::connect(url)?;
+        let partitions = ensure_partitions(&mut store, campaign, partitions)?;
+        store.load_scripts(&[&CLAIM, &COMPLETE, &IMPORT])?;
+        Ok(CallQueue { store, campaign: campaign.to_string(), partitions, policy })
+    }
+
+    pub fn campaign(&self) -> &str {
+        &self.campaign
+    }
+
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    pub fn policy(&self) -> &OutcomePolicy {
+        &self.policy
+    }
+
+    pub fn set_policy(&mut self, policy: OutcomePolicy) {
+        self.policy = policy;
+    }
+
+    pub(crate) fn store(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    fn check_partition(&self, partition: u32) -> Result<()> {
+        if partition >= self.partitions {
+            return Err(Error::invalid(
+                "partition",
+                format!("{partition}: campaign {:?} has partitions 0..{}", self.campaign, self.partitions),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Claim up to `n` due contacts of `partition`, each leased for `lease_ms`. Contacts found on
+    /// one of the campaign's suppression lists are completed as `suppressed` and not returned,
+    /// so a number added to a list after the import is never dialled.
+    pub fn claim(&mut self, partition: u32, n: usize, now_ms: u64, lease_ms: u64, with_attrs: bool) -> Result<Vec<Claim>> {
+        self.check_partition(partition)?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if lease_ms == 0 {
+            return Err(Error::invalid("lease", "must be longer than 0 ms"));
+        }
+        let base = keys::partition(&self.campaign, partition);
+        let mut inv = CLAIM.prepare_invoke();
+        inv.key(&base).arg(now_ms).arg(n).arg(lease_ms).arg(u8::from(with_attrs)).arg(EXPIRED_SCAN);
+        let reply = self.store.invoke(&inv, "claim", &base)?;
+        let (lists, mut claims) = parse_claims(&reply, partition, &base)?;
+        if with_attrs {
+            self.resolve_attrs(&base, &mut claims)?;
+        }
+        if lists.is_empty() || claims.is_empty() {
+            return Ok(claims);
+        }
+        let numbers: Vec<u64> = claims.iter().map(|c| c.number).collect();
+        let hit = suppression::check_any(&mut self.store, &lists, &numbers)?;
+        if !hit.iter().any(|h| *h) {
+            return Ok(claims);
+        }
+        let (drop, keep): (Vec<_>, Vec<_>) = claims.into_iter().zip(hit).partition(|(_, h)| *h);
+        let done: Vec<Completion> = drop
+            .iter()
+            .map(|(c, _)| {
+                let mut x = Completion::new(c.number, c.token, "suppressed");
+                x.suppressed = true;
+                x
+            })
+            .collect();
+        self.complete(partition, &done, now_ms)?;
+        Ok(keep.into_iter().map(|(c, _)| c).collect())
+    }
+
+    /// Complete claimed contacts of `partition`; one result per completion, in order.
+    pub fn complete(&mut self, partition: u32, items: &[Completion], now_ms: u64) -> Result<Vec<Completed>> {
+        self.check_partition(partition)?;
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let base = keys::partition(&self.campaign, partition);
+        let mut inv = COMPLETE.prepare_invoke();
+        inv.key(&base).arg(now_ms);
+        for c in items {
+            policy::check_outcome(&c.outcome)?;
+            if let Some((_, agent)) = &c.callback {
+                keys::check_name("agent id", agent)?;
+            }
+            let action = self.policy.action(c, now_ms);
+            let (letter, at, max, agent) = action.script_args();
+            inv.arg(c.number).arg(c.token).arg(&c.outcome).arg(letter).arg(at).arg(max).arg(agent);
+        }
+        let reply = self.store.invoke(&inv, "complete", &base)?;
+        let Value::Array(items_out) = reply else {
+            return Err(Error::protocol("complete", &base, "expected an array"));
+        };
+        items_out
+            .iter()
+            .map(|v| {
+                text(v)
+                    .and_then(|s| Completed::parse(&s))
+                    .ok_or_else(|| Error::protocol("complete", &base, format!("unexpected result {v:?}")))
+            })
+            .collect()
+    }
+
+    /// Complete contacts of any partitions (each number's partition is derived from it); one
+    /// result per completion, in order.
+    pub fn complete_many(&mut self, items: &[Completion], now_ms: u64) -> Result<Vec<Completed>> {
+        if self.partitions == 1 {
+            return self.complete(0, items, now_ms);
+        }
+        let mut out: Vec<Option<Completed>> = vec![None; items.len()];
+        for p in 0..self.partitions {
+            let (idx, part): (Vec<usize>, Vec<Completion>) = items
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| keys::partition_of(c.number, self.partitions) == p)
+                .map(|(i, c)| (i, c.clone()))
+                .unzip();
+            for (i, r) in idx.into_iter().zip(self.complete(p, &part, now_ms)?) {
+                out[i] = Some(r);
+            }
+        }
+        Ok(out.into_iter().map(|r| r.unwrap_or(Completed::Stale('-'))).collect())
+    }
+
+    /// Suppression lists checked at claim time (stored with the campaign, in every partition).
+    pub fn set_suppression_lists(&mut self, lists: &[String]) -> Result<()> {
+        for l in lists {
+            keys::check_name("suppression list", l)?;
+        }
+        let joined = lists.join(",");
+        let mut pipe = redis::pipe();
+        for p in 0..self.partitions {
+            pipe.cmd("HSET").arg(format!("{}:meta", keys::partition(&self.campaign, p))).arg("suppression").arg(&joined).ignore();
+        }
+        self.store.pipe::<()>(&pipe, "set suppression lists", &self.campaign)
+    }
+
+    pub fn suppression_lists(&mut self) -> Result<Vec<String>> {
+        let key = format!("{}:meta", keys::partition(&self.campaign, 0));
+        let v: Option<String> = self.store.query(redis::cmd("HGET").arg(&key).arg("suppression"), "read suppression lists", &key)?;
+        Ok(v.unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+    }
+
+    /// Depth of every queue and the counters, summed over partitions.
+    pub fn stats(&mut self, now_ms: u64) -> Result<QueueStats> {
+        let mut pipe = redis::pipe();
+        for p in 0..self.partitions {
+            let b = keys::partition(&self.campaign, p);
+            pipe.cmd("LLEN").arg(format!("{b}:ready"));
+            pipe.cmd("ZCARD").arg(format!("{b}:retry"));
+            pipe.cmd("ZCOUNT").arg(format!("{b}:retry")).arg("-inf").arg(now_ms);
+            pipe.cmd("ZCARD").arg(format!("{b}:cb"));
+            pipe.cmd("ZCOUNT").arg(format!("{b}:cb")).arg("-inf").arg(now_ms);
+            pipe.cmd("ZCARD").arg(format!("{b}:lease"));
+            pipe.cmd("ZCOUNT").arg(format!("{b}:lease")).arg("-inf").arg(now_ms);
+            pipe.cmd("HGETALL").arg(format!("{b}:stat"));
+        }
+        type Row = (u64, u64, u64, u64, u64, u64, u64, Vec<(String, u64)>);
+        let rows: Vec<Value> = self.store.pipe(&pipe, "stats", &self.campaign)?;
+        let mut s = QueueStats { partitions: self.partitions, ..Default::default() };
+        let mut counters: std::collections::BTreeMap<String, u64> = Default::default();
+        for chunk in rows.chunks(8) {
+            let row: Row = redis::FromRedisValue::from_redis_value(Value::Array(chunk.to_vec()))
+                .map_err(|e| Error::protocol("stats", &self.campaign, e.to_string()))?;
+            s.ready += row.0;
+            s.retry_waiting += row.1 - row.2;
+            s.retry_due += row.2;
+            s.callbacks_waiting += row.3 - row.4;
+            s.callbacks_due += row.4;
+            s.leased += row.5;
+            s.leases_expired += row.6;
+            for (k, v) in row.7 {
+                *counters.entry(k).or_default() += v;
+            }
+        }
+        s.counters = counters.into_iter().collect();
+        Ok(s)
+    }
+
+    /// One contact's state, or `None` when the number is not in this campaign.
+    pub fn contact(&mut self, number: u64) -> Result<Option<ContactState>> {
+        let p = keys::partition_of(number, self.partitions);
+        let base = keys::partition(&self.campaign, p);
+        let bucket = number % keys::BUCKETS;
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGET").arg(format!("{base}:k:{bucket}")).arg(number);
+        pipe.cmd("HGET").arg(format!("{base}:a:{bucket}")).arg(number);
+        let (st, attrs): (Option<String>, Option<String>) = self.store.pipe(&pipe, "read contact", &base)?;
+        let Some(st) = st else { return Ok(None) };
+        let mut c = parse_state(number, &st).ok_or_else(|| Error::protocol("read contact", &base, format!("bad state {st:?}")))?;
+        if let Some(a) = attrs {
+            let mut one = vec![Claim { number, partition: p, token: 0, attempts: 0, source: Source::Fresh, agent: None, attrs: Vec::new() }];
+            one[0].attrs = vec![(String::new(), a)];
+            self.resolve_attrs(&base, &mut one)?;
+            c.attrs = std::mem::take(&mut one[0].attrs);
+        }
+        Ok(Some(c))
+    }
+
+    /// Turn raw `cols-id \x1f v1 \x1f v2` attribute strings (held in `attrs[0].1`) into pairs.
+    fn resolve_attrs(&mut self, base: &str, claims: &mut [Claim]) -> Result<()> {
+        let mut ids: Vec<String> = claims
+            .iter()
+            .filter_map(|c| c.attrs.first().and_then(|(_, raw)| raw.split('\x1f').next()).map(str::to_string))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let cols_key = format!("{base}:cols");
+        let names: Vec<Option<String>> = self.store.query(redis::cmd("HMGET").arg(&cols_key).arg(&ids), "read attribute columns", &cols_key)?;
+        let table: Vec<(String, Vec<String>)> = ids
+            .into_iter()
+            .zip(names)
+            .map(|(id, n)| (id, n.unwrap_or_default().split('\x1f').map(str::to_string).collect()))
+            .collect();
+        for c in claims.iter_mut() {
+            let Some((_, raw)) = c.attrs.pop() else { continue };
+            let mut parts = raw.split('\x1f');
+            let id = parts.next().unwrap_or("");
+            let cols = table.iter().find(|(i, _)| i == id).map(|(_, c)| c.as_slice()).unwrap_or(&[]);
+            c.attrs = parts
+                .enumerate()
+                .map(|(i, v)| (cols.get(i).cloned().unwrap_or_else(|| format!("col{i}")), v.to_string()))
+                .collect();
+        }
+        Ok(())
+    }
+}
+
+/// Read or fix the campaign's partition count.
+fn ensure_partitions(store: &mut Store, campaign: &str, asked: Option<u32>) -> Result<u32> {
+    if let Some(0) = asked {
+        return Err(Error::invalid("partitions", "must be at least 1"));
+    }
+    let key = keys::campaign_meta(campaign);
+    let want = asked.unwrap_or(1);
+    // HSETNX then HGET: the first opener fixes the count; later ones must agree.
+    let mut pipe = redis::pipe();
+    pipe.cmd("HSETNX").arg(&key).arg("partitions").arg(want).ignore();
+    pipe.cmd("HGET").arg(&key).arg("partitions");
+    let (stored,): (u32,) = store.pipe(&pipe, "read partitions", &key)?;
+    match asked {
+        Some(a) if a != stored => Err(Error::PartitionMismatch { campaign: campaign.to_string(), stored, asked: a }),
+        _ => Ok(stored),
+    }
+}
+
+fn parse_claims(reply: &Value, partition: u32, base: &str) -> Result<(Vec<String>, Vec<Claim>)> {
+    let bad = |what: &str| Error::protocol("claim", base, what.to_string());
+    let Value::Array(items) = reply else { return Err(bad("expected an array")) };
+    let Some(Value::Array(meta)) = items.first() else { return Err(bad("missing meta")) };
+    let lists: Vec<String> = meta
+        .first()
+        .and_then(text)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut claims = Vec::with_capacity(items.len().saturating_sub(1));
+    for it in &items[1..] {
+        let Value::Array(f) = it else { return Err(bad("claim is not an array")) };
+        if f.len() != 6 {
+            return Err(bad("claim has the wrong field count"));
+        }
+        let number = int(&f[0]).ok_or_else(|| bad("number"))? as u64;
+        let token = int(&f[1]).ok_or_else(|| bad("token"))? as u64;
+        let attempts = int(&f[2]).ok_or_else(|| bad("attempts"))? as u32;
+        let source = match text(&f[3]).as_deref() {
+            Some("callback") => Source::Callback,
+            Some("retry") => Source::Retry,
+            Some("fresh") => Source::Fresh,
+            _ => return Err(bad("source")),
+        };
+        let agent = text(&f[4]).filter(|a| !a.is_empty());
+        let raw = text(&f[5]).unwrap_or_default();
+        let attrs = if raw.is_empty() { Vec::new() } else { vec![(String::new(), raw)] };
+        claims.push(Claim { number, partition, token, attempts, source, agent, attrs });
+    }
+    Ok((lists, claims))
+}
+
+fn parse_state(number: u64, st: &str) -> Option<ContactState> {
+    if st.is_empty() {
+        return Some(ContactState { number, state: "ready", attempts: 0, time_ms: None, last_outcome: None, agent: None, attrs: Vec::new() });
+    }
+    let mut f = st.splitn(6, '|');
+    let state = match f.next()? {
+        "C" => "claimed",
+        "W" => "waiting_retry",
+        "B" => "callback",
+        "N" => "do_not_call_back",
+        "D" => "done",
+        _ => return None,
+    };
+    let attempts = f.next()?.parse().ok()?;
+    let _token = f.next()?;
+    let time_ms = f.next()?.parse().ok();
+    let outcome = f.next().filter(|s| !s.is_empty()).map(str::to_string);
+    let agent = f.next().filter(|s| !s.is_empty()).map(str::to_string);
+    Some(ContactState { number, state, attempts, time_ms, last_outcome: outcome, agent, attrs: Vec::new() })
+}
+
+/// `+84901234567` for display.
+pub fn display_number(n: u64) -> String {
+    format_e164(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_parse() {
+        let c = parse_state(1, "B|1|0|1700000000000|no_answer|alice").unwrap();
+        assert_eq!(c.state, "callback");
+        assert_eq!(c.attempts, 1);
+        assert_eq!(c.time_ms, Some(1_700_000_000_000));
+        assert_eq!(c.agent.as_deref(), Some("alice"));
+        assert_eq!(parse_state(1, "").unwrap().state, "ready");
+        assert!(parse_state(1, "X|1|0|0||").is_none());
+    }
+
+    #[test]
+    fn completion_results_parse() {
+        assert_eq!(Completed::parse("retry"), Some(Completed::Retry));
+        assert_eq!(Completed::parse("stale:D"), Some(Completed::Stale('D')));
+        assert_eq!(Completed::parse("nonsense"), None);
+    }
+}

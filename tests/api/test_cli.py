@@ -1,0 +1,87 @@
+"""The `dialer` command: sub-commands, the embedded Redis, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from api.embedded_redis import ping
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def dialer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=ROOT, env=e, capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_the_subcommands_and_each_has_help() -> None:
+    out = dialer("--help")
+    assert out.returncode == 0
+    subs = ["import", "suppress", "queue", "contact", "sample", "normalize", "demo"]
+    for s in subs:
+        assert s in out.stdout
+        assert dialer(s, "--help").returncode == 0
+
+
+def test_embedded_redis_keeps_data_across_runs_and_stops_on_exit(tmp_path: Path) -> None:
+    state = tmp_path / "st"
+    lst = tmp_path / "l.txt"
+    lst.write_text("0901234567\n0901234568\n")
+    out = dialer("--state-dir", str(state), "import", str(lst), "--campaign", "c1", "--country", "VN", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["accepted"] == 2
+    sock = str(state / "redis" / "redis.sock")
+    assert ping(sock) is None  # the child was stopped on exit
+    assert (state / "redis" / "appendonlydir").is_dir()  # AOF on
+    out = dialer("queue", "c1", "--json", env={"DIALER_STATE_DIR": str(state)})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["ready"] == 2  # reused the data
+    assert ping(sock) is None
+
+
+def test_given_redis_url_is_used(redis_url: str, tmp_path: Path) -> None:
+    lst = tmp_path / "l.txt"
+    lst.write_text("0901234567\n")
+    out = dialer("--redis-url", redis_url, "import", str(lst), "--campaign", "c9", "--country", "VN", "-q")
+    assert out.returncode == 0, out.stderr
+    assert "accepted" in out.stdout
+    assert not (Path.home() / ".local/state/dialer/redis/c9").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["import", "{missing}", "--campaign", "c1", "--country", "VN"], "cannot read"),
+        (["import", "{list}", "--campaign", "c1", "--country", "QQ"], "unknown country"),
+        (["normalize", "12", "--country", "VN"], "12"),
+    ],
+)
+def test_errors_are_one_clear_line_and_exit_1(redis_url: str, tmp_path: Path, args: list[str], message: str) -> None:
+    lst = tmp_path / "l.txt"
+    lst.write_text("0901234567\n")
+    args = [a.format(missing=tmp_path / "nope.csv", list=lst) for a in args]
+    out = dialer("--redis-url", redis_url, *args)
+    assert out.returncode == 1
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_redis_down_is_a_clear_error(tmp_path: Path) -> None:
+    from tests.support.redis_server import free_port
+
+    out = dialer("--redis-url", f"redis://127.0.0.1:{free_port()}", "queue", "c1")
+    assert out.returncode == 1
+    assert "unavailable" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_demo_runs_end_to_end() -> None:
+    out = dialer("demo", "--rows", "5000")
+    assert out.returncode == 0, out.stderr
+    for step in ("import into campaign", "first dialling round", "retry round", "exhausted", "Redis memory"):
+        assert step in out.stdout
