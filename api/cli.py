@@ -11,7 +11,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ class Progress:
         self.started = time.perf_counter()
         self.last_line = 0.0
 
-    def __call__(self, report: dict[str, Any]) -> None:
+    def __call__(self, report: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
         now = time.perf_counter()
@@ -62,7 +62,7 @@ class Progress:
             print(file=sys.stderr)
 
 
-def _print_report(report: dict[str, Any], as_json: bool, title: str) -> None:
+def _print_report(report: Mapping[str, Any], as_json: bool, title: str) -> None:
     if as_json:
         print(json.dumps(report, indent=2))
         return

@@ -79,7 +79,7 @@ impl Error {
             || e.is_unrecoverable_error() && e.code().is_none()
         {
             Error::RedisUnavailable { url: url.to_string(), op, detail }
-        } else if e.code() == Some("OOM") || detail.contains("OOM command not allowed") {
+        } else if e.code() == Some("OOM") || detail.contains("OOM") && detail.contains("maxmemory") {
             Error::RedisFull { url: url.to_string(), op, detail }
         } else {
             Error::Redis { url: url.to_string(), op, target: target.to_string(), detail }

@@ -52,6 +52,8 @@ def test_contacts_of_a_claimer_killed_with_sigkill_come_back_after_the_lease_dea
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
     held = out.read_text().split()
     assert held == nums[:200]
 

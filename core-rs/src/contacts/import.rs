@@ -123,7 +123,9 @@ pub fn import_file(url: &str, path: &Path, opts: &ImportOptions, progress: &mut 
                 break;
             }
         });
-        // Dropping `rx` on an early return stops the parser at its next send.
+        // `rx` moves in here: an early return drops it, which stops the parser at its next send
+        // (the scope waits for the parser, so it must not stay blocked on a full channel).
+        let rx = rx;
         for batch in rx.iter() {
             let b = batch?;
             load_batch(&mut queue, &lists, partitions, &cols_id, &b, &mut report)?;

@@ -1,0 +1,70 @@
+"""Batched claim+complete throughput against `redis-benchmark -t lpop -P 100` on the same server.
+
+Target (issue 2): at least 0.25 of the reference, and at least 100k contacts/s.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import dialer_core as dc
+from api.embedded_redis import EmbeddedRedis
+from bench.conftest import report
+
+BATCH = 1000
+
+
+def redis_benchmark_lpop(port: int, requests: int) -> float:
+    out = subprocess.run(
+        ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "lpop", "-P", "100", "-n", str(requests), "-q"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    m = re.search(r"LPOP: ([\d.]+) requests per second", out.replace("\r", "\n"))
+    assert m, out
+    return float(m.group(1))
+
+
+def test_claim_complete_throughput(benchmark: Any, redis_instance: EmbeddedRedis, redis_url: str, tmp_path: Path, full_size: bool) -> None:
+    contacts = 1_000_000 if full_size else 100_000
+    p = tmp_path / "numbers.txt"
+    p.write_text("".join(f"+8490{i:07d}\n" for i in range(contacts)))
+    assert dc.import_contacts(redis_url, p, "tp", country="VN")["accepted"] == contacts
+    q = dc.CallQueue(redis_url, "tp")
+    seen: set[str] = set()
+    round_rates: list[float] = []
+
+    def run() -> int:
+        done = 0
+        while True:
+            t = time.perf_counter()
+            claims = q.claim(BATCH, lease_s=60)
+            if not claims:
+                return done
+            results = q.complete([(c, "answered") for c in claims])
+            round_rates.append(len(claims) / (time.perf_counter() - t))
+            assert results == ["final"] * len(claims)
+            seen.update(c.number for c in claims)
+            done += len(claims)
+
+    started = time.perf_counter()
+    done = benchmark.pedantic(run, rounds=1, iterations=1)
+    ours = done / (time.perf_counter() - started)
+    assert done == contacts and len(seen) == contacts  # each exactly once
+    assert redis_instance.port is not None
+    ref = redis_benchmark_lpop(redis_instance.port, 2_000_000 if full_size else 500_000)
+    median_batch = statistics.median(round_rates)
+    benchmark.extra_info.update(contacts_per_s=ours, lpop_p100_per_s=ref, ratio=ours / ref, correct=True)
+    report(f"claim+complete, batches of {BATCH}, one client, {contacts:,} contacts", [
+        ("dialer_core claim+complete, contacts/s", f"{ours:,.0f}"),
+        ("  median over batches, contacts/s", f"{median_batch:,.0f}"),
+        ("redis-benchmark -t lpop -P 100, requests/s", f"{ref:,.0f}"),
+        ("ratio ours / reference (target >= 0.25)", f"{ours / ref:.2f}"),
+    ])
+    if full_size:
+        assert ours >= 100_000, f"{ours:,.0f} contacts/s (target: 100k)"
+        assert ours / ref >= 0.25, f"ratio {ours / ref:.2f} (target: 0.25)"

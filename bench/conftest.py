@@ -1,0 +1,17 @@
+"""Benchmarks: full size under `make bench` (timing on), small and quick inside `make test`."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def full_size(request: pytest.FixtureRequest) -> bool:
+    """True when benchmarks are enabled (`make bench`): then the issue's sizes are used."""
+    return not request.config.getoption("benchmark_disable")
+
+
+def report(title: str, rows: list[tuple[str, str]]) -> None:
+    print(f"\n== {title}")
+    for k, v in rows:
+        print(f"   {k:<46} {v}")

@@ -1,0 +1,38 @@
+"""The asyncio adapter over the call queue keeps the loop free while Redis works."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import dialer_core as dc
+from pacer.queue_client import QueueClient
+
+
+def test_claim_and_complete_from_asyncio(redis_url: str, tmp_path: Path) -> None:
+    p = tmp_path / "l.txt"
+    p.write_text("".join(f"+8490{i:07d}\n" for i in range(20_000)))
+    dc.import_contacts(redis_url, p, "aio", country="VN")
+    client = QueueClient(dc.CallQueue(redis_url, "aio"))
+
+    async def main() -> tuple[int, int]:
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        t = asyncio.create_task(ticker())
+        done = 0
+        while claims := await client.claim(2000):
+            done += (await client.complete([(c, "answered") for c in claims])).count("final")
+        stop.set()
+        await t
+        return done, ticks
+
+    done, ticks = asyncio.run(main())
+    assert done == 20_000
+    assert ticks > 10  # the loop ran other tasks while the queue worked
