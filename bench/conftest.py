@@ -8,7 +8,8 @@ import pytest
 @pytest.fixture
 def full_size(request: pytest.FixtureRequest) -> bool:
     """True when benchmarks are enabled (`make bench`): then the issue's sizes are used."""
-    return not request.config.getoption("benchmark_disable")
+    cfg = request.config
+    return bool(cfg.getoption("benchmark_enable")) or not cfg.getoption("benchmark_disable")
 
 
 def report(title: str, rows: list[tuple[str, str]]) -> None:

@@ -11,7 +11,8 @@
 //! | `P:retry`      | zset  | due time (ms) of retries, do-not-call-back ends, expired leases |
 //! | `P:cb`         | zset  | due time of callbacks (reserved for an agent)                   |
 //! | `P:lease`      | zset  | lease deadline of claimed contacts                              |
-//! | `P:k:<bucket>` | hash  | number -> state `S|attempts|token|time|outcome|agent` ("" = fresh) |
+//! | `P:lh`         | hash  | number -> `token|attempts|agent` of each live lease             |
+//! | `P:k:<bucket>` | hash  | number -> state `S|attempts|0|time|outcome|agent` ("" = fresh); written when a call completes, so a claim of a fresh contact costs no per-contact write |
 //! | `P:a:<bucket>` | hash  | number -> attributes `cols-id \x1f v1 \x1f v2 ...`              |
 //! | `P:cols`       | hash  | cols-id -> attribute column names                               |
 //! | `P:meta`       | hash  | `suppression`: the lists checked at claim time                  |
@@ -351,9 +352,21 @@ impl CallQueue {
         let mut pipe = redis::pipe();
         pipe.cmd("HGET").arg(format!("{base}:k:{bucket}")).arg(number);
         pipe.cmd("HGET").arg(format!("{base}:a:{bucket}")).arg(number);
-        let (st, attrs): (Option<String>, Option<String>) = self.store.pipe(&pipe, "read contact", &base)?;
+        pipe.cmd("HGET").arg(format!("{base}:lh")).arg(number);
+        pipe.cmd("ZSCORE").arg(format!("{base}:lease")).arg(number);
+        type Reply = (Option<String>, Option<String>, Option<String>, Option<f64>);
+        let (st, attrs, lease, deadline): Reply = self.store.pipe(&pipe, "read contact", &base)?;
         let Some(st) = st else { return Ok(None) };
         let mut c = parse_state(number, &st).ok_or_else(|| Error::protocol("read contact", &base, format!("bad state {st:?}")))?;
+        if let Some(lease) = lease {
+            // Claimed: the lease holds the attempts so far and the agent of a callback.
+            let mut f = lease.splitn(3, '|');
+            let _token = f.next();
+            c.state = "claimed";
+            c.attempts = f.next().and_then(|a| a.parse().ok()).unwrap_or(c.attempts);
+            c.agent = f.next().filter(|a| !a.is_empty()).map(str::to_string);
+            c.time_ms = deadline.map(|d| d as u64);
+        }
         if let Some(a) = attrs {
             let mut one = vec![Claim { number, partition: p, token: 0, attempts: 0, source: Source::Fresh, agent: None, attrs: Vec::new() }];
             one[0].attrs = vec![(String::new(), a)];

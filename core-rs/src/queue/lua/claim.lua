@@ -4,8 +4,11 @@
 -- ARGV: now_ms, n, lease_ms, with_attrs (0/1), expired_scan_limit
 -- Order: expired leases go back to :retry (due at their deadline, no attempt counted), then due
 -- callbacks, then due retries, then fresh contacts (FIFO).
--- Returns { meta, c1..., c2..., ... } where meta = {suppression_lists, expired_count} and each
--- claim is { number, token, attempts, source, agent, attrs }.
+-- A lease is a member of :lease (score = deadline) plus a field of :lh, number -> "token|attempts|agent".
+-- Fresh contacts cost no per-contact call here: their attempts are 0 and the batch's lease
+-- fields and deadlines are written with one HSET and one ZADD.
+-- Returns { meta, c1, c2, ... } where meta = {suppression_lists, expired_count} and each claim is
+-- { number, token, attempts, source, agent, attrs }.
 local P = KEYS[1]
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
@@ -14,52 +17,47 @@ local with_attrs = ARGV[4] == '1'
 local scan = tonumber(ARGV[5])
 local BUCKETS = 65536
 local CHUNK = 1000
+local LEASE, LH = P .. ':lease', P .. ':lh'
 
 local function bucket(num) return tostring(math.fmod(tonumber(num), BUCKETS)) end
+local function batched(cmd, key, args)
+  for i = 1, #args, CHUNK do
+    redis.call(cmd, key, unpack(args, i, math.min(i + CHUNK - 1, #args)))
+  end
+end
 
--- 1. Leases past their deadline: the claimer died or stalled.
-local expired = redis.call('ZRANGE', P .. ':lease', '-inf', now, 'BYSCORE', 'LIMIT', 0, scan, 'WITHSCORES')
+-- 1. Leases past their deadline (the claimer died or stalled) go back to :retry.
+local expired = redis.call('ZRANGE', LEASE, '-inf', now, 'BYSCORE', 'LIMIT', 0, scan, 'WITHSCORES')
 local nexp = #expired / 2
 if nexp > 0 then
-  local zadd, zrem = {}, {}
+  local nums, zadd = {}, {}
   for i = 1, #expired, 2 do
-    local num, deadline = expired[i], expired[i + 1]
-    local kkey = P .. ':k:' .. bucket(num)
-    local st = redis.call('HGET', kkey, num)
-    local attempts = 0
-    local agent = ''
-    if st then
-      local _, a, _, _, _, ag = string.match(st, '^(%a)|(%d+)|(%d*)|(%d*)|([^|]*)|(.*)$')
-      attempts = tonumber(a) or 0
-      agent = ag or ''
-    end
-    -- W: waiting; token 0 makes any late completion with the old token stale.
-    redis.call('HSET', kkey, num, 'W|' .. attempts .. '|0|' .. deadline .. '|lease_expired|' .. agent)
-    zadd[#zadd + 1] = deadline
-    zadd[#zadd + 1] = num
-    zrem[#zrem + 1] = num
-    if #zrem >= CHUNK then
-      redis.call('ZADD', P .. ':retry', unpack(zadd)); redis.call('ZREM', P .. ':lease', unpack(zrem))
-      zadd, zrem = {}, {}
-    end
+    nums[#nums + 1] = expired[i]
+    zadd[#zadd + 1] = expired[i + 1]
+    zadd[#zadd + 1] = expired[i]
   end
-  if #zrem > 0 then
-    redis.call('ZADD', P .. ':retry', unpack(zadd)); redis.call('ZREM', P .. ':lease', unpack(zrem))
+  local leases = redis.call('HMGET', LH, unpack(nums))
+  for i, num in ipairs(nums) do
+    local _, attempts, agent = string.match(leases[i] or '', '^(%d*)|(%d*)|(.*)$')
+    -- W: waiting; the lease field goes, so a late completion with the old token is stale.
+    redis.call('HSET', P .. ':k:' .. bucket(num), num,
+      'W|' .. (attempts or '0') .. '|0|' .. zadd[2 * i - 1] .. '|lease_expired|' .. (agent or ''))
   end
+  batched('HDEL', LH, nums)
+  batched('ZREM', LEASE, nums)
+  for i = 1, #zadd, 2 * CHUNK do redis.call('ZADD', P .. ':retry', unpack(zadd, i, math.min(i + 2 * CHUNK - 1, #zadd))) end
   redis.call('HINCRBY', P .. ':stat', 'lease_expired', nexp)
 end
 
 -- 2. Pick candidates in priority order.
-local picked = {}   -- { {num, source}, ... }
+local picked, sources = {}, {}
 local function take_due(zkey, source)
   local want = n - #picked
   if want <= 0 then return end
   local due = redis.call('ZRANGE', zkey, '-inf', now, 'BYSCORE', 'LIMIT', 0, want)
   if #due == 0 then return end
-  for i = 1, #due, CHUNK do
-    redis.call('ZREM', zkey, unpack(due, i, math.min(i + CHUNK - 1, #due)))
-  end
-  for _, num in ipairs(due) do picked[#picked + 1] = { num, source } end
+  batched('ZREM', zkey, due)
+  for _, num in ipairs(due) do picked[#picked + 1] = num; sources[#picked] = source end
 end
 take_due(P .. ':cb', 'callback')
 take_due(P .. ':retry', 'retry')
@@ -67,7 +65,7 @@ local want = n - #picked
 if want > 0 then
   local fresh = redis.call('LPOP', P .. ':ready', want)
   if fresh then
-    for _, num in ipairs(fresh) do picked[#picked + 1] = { num, 'fresh' } end
+    for _, num in ipairs(fresh) do picked[#picked + 1] = num; sources[#picked] = 'fresh' end
   end
 end
 
@@ -78,27 +76,30 @@ if #picked == 0 then return out end
 -- 3. Lease every picked contact: a token from the partition's sequence, a deadline.
 local deadline = now + lease_ms
 local first = redis.call('INCRBY', P .. ':seq', #picked) - #picked + 1
-local zadd = {}
-for i, pk in ipairs(picked) do
-  local num, source = pk[1], pk[2]
-  local b = bucket(num)
-  local kkey = P .. ':k:' .. b
-  local st = redis.call('HGET', kkey, num)
+local hset, zadd = {}, {}
+for i, num in ipairs(picked) do
+  local source = sources[i]
   local attempts, agent = 0, ''
-  if st and st ~= '' then
-    local _, a, _, _, _, ag = string.match(st, '^(%a)|(%d+)|(%d*)|(%d*)|([^|]*)|(.*)$')
-    attempts = tonumber(a) or 0
-    agent = ag or ''
+  if source ~= 'fresh' then
+    local st = redis.call('HGET', P .. ':k:' .. bucket(num), num)
+    if st and st ~= '' then
+      local a, ag = string.match(st, '^%a|(%d+)|%d*|%d*|[^|]*|(.*)$')
+      attempts = tonumber(a) or 0
+      agent = ag or ''
+    end
   end
   local token = first + i - 1
-  redis.call('HSET', kkey, num, 'C|' .. attempts .. '|' .. token .. '|' .. deadline .. '||' .. agent)
+  hset[#hset + 1] = num
+  hset[#hset + 1] = token .. '|' .. attempts .. '|' .. agent
   zadd[#zadd + 1] = deadline
   zadd[#zadd + 1] = num
-  if #zadd >= 2 * CHUNK then redis.call('ZADD', P .. ':lease', unpack(zadd)); zadd = {} end
   local attrs = false
-  if with_attrs then attrs = redis.call('HGET', P .. ':a:' .. b, num) end
+  if with_attrs then attrs = redis.call('HGET', P .. ':a:' .. bucket(num), num) end
   out[#out + 1] = { num, token, attempts, source, agent, attrs or '' }
 end
-if #zadd > 0 then redis.call('ZADD', P .. ':lease', unpack(zadd)) end
+for i = 1, #hset, 2 * CHUNK do
+  redis.call('HSET', LH, unpack(hset, i, math.min(i + 2 * CHUNK - 1, #hset)))
+  redis.call('ZADD', LEASE, unpack(zadd, i, math.min(i + 2 * CHUNK - 1, #zadd)))
+end
 redis.call('HINCRBY', P .. ':stat', 'claimed', #picked)
 return out

@@ -5,47 +5,47 @@
 -- action: F final | R retry at at_ms unless max_attempts reached | B callback at at_ms for agent |
 --         N do-not-call-back until at_ms | S suppressed (final, no attempt) |
 --         U unclaim (back to the queue now, no attempt counted)
--- A completion whose token is not the live lease's token changes nothing and answers
--- 'stale:<status>' (status letter of the contact now, '-' when unknown).
+-- A completion whose token is not the live lease's token (:lh, number -> "token|attempts|agent")
+-- changes nothing and answers 'stale:<status>' (the contact's state letter, '-' when unknown).
 -- Returns one string per contact: final | retry | exhausted | callback | dnc | suppressed |
 -- released | stale:<s>
 local P = KEYS[1]
 local now = tonumber(ARGV[1])
 local BUCKETS = 65536
 local CHUNK = 1000
-local out = {}
-local counts = {}
-local lease_rem = {}
-local retry_add = {}
-local cb_add = {}
+local LEASE, LH = P .. ':lease', P .. ':lh'
+local out, counts = {}, {}
+local released, retry_add, cb_add = {}, {}, {}
 
-local function bump(k) counts[k] = (counts[k] or 0) + 1 end
-local function flush(key, cmd, args, force)
-  if #args > 0 and (force or #args >= 2 * CHUNK) then
-    redis.call(cmd, key, unpack(args))
-    return {}
-  end
-  return args
+local nums = {}
+for i = 2, #ARGV, 7 do nums[#nums + 1] = ARGV[i] end
+local leases = {}
+for i = 1, #nums, CHUNK do
+  local part = redis.call('HMGET', LH, unpack(nums, i, math.min(i + CHUNK - 1, #nums)))
+  for _, v in ipairs(part) do leases[#leases + 1] = v end
 end
 
-for i = 2, #ARGV, 7 do
-  local num, token, outcome, action = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+local function bump(k) counts[k] = (counts[k] or 0) + 1 end
+
+for j, num in ipairs(nums) do
+  local i = 2 + (j - 1) * 7
+  local token, outcome, action = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local at, max_attempts, agent = ARGV[i + 4], tonumber(ARGV[i + 5]), ARGV[i + 6]
   local kkey = P .. ':k:' .. tostring(math.fmod(tonumber(num), BUCKETS))
-  local st = redis.call('HGET', kkey, num)
-  local status, attempts, tok = '-', 0, ''
-  if st and st ~= '' then
-    local s, a, t = string.match(st, '^(%a)|(%d+)|(%d*)|')
-    status, attempts, tok = s or '?', tonumber(a) or 0, t or ''
-  elseif st then
-    status = 'R'
+  local tok, attempts = nil, 0
+  if leases[j] then
+    local t, a = string.match(leases[j], '^(%d+)|(%d+)|')
+    tok, attempts = t, tonumber(a) or 0
   end
-  if status ~= 'C' or tok ~= token then
+  if tok ~= token then
+    local st = redis.call('HGET', kkey, num)
+    local status = '-'
+    if leases[j] then status = 'C' elseif st == '' then status = 'R' elseif st then status = string.sub(st, 1, 1) end
     out[#out + 1] = 'stale:' .. status
     bump('stale')
   else
-    lease_rem[#lease_rem + 1] = num
-    lease_rem = flush(P .. ':lease', 'ZREM', lease_rem, false)
+    leases[j] = false  -- the same number twice in one call: the second is stale
+    released[#released + 1] = num
     local result, state
     if action == 'S' then
       result = 'suppressed'
@@ -83,15 +83,17 @@ for i = 2, #ARGV, 7 do
       end
     end
     redis.call('HSET', kkey, num, state)
-    retry_add = flush(P .. ':retry', 'ZADD', retry_add, false)
-    cb_add = flush(P .. ':cb', 'ZADD', cb_add, false)
     out[#out + 1] = result
     bump(result)
     if result == 'final' or result == 'exhausted' then bump('outcome:' .. outcome) end
   end
 end
-flush(P .. ':lease', 'ZREM', lease_rem, true)
-flush(P .. ':retry', 'ZADD', retry_add, true)
-flush(P .. ':cb', 'ZADD', cb_add, true)
+for i = 1, #released, CHUNK do
+  local last = math.min(i + CHUNK - 1, #released)
+  redis.call('HDEL', LH, unpack(released, i, last))
+  redis.call('ZREM', LEASE, unpack(released, i, last))
+end
+for i = 1, #retry_add, 2 * CHUNK do redis.call('ZADD', P .. ':retry', unpack(retry_add, i, math.min(i + 2 * CHUNK - 1, #retry_add))) end
+for i = 1, #cb_add, 2 * CHUNK do redis.call('ZADD', P .. ':cb', unpack(cb_add, i, math.min(i + 2 * CHUNK - 1, #cb_add))) end
 for k, v in pairs(counts) do redis.call('HINCRBY', P .. ':stat', k, v) end
 return out
