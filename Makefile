@@ -35,6 +35,7 @@ $(BUILT): $(RUST_SRC) $(PY_SRC)
 test: setup test-rust test-python
 
 test-rust:
+	cargo clippy -q -p dialer-core --features python --all-targets -- -D warnings
 	cargo test -p dialer-core
 
 test-python: setup

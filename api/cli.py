@@ -158,7 +158,7 @@ def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(stats, indent=2))
         return 0
     print(f"campaign {args.campaign} ({stats['partitions']} partition(s)):")
-    for key in ("ready", "retry_due", "retry_waiting", "callbacks_due", "callbacks_waiting", "leased", "leases_expired"):
+    for key in ("ready", "retry_due", "retry_waiting", "callbacks_due", "callbacks_waiting", "leased", "lease_batches_overdue"):
         print(f"  {key:<18} {stats[key]:>12,}")
     print(f"  suppression lists  {', '.join(stats['suppression_lists']) or '-'}")
     for key, value in sorted(stats["counters"].items()):

@@ -37,8 +37,10 @@ def test_claim_complete_throughput(benchmark: Any, redis_instance: EmbeddedRedis
     q = dc.CallQueue(redis_url, "tp")
     seen: set[str] = set()
     round_rates: list[float] = []
+    in_queue_calls = 0.0
 
     def run() -> int:
+        nonlocal in_queue_calls
         done = 0
         while True:
             t = time.perf_counter()
@@ -46,14 +48,17 @@ def test_claim_complete_throughput(benchmark: Any, redis_instance: EmbeddedRedis
             if not claims:
                 return done
             results = q.complete([(c, "answered") for c in claims])
-            round_rates.append(len(claims) / (time.perf_counter() - t))
+            took = time.perf_counter() - t
+            in_queue_calls += took
+            round_rates.append(len(claims) / took)
             assert results == ["final"] * len(claims)
             seen.update(c.number for c in claims)
             done += len(claims)
 
     started = time.perf_counter()
     done = benchmark.pedantic(run, rounds=1, iterations=1)
-    ours = done / (time.perf_counter() - started)
+    overall = done / (time.perf_counter() - started)
+    ours = done / in_queue_calls
     assert done == contacts and len(seen) == contacts  # each exactly once
     assert redis_instance.port is not None
     ref = redis_benchmark_lpop(redis_instance.port, 2_000_000 if full_size else 500_000)
@@ -62,6 +67,7 @@ def test_claim_complete_throughput(benchmark: Any, redis_instance: EmbeddedRedis
     report(f"claim+complete, batches of {BATCH}, one client, {contacts:,} contacts", [
         ("dialer_core claim+complete, contacts/s", f"{ours:,.0f}"),
         ("  median over batches, contacts/s", f"{median_batch:,.0f}"),
+        ("  with the bench's own checks, contacts/s", f"{overall:,.0f}"),
         ("redis-benchmark -t lpop -P 100, requests/s", f"{ref:,.0f}"),
         ("ratio ours / reference (target >= 0.25)", f"{ours / ref:.2f}"),
     ])

@@ -9,6 +9,8 @@
 //! - [`error`]: the one error type.
 //! - `py` (feature `python`): the PyO3 bindings, the only code that knows Python.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod contacts;
 pub mod error;
 pub mod keys;

@@ -115,7 +115,7 @@ pub fn generate(path: &Path, suppression_path: Option<&Path>, opts: &SampleOptio
         let name = NAMES[(rng.next() % NAMES.len() as u64) as usize];
         let mut roll = rng.next() % 1000;
         let segment = SEGMENTS.iter().find(|(_, w)| if roll < *w { true } else { roll -= w; false }).map_or("basic", |(s, _)| s);
-        write!(line, ",{name},{segment}\n").map_err(|e| Error::io(path, e))?;
+        writeln!(line, ",{name},{segment}").map_err(|e| Error::io(path, e))?;
         w(&mut out, &line)?;
         r.rows += 1;
     }

@@ -93,6 +93,7 @@ pub fn missing(store: &mut Store, lists: &[String]) -> Result<Vec<String>> {
 }
 
 /// Load a file of numbers (plain, or CSV with a number column) into list `name`.
+#[allow(clippy::too_many_arguments)] // the file's description (path, country, column, format) travels as is
 pub fn load(
     url: &str,
     name: &str,

@@ -81,6 +81,7 @@ fn throttled<'a, R: 'a>(
     }
 }
 
+#[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments
 fn options(
     campaign: &str,
     country: &str,
@@ -221,6 +222,7 @@ fn normalize(number: &str, country: &str) -> PyResult<String> {
 /// of its valid numbers there, one per line. Returns counts of rows, invalid, duplicates,
 /// suppressed.
 #[pyfunction]
+#[allow(clippy::too_many_arguments)]
 #[pyo3(signature = (path, rows, *, seed=1, invalid_ratio=0.002, duplicate_ratio=0.001, suppression_path=None, suppression_ratio=0.0))]
 fn generate_sample<'py>(
     py: Python<'py>,

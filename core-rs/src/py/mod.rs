@@ -26,7 +26,7 @@ pub(crate) fn now_ms(now: Option<f64>) -> PyResult<u64> {
 }
 
 pub(crate) fn seconds_to_ms(what: &'static str, s: f64) -> PyResult<u64> {
-    if !s.is_finite() || s < 0.0 || s > 1e13 {
+    if !(0.0..=1e13).contains(&s) {
         return Err(crate::Error::invalid(what, format!("{s}: expected seconds >= 0")).into());
     }
     Ok((s * 1000.0).round() as u64)

@@ -42,6 +42,8 @@ pub struct PyClaim {
     #[pyo3(get)]
     agent: Option<String>,
     attrs: Vec<(String, String)>,
+    /// The number as the integer of its digits (what the core works with).
+    packed: u64,
 }
 
 #[pymethods]
@@ -71,6 +73,7 @@ impl From<Claim> for PyClaim {
             source: c.source.as_str(),
             agent: c.agent,
             attrs: c.attrs,
+            packed: c.number,
         }
     }
 }
@@ -133,7 +136,7 @@ fn completion_of(item: &Bound<'_, PyAny>) -> PyResult<Completion> {
                 let outcome: String = t.get_item(1)?.extract()?;
                 crate::queue::policy::check_outcome(&outcome)?;
                 let c = claim.get();
-                return Ok(Completion::new(parse_number(&c.number)?, c.token, outcome));
+                return Ok(Completion::new(c.packed, c.token, outcome));
             }
         }
         if t.len() == 3 {
@@ -242,7 +245,7 @@ impl PyCallQueue {
         d.set_item("callbacks_waiting", s.callbacks_waiting)?;
         d.set_item("callbacks_due", s.callbacks_due)?;
         d.set_item("leased", s.leased)?;
-        d.set_item("leases_expired", s.leases_expired)?;
+        d.set_item("lease_batches_overdue", s.lease_batches_overdue)?;
         let c = PyDict::new(py);
         for (k, v) in &s.counters {
             c.set_item(k, v)?;

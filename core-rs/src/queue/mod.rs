@@ -10,8 +10,9 @@
 //! | `P:ready`      | list  | fresh contacts (E.164 digits as integers), file order          |
 //! | `P:retry`      | zset  | due time (ms) of retries, do-not-call-back ends, expired leases |
 //! | `P:cb`         | zset  | due time of callbacks (reserved for an agent)                   |
-//! | `P:lease`      | zset  | lease deadline of claimed contacts                              |
 //! | `P:lh`         | hash  | number -> `token|attempts|agent` of each live lease             |
+//! | `P:lb`         | zset  | first token of each claim batch -> its lease deadline           |
+//! | `P:lb:<first>` | list  | the numbers of that batch (read when its deadline passes)       |
 //! | `P:k:<bucket>` | hash  | number -> state `S|attempts|0|time|outcome|agent` ("" = fresh); written when a call completes, so a claim of a fresh contact costs no per-contact write |
 //! | `P:a:<bucket>` | hash  | number -> attributes `cols-id \x1f v1 \x1f v2 ...`              |
 //! | `P:cols`       | hash  | cols-id -> attribute column names                               |
@@ -130,7 +131,8 @@ pub struct QueueStats {
     pub callbacks_waiting: u64,
     pub callbacks_due: u64,
     pub leased: u64,
-    pub leases_expired: u64,
+    /// Claim batches past their deadline, returned to the queue by the next claim.
+    pub lease_batches_overdue: u64,
     /// Counters from the scripts (imported, claimed, final, retry, outcome:<name> ...).
     pub counters: Vec<(String, u64)>,
 }
@@ -243,16 +245,33 @@ impl CallQueue {
             return Ok(Vec::new());
         }
         let base = keys::partition(&self.campaign, partition);
-        let mut inv = COMPLETE.prepare_invoke();
-        inv.key(&base).arg(now_ms);
+        // Completions sharing outcome and action share a "profile": the script gets each profile
+        // once and three fields per contact.
+        let mut profiles: Vec<(&str, Action)> = Vec::new();
+        let mut index = Vec::with_capacity(items.len());
         for c in items {
             policy::check_outcome(&c.outcome)?;
             if let Some((_, agent)) = &c.callback {
                 keys::check_name("agent id", agent)?;
             }
             let action = self.policy.action(c, now_ms);
+            let at = match profiles.iter().position(|(o, a)| *o == c.outcome && *a == action) {
+                Some(i) => i,
+                None => {
+                    profiles.push((&c.outcome, action));
+                    profiles.len() - 1
+                }
+            };
+            index.push(at + 1);
+        }
+        let mut inv = COMPLETE.prepare_invoke();
+        inv.key(&base).arg(now_ms).arg(profiles.len());
+        for (outcome, action) in &profiles {
             let (letter, at, max, agent) = action.script_args();
-            inv.arg(c.number).arg(c.token).arg(&c.outcome).arg(letter).arg(at).arg(max).arg(agent);
+            inv.arg(*outcome).arg(letter).arg(at).arg(max).arg(agent);
+        }
+        for (c, p) in items.iter().zip(&index) {
+            inv.arg(c.number).arg(c.token).arg(*p);
         }
         let reply = self.store.invoke(&inv, "complete", &base)?;
         let Value::Array(items_out) = reply else {
@@ -318,8 +337,8 @@ impl CallQueue {
             pipe.cmd("ZCOUNT").arg(format!("{b}:retry")).arg("-inf").arg(now_ms);
             pipe.cmd("ZCARD").arg(format!("{b}:cb"));
             pipe.cmd("ZCOUNT").arg(format!("{b}:cb")).arg("-inf").arg(now_ms);
-            pipe.cmd("ZCARD").arg(format!("{b}:lease"));
-            pipe.cmd("ZCOUNT").arg(format!("{b}:lease")).arg("-inf").arg(now_ms);
+            pipe.cmd("HLEN").arg(format!("{b}:lh"));
+            pipe.cmd("ZCOUNT").arg(format!("{b}:lb")).arg("-inf").arg(now_ms);
             pipe.cmd("HGETALL").arg(format!("{b}:stat"));
         }
         type Row = (u64, u64, u64, u64, u64, u64, u64, Vec<(String, u64)>);
@@ -335,7 +354,7 @@ impl CallQueue {
             s.callbacks_waiting += row.3 - row.4;
             s.callbacks_due += row.4;
             s.leased += row.5;
-            s.leases_expired += row.6;
+            s.lease_batches_overdue += row.6;
             for (k, v) in row.7 {
                 *counters.entry(k).or_default() += v;
             }
@@ -353,9 +372,8 @@ impl CallQueue {
         pipe.cmd("HGET").arg(format!("{base}:k:{bucket}")).arg(number);
         pipe.cmd("HGET").arg(format!("{base}:a:{bucket}")).arg(number);
         pipe.cmd("HGET").arg(format!("{base}:lh")).arg(number);
-        pipe.cmd("ZSCORE").arg(format!("{base}:lease")).arg(number);
-        type Reply = (Option<String>, Option<String>, Option<String>, Option<f64>);
-        let (st, attrs, lease, deadline): Reply = self.store.pipe(&pipe, "read contact", &base)?;
+        type Reply = (Option<String>, Option<String>, Option<String>);
+        let (st, attrs, lease): Reply = self.store.pipe(&pipe, "read contact", &base)?;
         let Some(st) = st else { return Ok(None) };
         let mut c = parse_state(number, &st).ok_or_else(|| Error::protocol("read contact", &base, format!("bad state {st:?}")))?;
         if let Some(lease) = lease {
@@ -365,7 +383,7 @@ impl CallQueue {
             c.state = "claimed";
             c.attempts = f.next().and_then(|a| a.parse().ok()).unwrap_or(c.attempts);
             c.agent = f.next().filter(|a| !a.is_empty()).map(str::to_string);
-            c.time_ms = deadline.map(|d| d as u64);
+            c.time_ms = None;
         }
         if let Some(a) = attrs {
             let mut one = vec![Claim { number, partition: p, token: 0, attempts: 0, source: Source::Fresh, agent: None, attrs: Vec::new() }];
@@ -429,7 +447,9 @@ fn ensure_partitions(store: &mut Store, campaign: &str, asked: Option<u32>) -> R
 fn parse_claims(reply: &Value, partition: u32, base: &str) -> Result<(Vec<String>, Vec<Claim>)> {
     let bad = |what: &str| Error::protocol("claim", base, what.to_string());
     let Value::Array(items) = reply else { return Err(bad("expected an array")) };
-    let Some(Value::Array(meta)) = items.first() else { return Err(bad("missing meta")) };
+    let [Value::Array(meta), first, Value::Array(numbers), Value::Array(details), Value::Array(attrs)] = items.as_slice() else {
+        return Err(bad("expected { meta, first_token, numbers, details, attrs }"));
+    };
     let lists: Vec<String> = meta
         .first()
         .and_then(text)
@@ -438,25 +458,25 @@ fn parse_claims(reply: &Value, partition: u32, base: &str) -> Result<(Vec<String
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    let mut claims = Vec::with_capacity(items.len().saturating_sub(1));
-    for it in &items[1..] {
-        let Value::Array(f) = it else { return Err(bad("claim is not an array")) };
-        if f.len() != 6 {
-            return Err(bad("claim has the wrong field count"));
-        }
-        let number = int(&f[0]).ok_or_else(|| bad("number"))? as u64;
-        let token = int(&f[1]).ok_or_else(|| bad("token"))? as u64;
-        let attempts = int(&f[2]).ok_or_else(|| bad("attempts"))? as u32;
-        let source = match text(&f[3]).as_deref() {
+    let first = int(first).ok_or_else(|| bad("first token"))? as u64;
+    let mut claims = Vec::with_capacity(numbers.len());
+    for (i, v) in numbers.iter().enumerate() {
+        let number = int(v).ok_or_else(|| bad("number"))? as u64;
+        let raw = attrs.get(i).and_then(text).unwrap_or_default();
+        let attrs = if raw.is_empty() { Vec::new() } else { vec![(String::new(), raw)] };
+        claims.push(Claim { number, partition, token: first + i as u64, attempts: 0, source: Source::Fresh, agent: None, attrs });
+    }
+    for d in details.chunks(4) {
+        let [i, attempts, source, agent] = d else { return Err(bad("details")) };
+        let i = int(i).ok_or_else(|| bad("detail index"))? as usize;
+        let c = claims.get_mut(i.wrapping_sub(1)).ok_or_else(|| bad("detail index out of range"))?;
+        c.attempts = int(attempts).ok_or_else(|| bad("attempts"))? as u32;
+        c.source = match text(source).as_deref() {
             Some("callback") => Source::Callback,
             Some("retry") => Source::Retry,
-            Some("fresh") => Source::Fresh,
             _ => return Err(bad("source")),
         };
-        let agent = text(&f[4]).filter(|a| !a.is_empty());
-        let raw = text(&f[5]).unwrap_or_default();
-        let attrs = if raw.is_empty() { Vec::new() } else { vec![(String::new(), raw)] };
-        claims.push(Claim { number, partition, token, attempts, source, agent, attrs });
+        c.agent = text(agent).filter(|a| !a.is_empty());
     }
     Ok((lists, claims))
 }

@@ -1,14 +1,24 @@
 #!lua
 -- Claim up to N due contacts of one campaign partition, each under a lease.
 -- KEYS[1] = partition base, e.g. "{c:42:p0}"; every key used below starts with it (one hash slot).
--- ARGV: now_ms, n, lease_ms, with_attrs (0/1), expired_scan_limit
--- Order: expired leases go back to :retry (due at their deadline, no attempt counted), then due
--- callbacks, then due retries, then fresh contacts (FIFO).
--- A lease is a member of :lease (score = deadline) plus a field of :lh, number -> "token|attempts|agent".
--- Fresh contacts cost no per-contact call here: their attempts are 0 and the batch's lease
--- fields and deadlines are written with one HSET and one ZADD.
--- Returns { meta, c1, c2, ... } where meta = {suppression_lists, expired_count} and each claim is
--- { number, token, attempts, source, agent, attrs }.
+-- ARGV: now_ms, n, lease_ms, with_attrs (0/1), expired_scan_limit (lease batches)
+--
+-- Leases: the contacts of one claim share a deadline and a run of tokens first..first+n-1.
+--   :lh            hash  number -> "token|attempts|agent" of every live lease (the truth)
+--   :lb            zset  first token of a claim batch -> its deadline
+--   :lb:<first>    list  the numbers of that batch (read only when the batch expires)
+-- Completing a contact deletes its :lh field and nothing else; when a batch's deadline passes,
+-- its numbers whose :lh token is still in the batch's run were never completed: they go back
+-- to :retry (due at the deadline, no attempt counted).
+--
+-- Order of delivery: due callbacks, then due retries, then fresh contacts (FIFO).
+-- Fresh contacts cost no per-contact Redis call: their attempts are 0.
+--
+-- Returns { meta, first_token, numbers, details, attrs } where
+--   meta    = { suppression_lists, expired_count }
+--   numbers = the claimed numbers; the i-th has token first_token + i - 1
+--   details = flat { i, attempts, source, agent, ... } for contacts that are not fresh
+--   attrs   = raw attribute strings aligned with numbers (empty unless with_attrs)
 local P = KEYS[1]
 local now = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
@@ -17,47 +27,75 @@ local with_attrs = ARGV[4] == '1'
 local scan = tonumber(ARGV[5])
 local BUCKETS = 65536
 local CHUNK = 1000
-local LEASE, LH = P .. ':lease', P .. ':lh'
+local LH, LB = P .. ':lh', P .. ':lb'
 
 local function bucket(num) return tostring(math.fmod(tonumber(num), BUCKETS)) end
-local function batched(cmd, key, args)
-  for i = 1, #args, CHUNK do
-    redis.call(cmd, key, unpack(args, i, math.min(i + CHUNK - 1, #args)))
+local function batched(cmd, key, args, from, step)
+  step = step or CHUNK
+  for i = from or 1, #args, step do
+    redis.call(cmd, key, unpack(args, i, math.min(i + step - 1, #args)))
   end
 end
 
--- 1. Leases past their deadline (the claimer died or stalled) go back to :retry.
-local expired = redis.call('ZRANGE', LEASE, '-inf', now, 'BYSCORE', 'LIMIT', 0, scan, 'WITHSCORES')
-local nexp = #expired / 2
-if nexp > 0 then
-  local nums, zadd = {}, {}
-  for i = 1, #expired, 2 do
-    nums[#nums + 1] = expired[i]
-    zadd[#zadd + 1] = expired[i + 1]
-    zadd[#zadd + 1] = expired[i]
+-- 1. Lease batches past their deadline.
+local nexp = 0
+local batches = redis.call('ZRANGE', LB, '-inf', now, 'BYSCORE', 'LIMIT', 0, scan, 'WITHSCORES')
+for b = 1, #batches, 2 do
+  local first, deadline = tonumber(batches[b]), batches[b + 1]
+  local list = LB .. ':' .. batches[b]
+  local nums = redis.call('LRANGE', list, 0, -1)
+  if #nums > 0 then
+    local last = first + #nums - 1
+    local leases = {}
+    for i = 1, #nums, CHUNK do
+      local part = redis.call('HMGET', LH, unpack(nums, i, math.min(i + CHUNK - 1, #nums)))
+      for _, v in ipairs(part) do leases[#leases + 1] = v end
+    end
+    local gone, zadd = {}, {}
+    for i, num in ipairs(nums) do
+      local t, attempts, agent = string.match(leases[i] or '', '^(%d+)|(%d+)|(.*)$')
+      t = tonumber(t)
+      if t and t >= first and t <= last then
+        -- W: waiting; the lease field goes, so a late completion with the old token is stale.
+        redis.call('HSET', P .. ':k:' .. bucket(num), num,
+          'W|' .. attempts .. '|0|' .. deadline .. '|lease_expired|' .. agent)
+        gone[#gone + 1] = num
+        zadd[#zadd + 1] = deadline
+        zadd[#zadd + 1] = num
+      end
+    end
+    if #gone > 0 then
+      batched('HDEL', LH, gone)
+      batched('ZADD', P .. ':retry', zadd, 1, 2 * CHUNK)
+      nexp = nexp + #gone
+    end
   end
-  local leases = redis.call('HMGET', LH, unpack(nums))
-  for i, num in ipairs(nums) do
-    local _, attempts, agent = string.match(leases[i] or '', '^(%d*)|(%d*)|(.*)$')
-    -- W: waiting; the lease field goes, so a late completion with the old token is stale.
-    redis.call('HSET', P .. ':k:' .. bucket(num), num,
-      'W|' .. (attempts or '0') .. '|0|' .. zadd[2 * i - 1] .. '|lease_expired|' .. (agent or ''))
-  end
-  batched('HDEL', LH, nums)
-  batched('ZREM', LEASE, nums)
-  for i = 1, #zadd, 2 * CHUNK do redis.call('ZADD', P .. ':retry', unpack(zadd, i, math.min(i + 2 * CHUNK - 1, #zadd))) end
-  redis.call('HINCRBY', P .. ':stat', 'lease_expired', nexp)
+  redis.call('DEL', list)
+  redis.call('ZREM', LB, batches[b])
 end
+if nexp > 0 then redis.call('HINCRBY', P .. ':stat', 'lease_expired', nexp) end
 
 -- 2. Pick candidates in priority order.
-local picked, sources = {}, {}
+local picked, details = {}, {}
 local function take_due(zkey, source)
   local want = n - #picked
   if want <= 0 then return end
   local due = redis.call('ZRANGE', zkey, '-inf', now, 'BYSCORE', 'LIMIT', 0, want)
   if #due == 0 then return end
   batched('ZREM', zkey, due)
-  for _, num in ipairs(due) do picked[#picked + 1] = num; sources[#picked] = source end
+  for _, num in ipairs(due) do
+    picked[#picked + 1] = num
+    local attempts, agent = '0', ''
+    local st = redis.call('HGET', P .. ':k:' .. bucket(num), num)
+    if st and st ~= '' then
+      local a, ag = string.match(st, '^%a|(%d+)|%d*|%d*|[^|]*|(.*)$')
+      attempts, agent = a or '0', ag or ''
+    end
+    details[#details + 1] = #picked
+    details[#details + 1] = attempts
+    details[#details + 1] = source
+    details[#details + 1] = agent
+  end
 end
 take_due(P .. ':cb', 'callback')
 take_due(P .. ':retry', 'retry')
@@ -65,41 +103,32 @@ local want = n - #picked
 if want > 0 then
   local fresh = redis.call('LPOP', P .. ':ready', want)
   if fresh then
-    for _, num in ipairs(fresh) do picked[#picked + 1] = num; sources[#picked] = 'fresh' end
+    for _, num in ipairs(fresh) do picked[#picked + 1] = num end
   end
 end
 
 local meta = { redis.call('HGET', P .. ':meta', 'suppression') or '', nexp }
-local out = { meta }
-if #picked == 0 then return out end
+if #picked == 0 then return { meta, 0, {}, {}, {} } end
 
--- 3. Lease every picked contact: a token from the partition's sequence, a deadline.
-local deadline = now + lease_ms
+-- 3. Lease every picked contact.
 local first = redis.call('INCRBY', P .. ':seq', #picked) - #picked + 1
-local hset, zadd = {}, {}
+local hset = {}
+local d = 1
 for i, num in ipairs(picked) do
-  local source = sources[i]
-  local attempts, agent = 0, ''
-  if source ~= 'fresh' then
-    local st = redis.call('HGET', P .. ':k:' .. bucket(num), num)
-    if st and st ~= '' then
-      local a, ag = string.match(st, '^%a|(%d+)|%d*|%d*|[^|]*|(.*)$')
-      attempts = tonumber(a) or 0
-      agent = ag or ''
-    end
+  local attempts, agent = '0', ''
+  if details[d] == i then
+    attempts, agent = details[d + 1], details[d + 3]
+    d = d + 4
   end
-  local token = first + i - 1
   hset[#hset + 1] = num
-  hset[#hset + 1] = token .. '|' .. attempts .. '|' .. agent
-  zadd[#zadd + 1] = deadline
-  zadd[#zadd + 1] = num
-  local attrs = false
-  if with_attrs then attrs = redis.call('HGET', P .. ':a:' .. bucket(num), num) end
-  out[#out + 1] = { num, token, attempts, source, agent, attrs or '' }
+  hset[#hset + 1] = (first + i - 1) .. '|' .. attempts .. '|' .. agent
 end
-for i = 1, #hset, 2 * CHUNK do
-  redis.call('HSET', LH, unpack(hset, i, math.min(i + 2 * CHUNK - 1, #hset)))
-  redis.call('ZADD', LEASE, unpack(zadd, i, math.min(i + 2 * CHUNK - 1, #zadd)))
+batched('HSET', LH, hset, 1, 2 * CHUNK)
+batched('RPUSH', LB .. ':' .. first, picked)
+redis.call('ZADD', LB, now + lease_ms, first)
+local attrs = {}
+if with_attrs then
+  for i, num in ipairs(picked) do attrs[i] = redis.call('HGET', P .. ':a:' .. bucket(num), num) or '' end
 end
 redis.call('HINCRBY', P .. ':stat', 'claimed', #picked)
-return out
+return { meta, first, picked, details, attrs }

@@ -1,7 +1,9 @@
 #!lua
 -- Complete claimed contacts of one partition with their outcome.
--- KEYS[1] = partition base.  ARGV[1] = now_ms, then 7 fields per contact:
---   number, token, outcome, action, at_ms, max_attempts, agent
+-- KEYS[1] = partition base.
+-- ARGV[1] = now_ms, ARGV[2] = number of profiles, then 5 fields per profile:
+--   outcome, action, at_ms, max_attempts, agent
+-- then 3 fields per contact: number, token, profile index (1-based).
 -- action: F final | R retry at at_ms unless max_attempts reached | B callback at at_ms for agent |
 --         N do-not-call-back until at_ms | S suppressed (final, no attempt) |
 --         U unclaim (back to the queue now, no attempt counted)
@@ -10,90 +12,87 @@
 -- Returns one string per contact: final | retry | exhausted | callback | dnc | suppressed |
 -- released | stale:<s>
 local P = KEYS[1]
-local now = tonumber(ARGV[1])
+local now = ARGV[1]
+local nprof = tonumber(ARGV[2])
 local BUCKETS = 65536
 local CHUNK = 1000
-local LEASE, LH = P .. ':lease', P .. ':lh'
-local out, counts = {}, {}
-local released, retry_add, cb_add = {}, {}, {}
+local LH = P .. ':lh'
 
+-- Profiles: what to do, and the parts of the state string that do not depend on the contact.
+local prof = {}
+for p = 1, nprof do
+  local b = 2 + (p - 1) * 5
+  local outcome, action, at, max, agent = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], tonumber(ARGV[b + 4]), ARGV[b + 5]
+  local x = { action = action, at = at, max = max, outcome = outcome }
+  if action == 'S' then
+    x.result, x.state = 'suppressed', { 'D|', '|0|' .. now .. '|suppressed|' }
+  elseif action == 'U' then
+    x.result, x.state, x.zset = 'released', { 'W|', '|0|' .. now .. '|released|' .. agent }, ':retry'
+  elseif action == 'R' then
+    x.result, x.state, x.zset = 'retry', { 'W|', '|0|' .. at .. '|' .. outcome .. '|' }, ':retry'
+    x.final_state = { 'D|', '|0|' .. now .. '|' .. outcome .. '|' }
+  elseif action == 'B' then
+    x.result, x.state, x.zset = 'callback', { 'B|', '|0|' .. at .. '|' .. outcome .. '|' .. agent }, ':cb'
+  elseif action == 'N' then
+    x.result, x.state, x.zset = 'dnc', { 'N|', '|0|' .. at .. '|' .. outcome .. '|' }, ':retry'
+  else
+    x.result, x.state = 'final', { 'D|', '|0|' .. now .. '|' .. outcome .. '|' }
+  end
+  if action == 'U' then x.at = now end
+  prof[p] = x
+end
+
+local base = 3 + nprof * 5
 local nums = {}
-for i = 2, #ARGV, 7 do nums[#nums + 1] = ARGV[i] end
+for i = base, #ARGV, 3 do nums[#nums + 1] = ARGV[i] end
 local leases = {}
 for i = 1, #nums, CHUNK do
   local part = redis.call('HMGET', LH, unpack(nums, i, math.min(i + CHUNK - 1, #nums)))
   for _, v in ipairs(part) do leases[#leases + 1] = v end
 end
 
+local out, counts, released = {}, {}, {}
+local zadd = { [':retry'] = {}, [':cb'] = {} }
 local function bump(k) counts[k] = (counts[k] or 0) + 1 end
 
 for j, num in ipairs(nums) do
-  local i = 2 + (j - 1) * 7
-  local token, outcome, action = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local at, max_attempts, agent = ARGV[i + 4], tonumber(ARGV[i + 5]), ARGV[i + 6]
+  local i = base + (j - 1) * 3
+  local token, x = ARGV[i + 1], prof[tonumber(ARGV[i + 2])]
+  local lease = leases[j]
+  local tok, attempts
+  if lease then tok, attempts = string.match(lease, '^(%d+)|(%d+)|') end
   local kkey = P .. ':k:' .. tostring(math.fmod(tonumber(num), BUCKETS))
-  local tok, attempts = nil, 0
-  if leases[j] then
-    local t, a = string.match(leases[j], '^(%d+)|(%d+)|')
-    tok, attempts = t, tonumber(a) or 0
-  end
   if tok ~= token then
     local st = redis.call('HGET', kkey, num)
     local status = '-'
-    if leases[j] then status = 'C' elseif st == '' then status = 'R' elseif st then status = string.sub(st, 1, 1) end
-    out[#out + 1] = 'stale:' .. status
+    if lease then status = 'C' elseif st == '' then status = 'R' elseif st then status = string.sub(st, 1, 1) end
+    out[j] = 'stale:' .. status
     bump('stale')
   else
     leases[j] = false  -- the same number twice in one call: the second is stale
     released[#released + 1] = num
-    local result, state
-    if action == 'S' then
-      result = 'suppressed'
-      state = 'D|' .. attempts .. '|0|' .. now .. '|suppressed|'
-    elseif action == 'U' then
-      result = 'released'
-      state = 'W|' .. attempts .. '|0|' .. now .. '|released|' .. agent
-      retry_add[#retry_add + 1] = now
-      retry_add[#retry_add + 1] = num
-    else
-      attempts = attempts + 1
-      if action == 'R' then
-        if attempts < max_attempts then
-          result = 'retry'
-          state = 'W|' .. attempts .. '|0|' .. at .. '|' .. outcome .. '|'
-          retry_add[#retry_add + 1] = at
-          retry_add[#retry_add + 1] = num
-        else
-          result = 'exhausted'
-          state = 'D|' .. attempts .. '|0|' .. now .. '|' .. outcome .. '|'
-        end
-      elseif action == 'B' then
-        result = 'callback'
-        state = 'B|' .. attempts .. '|0|' .. at .. '|' .. outcome .. '|' .. agent
-        cb_add[#cb_add + 1] = at
-        cb_add[#cb_add + 1] = num
-      elseif action == 'N' then
-        result = 'dnc'
-        state = 'N|' .. attempts .. '|0|' .. at .. '|' .. outcome .. '|'
-        retry_add[#retry_add + 1] = at
-        retry_add[#retry_add + 1] = num
-      else
-        result = 'final'
-        state = 'D|' .. attempts .. '|0|' .. now .. '|' .. outcome .. '|'
-      end
+    attempts = tonumber(attempts)
+    if x.action ~= 'S' and x.action ~= 'U' then attempts = attempts + 1 end
+    local result, state, zset = x.result, x.state, x.zset
+    if x.action == 'R' and attempts >= x.max then
+      result, state, zset = 'exhausted', x.final_state, nil
     end
-    redis.call('HSET', kkey, num, state)
-    out[#out + 1] = result
+    redis.call('HSET', kkey, num, state[1] .. attempts .. state[2])
+    if zset then
+      local z = zadd[zset]
+      z[#z + 1] = x.at
+      z[#z + 1] = num
+    end
+    out[j] = result
     bump(result)
-    if result == 'final' or result == 'exhausted' then bump('outcome:' .. outcome) end
+    if result == 'final' or result == 'exhausted' then bump('outcome:' .. x.outcome) end
   end
 end
 for i = 1, #released, CHUNK do
-  local last = math.min(i + CHUNK - 1, #released)
-  redis.call('HDEL', LH, unpack(released, i, last))
-  redis.call('ZREM', LEASE, unpack(released, i, last))
+  redis.call('HDEL', LH, unpack(released, i, math.min(i + CHUNK - 1, #released)))
 end
-for i = 1, #retry_add, 2 * CHUNK do redis.call('ZADD', P .. ':retry', unpack(retry_add, i, math.min(i + 2 * CHUNK - 1, #retry_add))) end
-for i = 1, #cb_add, 2 * CHUNK do redis.call('ZADD', P .. ':cb', unpack(cb_add, i, math.min(i + 2 * CHUNK - 1, #cb_add))) end
+for key, z in pairs(zadd) do
+  for i = 1, #z, 2 * CHUNK do redis.call('ZADD', P .. key, unpack(z, i, math.min(i + 2 * CHUNK - 1, #z))) end
+end
 for k, v in pairs(counts) do redis.call('HINCRBY', P .. ':stat', k, v) end
 return out
