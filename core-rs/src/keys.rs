@@ -22,8 +22,15 @@ pub fn suppression_list(name: &str) -> String {
 /// The set of suppression list names.
 pub const SUPPRESSION_REGISTRY: &str = "dialer:suppression-lists";
 
-/// Buckets per partition / list (the scripts hold the same constant).
-pub const BUCKETS: u64 = 65536;
+/// State and attribute buckets per partition (filled into the scripts as `@BUCKETS@`). Up to
+/// about 16M contacts a partition (128 a bucket) the bucket hashes keep Redis's compact listpack
+/// encoding; past that, Redis converts them to hash tables and memory per contact roughly doubles,
+/// so a campaign that large takes several partitions.
+pub const BUCKETS: u64 = 131_072;
+
+/// Integer-set buckets per suppression list (`@LIST_BUCKETS@`): up to 512 numbers a bucket stay
+/// an intset (8 bytes a number), so about 33M numbers a list.
+pub const LIST_BUCKETS: u64 = 65_536;
 
 /// Which partition of `partitions` holds `number` (a multiplicative hash: numbers that differ
 /// only in their high digits still spread evenly).

@@ -1,5 +1,5 @@
 //! Suppression lists (do-not-call, VIP, business lines ...): named lists of millions of numbers
-//! shared by campaigns. Each list lives under the hash tag `{s:<name>}` in 65,536 bucketed
+//! shared by campaigns. Each list lives under the hash tag `{s:<name>}` in `LIST_BUCKETS` bucketed
 //! integer sets (Redis intsets: 8 bytes a number). A list has generations: `replace` loads a new
 //! generation and switches `{s:<name>}:gen` to it in one write, so a campaign never sees a
 //! half-loaded list; `append` adds to the live generation.
@@ -12,11 +12,12 @@ use redis::Script;
 use super::e164::Normalizer;
 use super::reader::{ContactReader, Format, Rejection, MAX_REASONS};
 use crate::error::{Error, Result};
-use crate::keys::{self, BUCKETS, SUPPRESSION_REGISTRY};
+use crate::keys::{self, LIST_BUCKETS, SUPPRESSION_REGISTRY};
+use crate::queue::script;
 use crate::store::Store;
 
-static CHECK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../queue/lua/suppressed.lua")));
-static ADD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../queue/lua/suppress_add.lua")));
+static CHECK: LazyLock<Script> = LazyLock::new(|| script(include_str!("../queue/lua/suppressed.lua")));
+static ADD: LazyLock<Script> = LazyLock::new(|| script(include_str!("../queue/lua/suppress_add.lua")));
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoadMode {
@@ -164,7 +165,7 @@ fn count(store: &mut Store, base: &str, gen: u64) -> Result<u64> {
 }
 
 fn drop_generation(store: &mut Store, base: &str, gen: u64) -> Result<()> {
-    let keys: Vec<String> = (0..BUCKETS).map(|b| format!("{base}:g{gen}:{b}")).collect();
+    let keys: Vec<String> = (0..LIST_BUCKETS).map(|b| format!("{base}:g{gen}:{b}")).collect();
     let mut pipe = redis::pipe();
     for chunk in keys.chunks(1024) {
         pipe.cmd("UNLINK").arg(chunk).ignore();

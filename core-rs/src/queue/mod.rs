@@ -21,7 +21,7 @@
 //! | `P:seq`        | int   | lease token sequence                                           |
 //!
 //! A number is packed as the integer of its E.164 digits, which Redis stores in 8 bytes inside
-//! list and hash encodings; buckets (`number mod 65536`) keep the state hashes small enough for
+//! list and hash encodings; buckets (`number mod BUCKETS`) keep the state hashes small enough for
 //! Redis's compact listpack encoding.
 
 pub mod policy;
@@ -37,9 +37,18 @@ use crate::keys;
 use crate::store::{int, text, Store};
 pub use policy::{Action, Completion, OutcomePolicy};
 
-pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
-pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/complete.lua")));
-pub(crate) static IMPORT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/import.lua")));
+pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/claim.lua")));
+pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/complete.lua")));
+pub(crate) static IMPORT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/import.lua")));
+
+/// A script with the constants it shares with this crate filled in (`@BUCKETS@`, `@LIST_BUCKETS@`).
+pub(crate) fn script(source: &str) -> Script {
+    Script::new(
+        &source
+            .replace("@BUCKETS@", &keys::BUCKETS.to_string())
+            .replace("@LIST_BUCKETS@", &keys::LIST_BUCKETS.to_string()),
+    )
+}
 
 /// How many expired leases one claim moves back to the queue at most.
 const EXPIRED_SCAN: u32 = 1000;

@@ -25,7 +25,7 @@ local n = tonumber(ARGV[2])
 local lease_ms = tonumber(ARGV[3])
 local with_attrs = ARGV[4] == '1'
 local scan = tonumber(ARGV[5])
-local BUCKETS = 65536
+local BUCKETS = @BUCKETS@
 local CHUNK = 1000
 local LH, LB = P .. ':lh', P .. ':lb'
 

@@ -14,9 +14,9 @@
 local P = KEYS[1]
 local now = ARGV[1]
 local nprof = tonumber(ARGV[2])
-local BUCKETS = 65536
+local BUCKETS = @BUCKETS@
 local CHUNK = 1000
-local LH = P .. ':lh'
+local LH, KP = P .. ':lh', P .. ':k:'
 
 -- Profiles: what to do, and the parts of the state string that do not depend on the contact.
 local prof = {}
@@ -61,7 +61,7 @@ for j, num in ipairs(nums) do
   local lease = leases[j]
   local tok, attempts
   if lease then tok, attempts = string.match(lease, '^(%d+)|(%d+)|') end
-  local kkey = P .. ':k:' .. tostring(math.fmod(tonumber(num), BUCKETS))
+  local kkey = KP .. (num % BUCKETS)
   if tok ~= token then
     local st = redis.call('HGET', kkey, num)
     local status = '-'

@@ -5,23 +5,25 @@
 --   number, attrs ('' for none)
 -- Returns { added, duplicates }.
 local P = KEYS[1]
-local cols = ARGV[1]
-local BUCKETS = 65536
+local cols = ARGV[1] .. '\31'
+local BUCKETS = @BUCKETS@
 local CHUNK = 1000
+local call = redis.call
+local kp, ap = P .. ':k:', P .. ':a:'
 local push = {}
 local added, dups = 0, 0
 for i = 2, #ARGV, 2 do
   local num, attrs = ARGV[i], ARGV[i + 1]
-  local b = tostring(math.fmod(tonumber(num), BUCKETS))
-  if redis.call('HSETNX', P .. ':k:' .. b, num, '') == 1 then
+  local b = num % BUCKETS
+  if call('HSETNX', kp .. b, num, '') == 1 then
     added = added + 1
-    if attrs ~= '' then redis.call('HSET', P .. ':a:' .. b, num, cols .. '\31' .. attrs) end
+    if attrs ~= '' then call('HSET', ap .. b, num, cols .. attrs) end
     push[#push + 1] = num
-    if #push >= CHUNK then redis.call('RPUSH', P .. ':ready', unpack(push)); push = {} end
+    if #push >= CHUNK then call('RPUSH', P .. ':ready', unpack(push)); push = {} end
   else
     dups = dups + 1
   end
 end
-if #push > 0 then redis.call('RPUSH', P .. ':ready', unpack(push)) end
-if added > 0 then redis.call('HINCRBY', P .. ':stat', 'imported', added) end
+if #push > 0 then call('RPUSH', P .. ':ready', unpack(push)) end
+if added > 0 then call('HINCRBY', P .. ':stat', 'imported', added) end
 return { added, dups }

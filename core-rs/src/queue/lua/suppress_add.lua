@@ -2,7 +2,7 @@
 -- Add numbers to one generation of a suppression list.
 -- KEYS[1] = list base.  ARGV[1] = generation, then numbers.  Returns how many were new.
 local L = KEYS[1]
-local BUCKETS = 65536
+local BUCKETS = @LIST_BUCKETS@
 local prefix = L .. ':g' .. ARGV[1] .. ':'
 local added = 0
 for i = 2, #ARGV do

@@ -6,7 +6,7 @@
 local L = KEYS[1]
 local gen = redis.call('GET', L .. ':gen')
 if not gen then return string.rep('0', #ARGV) end
-local BUCKETS = 65536
+local BUCKETS = @LIST_BUCKETS@
 local prefix = L .. ':g' .. gen .. ':'
 local out = {}
 for i = 1, #ARGV do
