@@ -296,6 +296,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     try:
         return func(args, settings)
+    except dialer_core.ImportInterrupted as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            print(f"dialer: interrupted: {e}", file=sys.stderr)
+            return 130
+        print(f"dialer: error: {e}", file=sys.stderr)
+        return 1
     except (dialer_core.DialerError, EmbeddedRedisError) as e:
         print(f"dialer: error: {e}", file=sys.stderr)
         return 1

@@ -44,6 +44,10 @@ pub enum Error {
     #[error("invalid {what}: {reason}")]
     InvalidArgument { what: &'static str, reason: String },
 
+    /// The caller asked to stop (Ctrl-C): `op` stopped between two batches.
+    #[error("{op} cancelled")]
+    Cancelled { op: &'static str },
+
     #[error("campaign {campaign:?} is stored with {stored} partition(s), not {asked}")]
     PartitionMismatch { campaign: String, stored: u32, asked: u32 },
 

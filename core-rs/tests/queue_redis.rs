@@ -56,7 +56,7 @@ fn load(r: &Redis, campaign: &str, n: u64) -> Vec<u64> {
     let nums: Vec<u64> = (0..n).map(|i| 84_900_000_000 + i).collect();
     let text: String = nums.iter().map(|x| format!("+{x}\n")).collect();
     std::fs::write(&path, text).unwrap();
-    let rep = import_file(&r.url, &path, &ImportOptions::new(campaign, "VN"), &mut |_| {}).unwrap();
+    let rep = import_file(&r.url, &path, &ImportOptions::new(campaign, "VN"), &mut |_| true).unwrap();
     assert_eq!(rep.accepted, n);
     nums
 }

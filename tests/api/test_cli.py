@@ -85,3 +85,30 @@ def test_demo_runs_end_to_end() -> None:
     assert out.returncode == 0, out.stderr
     for step in ("import into campaign", "first dialling round", "retry round", "exhausted", "Redis memory"):
         assert step in out.stdout
+
+
+def test_ctrl_c_stops_an_import_between_batches_and_running_it_again_completes_it(redis_url: str, tmp_path: Path) -> None:
+    import signal
+
+    lst = tmp_path / "big.csv"
+    assert dialer("sample", str(lst), "--rows", "800000", "--invalid-ratio", "0", "--duplicate-ratio", "0").returncode == 0
+    args = [sys.executable, "-m", "api.cli", "--redis-url", redis_url, "import", str(lst), "--campaign", "big", "--country", "VN"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # the first progress line: the import is under way
+        assert first.startswith("import: "), first
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "PARTIAL import" in out and "interrupted" in err and "Traceback" not in err, (out, err)
+    loaded = int(out.split("accepted")[1].split()[0].replace(",", ""))
+    assert 0 < loaded < 800_000
+    again = dialer("--redis-url", redis_url, "import", str(lst), "--campaign", "big", "--country", "VN", "--json", "-q")
+    report = json.loads(again.stdout)
+    assert report["duplicates"] == loaded
+    assert report["accepted"] + report["duplicates"] + report["excluded"] == 800_000

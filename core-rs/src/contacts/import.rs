@@ -68,20 +68,25 @@ impl ImportReport {
 }
 
 /// Parse and normalise a file without touching Redis (what `--dry-run` and the parse benchmark run).
-pub fn parse_file(path: &Path, opts: &ImportOptions, progress: &mut dyn FnMut(&ImportReport)) -> Result<ImportReport> {
+/// `progress` is called after every batch; returning `false` stops the work (`Error::Cancelled`).
+pub fn parse_file(path: &Path, opts: &ImportOptions, progress: &mut dyn FnMut(&ImportReport) -> bool) -> Result<ImportReport> {
     let (normalizer, rules) = prepare(opts)?;
     let mut reader = ContactReader::open(path, normalizer, opts.format, opts.number_column.as_deref(), &rules, true)?;
     let mut report = ImportReport::default();
     while let Some(b) = reader.next_batch(opts.batch_size.max(1))? {
         report.add_parsed(&b);
         report.accepted += b.numbers.len() as u64;
-        progress(&report);
+        if !progress(&report) {
+            return Err(Error::Cancelled { op: "parse" });
+        }
     }
     Ok(report)
 }
 
-/// Import `path` into the campaign's queue on the Redis at `url`.
-pub fn import_file(url: &str, path: &Path, opts: &ImportOptions, progress: &mut dyn FnMut(&ImportReport)) -> Result<ImportReport> {
+/// Import `path` into the campaign's queue on the Redis at `url`. `progress` is called after every
+/// batch; returning `false` stops the import between two batches (`Error::Cancelled`, wrapped in
+/// `ImportInterrupted` with what was loaded).
+pub fn import_file(url: &str, path: &Path, opts: &ImportOptions, progress: &mut dyn FnMut(&ImportReport) -> bool) -> Result<ImportReport> {
     let (normalizer, rules) = prepare(opts)?;
     for l in &opts.suppression_lists {
         keys::check_name("suppression list", l)?;
@@ -129,7 +134,9 @@ pub fn import_file(url: &str, path: &Path, opts: &ImportOptions, progress: &mut 
         for batch in rx.iter() {
             let b = batch?;
             load_batch(&mut queue, &lists, partitions, &cols_id, &b, &mut report)?;
-            progress(&report);
+            if !progress(&report) {
+                return Err(Error::Cancelled { op: "import" });
+            }
         }
         Ok(())
     });

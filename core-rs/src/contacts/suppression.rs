@@ -93,7 +93,8 @@ pub fn missing(store: &mut Store, lists: &[String]) -> Result<Vec<String>> {
     Ok(lists.iter().zip(there).filter(|(_, t)| !t).map(|(l, _)| l.clone()).collect())
 }
 
-/// Load a file of numbers (plain, or CSV with a number column) into list `name`.
+/// Load a file of numbers (plain, or CSV with a number column) into list `name`. `progress` is
+/// called after every batch; `false` stops the load (a replace then leaves the list as it was).
 #[allow(clippy::too_many_arguments)] // the file's description (path, country, column, format) travels as is
 pub fn load(
     url: &str,
@@ -103,7 +104,7 @@ pub fn load(
     number_column: Option<&str>,
     format: Format,
     mode: LoadMode,
-    progress: &mut dyn FnMut(&ListReport),
+    progress: &mut dyn FnMut(&ListReport) -> bool,
 ) -> Result<ListReport> {
     keys::check_name("suppression list", name)?;
     let normalizer = Normalizer::for_iso(country).ok_or_else(|| Error::UnknownCountry { iso: country.to_string() })?;
@@ -135,7 +136,9 @@ pub fn load(
             report.already += b.numbers.len() as u64 - added;
             let room = MAX_REASONS.saturating_sub(report.rejections.len());
             report.rejections.extend(b.rejections.into_iter().take(room));
-            progress(&report);
+            if !progress(&report) {
+                return Err(Error::Cancelled { op: "suppression list load" });
+            }
         }
         Ok(())
     })();

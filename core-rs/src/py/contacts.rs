@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::{detach, errors::raise};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{detach, errors::raise, run_cancellable};
 use crate::contacts::e164::{format_e164, Normalizer};
 use crate::contacts::import::{self, ImportOptions, ImportReport};
 use crate::contacts::reader::{Format, Rejection};
@@ -60,24 +62,29 @@ fn list_report_dict<'py>(py: Python<'py>, r: &ListReport) -> PyResult<Bound<'py,
     Ok(d)
 }
 
-/// Call `cb(report)` at most every half second, with the GIL held only for the call. An
-/// exception in the callback is reported as unraisable and does not stop the work.
+/// The progress callback handed to the core: stops when `cancel` is set (Ctrl-C, see
+/// `run_cancellable`) and calls `cb(report)` at most every half second, with the GIL held only for
+/// that call. An exception in the callback is reported as unraisable and does not stop the work.
 fn throttled<'a, R: 'a>(
     cb: Option<&'a Py<PyAny>>,
+    cancel: &'a AtomicBool,
     to_dict: for<'py> fn(Python<'py>, &R) -> PyResult<Bound<'py, PyDict>>,
-) -> impl FnMut(&R) + 'a {
+) -> impl FnMut(&R) -> bool + 'a {
     let mut last = Instant::now();
     move |r: &R| {
-        let Some(cb) = cb else { return };
-        if last.elapsed() < Duration::from_millis(500) {
-            return;
+        if cancel.load(Ordering::Relaxed) {
+            return false;
         }
-        last = Instant::now();
-        Python::attach(|py| {
-            if let Err(e) = to_dict(py, r).and_then(|d| cb.call1(py, (d,))) {
-                e.write_unraisable(py, Some(cb.bind(py)));
-            }
-        });
+        let Some(cb) = cb else { return true };
+        if last.elapsed() >= Duration::from_millis(500) {
+            last = Instant::now();
+            Python::attach(|py| {
+                if let Err(e) = to_dict(py, r).and_then(|d| cb.call1(py, (d,))) {
+                    e.write_unraisable(py, Some(cb.bind(py)));
+                }
+            });
+        }
+        true
     }
 }
 
@@ -129,8 +136,8 @@ fn import_contacts<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let o = options(&campaign, &country, partitions, number_column, format, suppression_lists, exclusions, batch_size)?;
-    let r = detach(py, || {
-        let mut cb = throttled(progress.as_ref(), report_dict);
+    let r = run_cancellable(py, |cancel| {
+        let mut cb = throttled(progress.as_ref(), cancel, report_dict);
         import::import_file(&redis_url, &path, &o, &mut cb)
     })?;
     report_dict(py, &r)
@@ -150,8 +157,8 @@ fn parse_contacts<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let o = options("dry-run", &country, None, number_column, format, vec![], exclusions, 10_000)?;
-    let r = detach(py, || {
-        let mut cb = throttled(progress.as_ref(), report_dict);
+    let r = run_cancellable(py, |cancel| {
+        let mut cb = throttled(progress.as_ref(), cancel, report_dict);
         import::parse_file(&path, &o, &mut cb)
     })?;
     report_dict(py, &r)
@@ -179,8 +186,8 @@ fn load_suppression_list<'py>(
         "append" => LoadMode::Append,
         _ => return Err(raise("InvalidInput", format!("mode {mode:?}: use replace or append"))),
     };
-    let r = detach(py, || {
-        let mut cb = throttled(progress.as_ref(), list_report_dict);
+    let r = run_cancellable(py, |cancel| {
+        let mut cb = throttled(progress.as_ref(), cancel, list_report_dict);
         suppression::load(&redis_url, &name, &path, &country, number_column.as_deref(), format, mode, &mut cb)
     })?;
     list_report_dict(py, &r)

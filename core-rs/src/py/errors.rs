@@ -98,12 +98,17 @@ fn class_of(e: &Error) -> &'static str {
         Error::BadRule { .. } => "BadRule",
         Error::InvalidArgument { .. } | Error::PartitionMismatch { .. } => "InvalidInput",
         Error::ImportInterrupted { .. } => "ImportInterrupted",
+        Error::Cancelled { .. } => "KeyboardInterrupt",
     }
 }
 
 impl From<Error> for PyErr {
     #[cold]
     fn from(e: Error) -> PyErr {
+        if let Error::Cancelled { .. } = e {
+            // Ctrl-C reached a long call: it surfaces as the KeyboardInterrupt it was.
+            return pyo3::exceptions::PyKeyboardInterrupt::new_err(e.to_string());
+        }
         let err = raise(class_of(&e), e.to_string());
         if let Error::ImportInterrupted { report, source, .. } = e {
             Python::attach(|py| {
