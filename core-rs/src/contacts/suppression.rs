@@ -16,7 +16,6 @@ use crate::keys::{self, LIST_BUCKETS, SUPPRESSION_REGISTRY};
 use crate::queue::script;
 use crate::store::Store;
 
-static CHECK: LazyLock<Script> = LazyLock::new(|| script(include_str!("../queue/lua/suppressed.lua")));
 static ADD: LazyLock<Script> = LazyLock::new(|| script(include_str!("../queue/lua/suppress_add.lua")));
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,35 +45,40 @@ pub struct ListInfo {
     pub generation: u64,
 }
 
-/// For each number: is it on any of `lists`? One script per list, pipelined.
+/// For each number: is it on any of `lists`? Two round trips: the lists' live generations, then
+/// one pipelined `SISMEMBER` per number and list (plain commands cost Redis about a fifth of what
+/// the same calls cost from a Lua loop).
 pub fn check_any(store: &mut Store, lists: &[String], numbers: &[u64]) -> Result<Vec<bool>> {
     let mut hit = vec![false; numbers.len()];
     if lists.is_empty() || numbers.is_empty() {
         return Ok(hit);
     }
+    let target = lists.join(",");
     let mut pipe = redis::pipe();
     for l in lists {
-        let mut inv = CHECK.prepare_invoke();
-        inv.key(keys::suppression_list(l));
-        for n in numbers {
-            inv.arg(*n);
-        }
-        pipe.invoke_script(&inv);
+        pipe.cmd("GET").arg(format!("{}:gen", keys::suppression_list(l)));
     }
-    let replies: Vec<String> = match store.pipe(&pipe, "check suppression lists", &lists.join(",")) {
-        Ok(r) => r,
-        Err(Error::Redis { detail, .. }) if detail.contains("NOSCRIPT") => {
-            store.load_scripts(&[&CHECK])?;
-            store.pipe(&pipe, "check suppression lists", &lists.join(","))?
+    let gens: Vec<Option<u64>> = store.pipe(&pipe, "read list generations", &target)?;
+    let mut pipe = redis::pipe();
+    let mut asked = 0usize;
+    for (l, gen) in lists.iter().zip(&gens) {
+        let Some(gen) = gen else { continue }; // deleted: nothing is on it
+        let base = keys::suppression_list(l);
+        for n in numbers {
+            pipe.cmd("SISMEMBER").arg(format!("{base}:g{gen}:{}", n % LIST_BUCKETS)).arg(*n);
         }
-        Err(e) => return Err(e),
-    };
-    for flags in replies {
-        if flags.len() != numbers.len() {
-            return Err(Error::protocol("check suppression lists", &lists.join(","), "flag count differs"));
-        }
-        for (h, f) in hit.iter_mut().zip(flags.bytes()) {
-            *h |= f == b'1';
+        asked += 1;
+    }
+    if asked == 0 {
+        return Ok(hit);
+    }
+    let flags: Vec<bool> = store.pipe(&pipe, "check suppression lists", &target)?;
+    if flags.len() != asked * numbers.len() {
+        return Err(Error::protocol("check suppression lists", &target, "reply count differs"));
+    }
+    for chunk in flags.chunks(numbers.len()) {
+        for (h, f) in hit.iter_mut().zip(chunk) {
+            *h |= *f;
         }
     }
     Ok(hit)
@@ -110,7 +114,7 @@ pub fn load(
     let normalizer = Normalizer::for_iso(country).ok_or_else(|| Error::UnknownCountry { iso: country.to_string() })?;
     let mut reader = ContactReader::open(path, normalizer, format, number_column, &[], false)?;
     let mut store = Store::connect(url)?;
-    store.load_scripts(&[&CHECK, &ADD])?;
+    store.load_scripts(&[&ADD])?;
     let base = keys::suppression_list(name);
     let live: Option<u64> = store.query(redis::cmd("GET").arg(format!("{base}:gen")), "read list generation", &base)?;
     // Replace (or a new list) fills a fresh generation and switches to it at the end.
