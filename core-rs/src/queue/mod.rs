@@ -30,7 +30,6 @@ use std::sync::LazyLock;
 
 use redis::{Script, Value};
 
-use crate::contacts::e164::format_e164;
 use crate::contacts::suppression;
 use crate::error::{Error, Result};
 use crate::keys;
@@ -224,7 +223,8 @@ impl CallQueue {
         let reply = self.store.invoke(&inv, "claim", &base)?;
         let (lists, mut claims) = parse_claims(&reply, partition, &base)?;
         if with_attrs {
-            self.resolve_attrs(&base, &mut claims)?;
+            let mut all: Vec<_> = claims.iter_mut().map(|c| &mut c.attrs).collect();
+            self.resolve_attrs(&base, &mut all)?;
         }
         if lists.is_empty() || claims.is_empty() {
             return Ok(claims);
@@ -394,20 +394,19 @@ impl CallQueue {
             c.agent = f.next().filter(|a| !a.is_empty()).map(str::to_string);
             c.time_ms = None;
         }
-        if let Some(a) = attrs {
-            let mut one = vec![Claim { number, partition: p, token: 0, attempts: 0, source: Source::Fresh, agent: None, attrs: Vec::new() }];
-            one[0].attrs = vec![(String::new(), a)];
-            self.resolve_attrs(&base, &mut one)?;
-            c.attrs = std::mem::take(&mut one[0].attrs);
+        if let Some(raw) = attrs {
+            c.attrs = vec![(String::new(), raw)];
+            self.resolve_attrs(&base, &mut [&mut c.attrs])?;
         }
         Ok(Some(c))
     }
 
-    /// Turn raw `cols-id \x1f v1 \x1f v2` attribute strings (held in `attrs[0].1`) into pairs.
-    fn resolve_attrs(&mut self, base: &str, claims: &mut [Claim]) -> Result<()> {
-        let mut ids: Vec<String> = claims
+    /// Turn raw `cols-id \x1f v1 \x1f v2` attribute strings (each held alone as `attrs[0].1`, as
+    /// the scripts return them) into (column, value) pairs.
+    fn resolve_attrs(&mut self, base: &str, all: &mut [&mut Vec<(String, String)>]) -> Result<()> {
+        let mut ids: Vec<String> = all
             .iter()
-            .filter_map(|c| c.attrs.first().and_then(|(_, raw)| raw.split('\x1f').next()).map(str::to_string))
+            .filter_map(|a| a.first().and_then(|(_, raw)| raw.split('\x1f').next()).map(str::to_string))
             .collect();
         ids.sort();
         ids.dedup();
@@ -421,12 +420,12 @@ impl CallQueue {
             .zip(names)
             .map(|(id, n)| (id, n.unwrap_or_default().split('\x1f').map(str::to_string).collect()))
             .collect();
-        for c in claims.iter_mut() {
-            let Some((_, raw)) = c.attrs.pop() else { continue };
+        for attrs in all.iter_mut() {
+            let Some((_, raw)) = attrs.pop() else { continue };
             let mut parts = raw.split('\x1f');
             let id = parts.next().unwrap_or("");
             let cols = table.iter().find(|(i, _)| i == id).map(|(_, c)| c.as_slice()).unwrap_or(&[]);
-            c.attrs = parts
+            **attrs = parts
                 .enumerate()
                 .map(|(i, v)| (cols.get(i).cloned().unwrap_or_else(|| format!("col{i}")), v.to_string()))
                 .collect();
@@ -511,10 +510,6 @@ fn parse_state(number: u64, st: &str) -> Option<ContactState> {
     Some(ContactState { number, state, attempts, time_ms, last_outcome: outcome, agent, attrs: Vec::new() })
 }
 
-/// `+84901234567` for display.
-pub fn display_number(n: u64) -> String {
-    format_e164(n)
-}
 
 #[cfg(test)]
 mod tests {
