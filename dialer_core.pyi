@@ -167,7 +167,8 @@ class CallQueue:
         "do_not_call_back", "suppressed", "released" or "stale" (wrong or expired token: nothing
         changed)."""
     def stats(self, *, now: float | None = None) -> dict[str, Any]:
-        """Queue depth and counters over all partitions."""
+        """Queue depth and counters over all partitions; `exists` is False for a campaign nothing
+        was ever imported into."""
     def contact(self, number: str) -> dict[str, Any] | None:
         """One contact's state ("ready", "claimed", "waiting_retry", "callback", "do_not_call_back",
         "done"), attempts, last outcome, time and attributes; `None` if not in this campaign."""

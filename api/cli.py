@@ -153,6 +153,9 @@ def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
     with redis_for(settings) as url:
         q = dialer_core.CallQueue(url, args.campaign)
         stats = q.stats()
+        if not stats["exists"]:
+            print(f"dialer: no campaign {args.campaign!r}: nothing was imported into it", file=sys.stderr)
+            return 1
         stats["suppression_lists"] = q.suppression_lists()
     if args.json:
         print(json.dumps(stats, indent=2))
@@ -169,7 +172,11 @@ def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_contact(args: argparse.Namespace, settings: Settings) -> int:
     number = dialer_core.normalize(args.number, args.country)
     with redis_for(settings) as url:
-        state = dialer_core.CallQueue(url, args.campaign).contact(number)
+        q = dialer_core.CallQueue(url, args.campaign)
+        if not q.stats()["exists"]:
+            print(f"dialer: no campaign {args.campaign!r}: nothing was imported into it", file=sys.stderr)
+            return 1
+        state = q.contact(number)
     if state is None:
         print(f"dialer: {number} is not in campaign {args.campaign}", file=sys.stderr)
         return 1

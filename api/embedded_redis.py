@@ -8,6 +8,7 @@ started it), that one is used and left running.
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import subprocess
 import time
@@ -81,13 +82,22 @@ class EmbeddedRedis:
         )
 
     def start(self, timeout: float = 30.0) -> str:
-        """Start (or reuse) the server and wait until it answers PING; return its URL."""
+        """Start (or reuse) the server and wait until it answers PING; return its URL.
+
+        Two `dialer` processes starting at once on one state directory take turns (a lock file):
+        the second finds the first one's server and reuses it, so one AOF never has two writers.
+        """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.port is None and len(str(self.socket_path)) > _MAX_SOCKET_PATH:
             raise EmbeddedRedisError(
                 f"state directory path too long for a unix socket ({self.socket_path}); "
                 "use a shorter --state-dir or give --redis-url"
             )
+        with open(self.data_dir / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._start_locked(timeout)
+
+    def _start_locked(self, timeout: float) -> str:
         reply = ping(self.address)
         if reply is not None:
             self._wait_ready(timeout)

@@ -112,3 +112,21 @@ def test_ctrl_c_stops_an_import_between_batches_and_running_it_again_completes_i
     report = json.loads(again.stdout)
     assert report["duplicates"] == loaded
     assert report["accepted"] + report["duplicates"] + report["excluded"] == 800_000
+
+
+def test_an_unknown_campaign_is_named_and_not_created(redis_url: str, r) -> None:  # type: ignore[no-untyped-def]
+    out = dialer("--redis-url", redis_url, "queue", "typo")
+    assert out.returncode == 1 and "no campaign 'typo'" in out.stderr
+    assert r.dbsize() == 0
+
+
+def test_two_dialers_on_one_state_dir_share_one_embedded_redis(tmp_path: Path) -> None:
+    from api.embedded_redis import EmbeddedRedis
+
+    a, b = EmbeddedRedis(tmp_path / "st"), EmbeddedRedis(tmp_path / "st")
+    assert a.start() == b.start()
+    assert a.owned and not b.owned  # the second reused the first one's server
+    b.stop()
+    assert ping(str(a.socket_path)) == "+PONG"
+    a.stop()
+    assert ping(str(a.socket_path)) is None

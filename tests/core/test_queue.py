@@ -183,3 +183,10 @@ def test_redis_down_is_a_connection_error() -> None:
         dc.CallQueue(f"redis://127.0.0.1:{free_port()}", "c1")
     assert isinstance(e.value, ConnectionError)
     assert "unavailable" in str(e.value)
+
+
+def test_opening_an_unknown_campaign_writes_nothing(redis_url: str, r: redis.Redis) -> None:
+    q = dc.CallQueue(redis_url, "nobody")
+    assert q.claim(10) == []
+    assert q.stats()["exists"] is False
+    assert r.dbsize() == 0

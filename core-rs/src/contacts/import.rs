@@ -94,7 +94,7 @@ pub fn import_file(url: &str, path: &Path, opts: &ImportOptions, progress: &mut 
     // Everything about the file's shape is checked before Redis is touched.
     let mut reader = ContactReader::open(path, normalizer, opts.format, opts.number_column.as_deref(), &rules, true)?;
     let columns = reader.attr_columns();
-    let mut queue = CallQueue::open(url, &opts.campaign, opts.partitions, OutcomePolicy::default())?;
+    let mut queue = CallQueue::create(url, &opts.campaign, opts.partitions, OutcomePolicy::default())?;
     let partitions = queue.partitions();
     let missing = suppression::missing(queue.store(), &opts.suppression_lists)?;
     if !missing.is_empty() {

@@ -231,13 +231,15 @@ impl PyCallQueue {
         Ok(done.iter().map(Completed::as_str).collect())
     }
 
-    /// Queue depth and counters over all partitions.
+    /// Queue depth and counters over all partitions; `exists` is False for a campaign nothing
+    /// was ever imported into.
     #[pyo3(signature = (*, now=None))]
     fn stats<'py>(&self, py: Python<'py>, now: Option<f64>) -> PyResult<Bound<'py, PyDict>> {
         let now = now_ms(now)?;
-        let s = self.with(py, |q| q.stats(now))?;
+        let (s, exists) = self.with(py, |q| Ok((q.stats(now)?, q.exists()?)))?;
         let d = PyDict::new(py);
         d.set_item("campaign", &self.campaign)?;
+        d.set_item("exists", exists)?;
         d.set_item("partitions", s.partitions)?;
         d.set_item("ready", s.ready)?;
         d.set_item("retry_waiting", s.retry_waiting)?;

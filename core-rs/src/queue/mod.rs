@@ -166,14 +166,31 @@ pub struct CallQueue {
 }
 
 impl CallQueue {
-    /// Open campaign `campaign`'s queue. `partitions` is fixed when the campaign is first used;
-    /// `None` takes the stored count (1 for a new campaign).
+    /// Open campaign `campaign`'s queue. `partitions` is fixed when the campaign is first given
+    /// one (or first imported into); `None` takes the stored count. Opening an unknown campaign
+    /// with `None` writes nothing: it reads as an empty queue of one partition.
     pub fn open(url: &str, campaign: &str, partitions: Option<u32>, policy: OutcomePolicy) -> Result<Self> {
+        Self::open_with(url, campaign, partitions, policy, partitions.is_some())
+    }
+
+    /// Open the queue for loading contacts: the campaign's partition count is recorded (1 when
+    /// `partitions` is `None` and the campaign is new).
+    pub fn create(url: &str, campaign: &str, partitions: Option<u32>, policy: OutcomePolicy) -> Result<Self> {
+        Self::open_with(url, campaign, partitions, policy, true)
+    }
+
+    fn open_with(url: &str, campaign: &str, partitions: Option<u32>, policy: OutcomePolicy, record: bool) -> Result<Self> {
         keys::check_name("campaign id", campaign)?;
         let mut store = Store::connect(url)?;
-        let partitions = ensure_partitions(&mut store, campaign, partitions)?;
+        let partitions = ensure_partitions(&mut store, campaign, partitions, record)?;
         store.load_scripts(&[&CLAIM, &COMPLETE, &IMPORT])?;
         Ok(CallQueue { store, campaign: campaign.to_string(), partitions, policy })
+    }
+
+    /// Whether the campaign is known to Redis (it has been given a partition count).
+    pub fn exists(&mut self) -> Result<bool> {
+        let key = keys::campaign_meta(&self.campaign);
+        self.store.query(redis::cmd("HEXISTS").arg(&key).arg("partitions"), "read campaign", &key)
     }
 
     pub fn campaign(&self) -> &str {
@@ -434,12 +451,16 @@ impl CallQueue {
     }
 }
 
-/// Read or fix the campaign's partition count.
-fn ensure_partitions(store: &mut Store, campaign: &str, asked: Option<u32>) -> Result<u32> {
+/// Read the campaign's partition count, and with `record` fix it if it is not yet.
+fn ensure_partitions(store: &mut Store, campaign: &str, asked: Option<u32>, record: bool) -> Result<u32> {
     if let Some(0) = asked {
         return Err(Error::invalid("partitions", "must be at least 1"));
     }
     let key = keys::campaign_meta(campaign);
+    if !record {
+        let stored: Option<u32> = store.query(redis::cmd("HGET").arg(&key).arg("partitions"), "read partitions", &key)?;
+        return Ok(stored.unwrap_or(1));
+    }
     let want = asked.unwrap_or(1);
     // HSETNX then HGET: the first opener fixes the count; later ones must agree.
     let mut pipe = redis::pipe();
