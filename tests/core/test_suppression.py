@@ -52,7 +52,7 @@ def test_a_failed_replace_leaves_the_list_as_it_was(redis_url: str, write) -> No
 def test_importing_with_an_unknown_list_is_refused_before_loading(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(dc.InvalidInput, match="nope not found"):
         dc.import_contacts(redis_url, write("c.txt", "0901000001\n"), "c1", country="VN", suppression_lists=["nope"])
-    assert dc.CallQueue(redis_url, "c1").stats()["ready"] == 0
+    assert dc.CallQueue(redis_url, "c1").stats()["exists"] is False  # not even the campaign
 
 
 def test_lists_are_stored_compactly(redis_url: str, tmp_path: Path, r) -> None:  # type: ignore[no-untyped-def]

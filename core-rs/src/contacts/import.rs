@@ -12,6 +12,7 @@ use super::suppression;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::queue::{CallQueue, OutcomePolicy, IMPORT};
+use crate::store::Store;
 
 #[derive(Clone, Debug)]
 pub struct ImportOptions {
@@ -95,25 +96,30 @@ pub fn import_file(url: &str, path: &Path, opts: &ImportOptions, progress: &mut 
     // Everything about the file's shape is checked before Redis is touched.
     let reader = ContactReader::open(path, normalizer, opts.format, opts.number_column.as_deref(), &rules, true)?;
     let columns = reader.attr_columns();
-    let mut queue = CallQueue::create(url, &opts.campaign, opts.partitions, OutcomePolicy::default())?;
-    let missing = suppression::missing(queue.store(), &opts.suppression_lists)?;
-    if !missing.is_empty() {
-        return Err(Error::invalid(
-            "suppression list",
-            format!("{} not found: load it first (`dialer suppress NAME FILE`)", missing.join(", ")),
-        ));
-    }
-    let mut lists = queue.suppression_lists()?;
-    for l in &opts.suppression_lists {
-        if !lists.contains(l) {
-            lists.push(l.clone());
+    {
+        let mut store = Store::connect(url)?;
+        let missing = suppression::missing(&mut store, &opts.suppression_lists)?;
+        if !missing.is_empty() {
+            return Err(Error::invalid(
+                "suppression list",
+                format!("{} not found: load it first (`dialer suppress NAME FILE`)", missing.join(", ")),
+            ));
         }
     }
-    queue.set_suppression_lists(&lists)?;
-    let cols_id = register_columns(&mut queue, &columns)?;
+    let mut queue = CallQueue::create(url, &opts.campaign, opts.partitions, OutcomePolicy::default())?;
     let lock = ImportLock::take(&mut queue)?;
     let mut report = ImportReport::default();
-    let result = load_file(&mut queue, reader, &lists, &cols_id, opts.batch_size.max(1), &lock, &mut report, progress);
+    let result = (|| {
+        let mut lists = queue.suppression_lists()?;
+        for l in &opts.suppression_lists {
+            if !lists.contains(l) {
+                lists.push(l.clone());
+            }
+        }
+        queue.set_suppression_lists(&lists)?;
+        let cols_id = register_columns(&mut queue, &columns)?;
+        load_file(&mut queue, reader, &lists, &cols_id, opts.batch_size.max(1), &lock, &mut report, progress)
+    })();
     lock.release(&mut queue);
     match result {
         Ok(()) => Ok(report),
