@@ -188,14 +188,15 @@ def import_contacts(
     suppression_lists: Sequence[str] = ...,
     exclusions: Sequence[str] = ...,
     batch_size: int = 10000,
+    attributes: bool = True,
     progress: Callable[[ImportReport], object] | None = None,
 ) -> ImportReport:
     """Stream a contacts file (CSV with a header row, or one number per line) into campaign
     `campaign`'s queue: numbers normalised to E.164 with `country` as the default, invalid rows
     rejected with line and reason, duplicates dropped, numbers on `suppression_lists` or matching
     an `exclusions` rule dropped. Returns the report (read, accepted, rejected, duplicates,
-    suppressed, excluded, rejections: the first 100). `progress(report)` is called about twice a
-    second."""
+    suppressed, excluded, rejections: the first 100). The other columns are kept as attributes
+    unless `attributes=False`. `progress(report)` is called about twice a second."""
 
 def parse_contacts(
     path: StrPath,

@@ -104,6 +104,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 partitions=args.partitions,
                 suppression_lists=args.suppression_list,
                 batch_size=args.batch_size,
+                attributes=not args.no_attributes,
                 **common,
             )
         except dialer_core.ImportInterrupted as e:
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", action="append", default=[], metavar="RULE",
                    help="exclusion rule, e.g. 'segment in {VIP, GOLD, DIAMOND}' (repeatable)")
     p.add_argument("--batch-size", type=int, default=10_000, help="rows per Redis round trip (default 10000)")
+    p.add_argument("--no-attributes", action="store_true", help="load the numbers only, not the other columns")
     p.add_argument("--dry-run", action="store_true", help="parse and report only; load nothing")
     _add_file_options(p)
     p.set_defaults(func=cmd_import)

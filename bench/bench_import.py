@@ -31,6 +31,8 @@ mode, url, path = sys.argv[1:4]
 t = time.perf_counter()
 if mode == "parse":
     rep = dc.parse_contacts(path, country="VN", exclusions=["segment in {VIP, GOLD, DIAMOND}"])
+elif mode == "numbers":
+    rep = dc.import_contacts(url, path, "imp-numbers", country="VN", attributes=False)
 else:
     rep = dc.import_contacts(url, path, "imp", country="VN", exclusions=["segment in {VIP, GOLD, DIAMOND}"])
 took = time.perf_counter() - t
@@ -57,6 +59,10 @@ def test_import_speed_and_memory(benchmark: Any, redis_url: str, r: redis.Redis,
     assert rep["rejected"] == sample["invalid"] and rep["accepted"] == parsed["report"]["accepted"] - rep["duplicates"]
 
     used = int(r.info("memory")["used_memory"])  # the whole campaign, attributes included
+    r.flushall()
+    numbers = child("numbers", redis_url, path)
+    assert numbers["report"]["read"] == rows
+    numbers_used = int(r.info("memory")["used_memory"])
     ref_rows = min(rows, 1_000_000)
     t = time.perf_counter()
     with open(path, newline="") as f:
@@ -72,6 +78,7 @@ def test_import_speed_and_memory(benchmark: Any, redis_url: str, r: redis.Redis,
 
     parse_rate = rows / parsed["seconds"]
     load_rate = rows / loaded["seconds"]
+    numbers_rate = rows / numbers["seconds"]
     benchmark.extra_info.update(parse_rows_per_s=parse_rate, load_rows_per_s=load_rate, peak_rss=loaded["peak_rss"], correct=True)
     report(f"import of a {rows:,}-row CSV ({path.stat().st_size / 1e6:,.0f} MB)", [
         ("parse+normalise, rows/s (target >= 1M)", f"{parse_rate:,.0f}"),
@@ -81,6 +88,8 @@ def test_import_speed_and_memory(benchmark: Any, redis_url: str, r: redis.Redis,
         ("  reference: redis-py RPUSH pipeline, numbers/s", f"{rpush_rate:,.0f}"),
         ("  peak RSS of the load (target < 500 MB)", f"{loaded['peak_rss'] / 1e6:,.0f} MB"),
         ("Redis used_memory after the load", f"{used / 1e6:,.0f} MB ({used / rep['accepted']:.0f} B a contact with name, segment)"),
+        ("load, numbers only (attributes=False), rows/s", f"{numbers_rate:,.0f}"),
+        ("  Redis used_memory, numbers only", f"{numbers_used / 1e6:,.0f} MB ({numbers_used / numbers['report']['accepted']:.0f} B a contact)"),
         ("report", json.dumps({k: v for k, v in rep.items() if k != 'rejections'})),
     ])
     assert loaded["peak_rss"] < 500e6

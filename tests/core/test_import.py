@@ -114,3 +114,11 @@ def test_normalize_gives_e164_or_says_why() -> None:
         dc.normalize("12", "VN")
     with pytest.raises(dc.UnknownCountry):
         dc.normalize("0901234567", "ZZ")
+
+
+def test_numbers_only_import_keeps_no_attributes(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    p = write("l.csv", "phone,name\n0901234567,An\n")
+    dc.import_contacts(redis_url, p, "c1", country="VN", attributes=False)
+    q = dc.CallQueue(redis_url, "c1")
+    (c,) = q.claim(1, with_attrs=True)
+    assert c.attrs == {}

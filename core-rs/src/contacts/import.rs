@@ -29,6 +29,8 @@ pub struct ImportOptions {
     pub exclusions: Vec<String>,
     /// Rows per Redis round trip.
     pub batch_size: usize,
+    /// Keep the other columns as contact attributes (name, segment ...); `false` loads numbers only.
+    pub attributes: bool,
 }
 
 impl ImportOptions {
@@ -42,6 +44,7 @@ impl ImportOptions {
             suppression_lists: Vec::new(),
             exclusions: Vec::new(),
             batch_size: 10_000,
+            attributes: true,
         }
     }
 }
@@ -73,7 +76,7 @@ impl ImportReport {
 /// `progress` is called after every batch; returning `false` stops the work (`Error::Cancelled`).
 pub fn parse_file(path: &Path, opts: &ImportOptions, progress: &mut dyn FnMut(&ImportReport) -> bool) -> Result<ImportReport> {
     let (normalizer, rules) = prepare(opts)?;
-    let mut reader = ContactReader::open(path, normalizer, opts.format, opts.number_column.as_deref(), &rules, true)?;
+    let mut reader = ContactReader::open(path, normalizer, opts.format, opts.number_column.as_deref(), &rules, opts.attributes)?;
     let mut report = ImportReport::default();
     while let Some(b) = reader.next_batch(opts.batch_size.max(1))? {
         report.add_parsed(&b);
@@ -94,7 +97,7 @@ pub fn import_file(url: &str, path: &Path, opts: &ImportOptions, progress: &mut 
         keys::check_name("suppression list", l)?;
     }
     // Everything about the file's shape is checked before Redis is touched.
-    let reader = ContactReader::open(path, normalizer, opts.format, opts.number_column.as_deref(), &rules, true)?;
+    let reader = ContactReader::open(path, normalizer, opts.format, opts.number_column.as_deref(), &rules, opts.attributes)?;
     let columns = reader.attr_columns();
     {
         let mut store = Store::connect(url)?;

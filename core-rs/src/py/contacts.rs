@@ -98,6 +98,7 @@ fn options(
     suppression_lists: Vec<String>,
     exclusions: Vec<String>,
     batch_size: usize,
+    attributes: bool,
 ) -> PyResult<ImportOptions> {
     if batch_size == 0 {
         return Err(raise("InvalidInput", "batch_size must be at least 1".into()));
@@ -109,6 +110,7 @@ fn options(
     o.suppression_lists = suppression_lists;
     o.exclusions = exclusions;
     o.batch_size = batch_size;
+    o.attributes = attributes;
     Ok(o)
 }
 
@@ -116,10 +118,10 @@ fn options(
 /// `campaign`'s queue: numbers normalised to E.164 with `country` as the default, invalid rows
 /// rejected with line and reason, duplicates dropped, numbers on `suppression_lists` or matching
 /// an `exclusions` rule dropped. Returns the report (read, accepted, rejected, duplicates,
-/// suppressed, excluded, rejections: the first 100). `progress(report)` is called about twice a
-/// second.
+/// suppressed, excluded, rejections: the first 100). The other columns are kept as attributes
+/// unless `attributes=False`. `progress(report)` is called about twice a second.
 #[pyfunction]
-#[pyo3(signature = (redis_url, path, campaign, *, country, partitions=None, number_column=None, format="auto", suppression_lists=vec![], exclusions=vec![], batch_size=10_000, progress=None))]
+#[pyo3(signature = (redis_url, path, campaign, *, country, partitions=None, number_column=None, format="auto", suppression_lists=vec![], exclusions=vec![], batch_size=10_000, attributes=true, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn import_contacts<'py>(
     py: Python<'py>,
@@ -133,9 +135,10 @@ fn import_contacts<'py>(
     suppression_lists: Vec<String>,
     exclusions: Vec<String>,
     batch_size: usize,
+    attributes: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let o = options(&campaign, &country, partitions, number_column, format, suppression_lists, exclusions, batch_size)?;
+    let o = options(&campaign, &country, partitions, number_column, format, suppression_lists, exclusions, batch_size, attributes)?;
     let r = run_cancellable(py, |cancel| {
         let mut cb = throttled(progress.as_ref(), cancel, report_dict);
         import::import_file(&redis_url, &path, &o, &mut cb)
@@ -156,7 +159,7 @@ fn parse_contacts<'py>(
     exclusions: Vec<String>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let o = options("dry-run", &country, None, number_column, format, vec![], exclusions, 10_000)?;
+    let o = options("dry-run", &country, None, number_column, format, vec![], exclusions, 10_000, false)?;
     let r = run_cancellable(py, |cancel| {
         let mut cb = throttled(progress.as_ref(), cancel, report_dict);
         import::parse_file(&path, &o, &mut cb)
