@@ -49,10 +49,11 @@ def test_embedded_redis_keeps_data_across_runs_and_stops_on_exit(tmp_path: Path)
 def test_given_redis_url_is_used(redis_url: str, tmp_path: Path) -> None:
     lst = tmp_path / "l.txt"
     lst.write_text("0901234567\n")
-    out = dialer("--redis-url", redis_url, "import", str(lst), "--campaign", "c9", "--country", "VN", "-q")
+    home = tmp_path / "home"
+    out = dialer("--redis-url", redis_url, "import", str(lst), "--campaign", "c9", "--country", "VN", "-q", env={"HOME": str(home)})
     assert out.returncode == 0, out.stderr
     assert "accepted" in out.stdout
-    assert not (Path.home() / ".local/state/dialer/redis/c9").exists()
+    assert not home.exists()  # no embedded server, no default state directory
 
 
 @pytest.mark.parametrize(
