@@ -163,10 +163,10 @@ def cmd_queue(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"campaign {args.campaign} ({stats['partitions']} partition(s)):")
     for key in ("ready", "retry_due", "retry_waiting", "callbacks_due", "callbacks_waiting", "leased", "lease_batches_overdue"):
-        print(f"  {key:<18} {stats[key]:>12,}")
-    print(f"  suppression lists  {', '.join(stats['suppression_lists']) or '-'}")
+        print(f"  {key:<24} {stats[key]:>12,}")
+    print(f"  {'suppression lists':<24} {', '.join(stats['suppression_lists']) or '-':>12}")
     for key, value in sorted(stats["counters"].items()):
-        print(f"  {key:<18} {value:>12,}")
+        print(f"  {key:<24} {value:>12,}")
     return 0
 
 
