@@ -190,3 +190,11 @@ def test_opening_an_unknown_campaign_writes_nothing(redis_url: str, r: redis.Red
     assert q.claim(10) == []
     assert q.stats()["exists"] is False
     assert r.dbsize() == 0
+
+
+def test_the_same_claim_twice_in_one_completion_is_completed_once(redis_url: str, tmp_path: Path) -> None:
+    load(redis_url, tmp_path / "l.txt", "c1", numbers(1))
+    q = dc.CallQueue(redis_url, "c1", max_attempts=5)
+    (c,) = q.claim(1, now=T0)
+    assert q.complete([(c, "no_answer"), (c, "no_answer")], now=T0) == ["retry", "stale"]
+    assert q.contact(c.number)["attempts"] == 1  # type: ignore[index]

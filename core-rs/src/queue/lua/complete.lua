@@ -51,7 +51,7 @@ for i = 1, #nums, CHUNK do
   for _, v in ipairs(part) do leases[#leases + 1] = v end
 end
 
-local out, counts, released = {}, {}, {}
+local out, counts, released, finished = {}, {}, {}, {}
 local zadd = { [':retry'] = {}, [':cb'] = {} }
 local function bump(k) counts[k] = (counts[k] or 0) + 1 end
 
@@ -60,16 +60,16 @@ for j, num in ipairs(nums) do
   local token, x = ARGV[i + 1], prof[tonumber(ARGV[i + 2])]
   local lease = leases[j]
   local tok, attempts
-  if lease then tok, attempts = string.match(lease, '^(%d+)|(%d+)|') end
+  if lease and not finished[num] then tok, attempts = string.match(lease, '^(%d+)|(%d+)|') end
   local kkey = KP .. (num % BUCKETS)
   if tok ~= token then
     local st = redis.call('HGET', kkey, num)
     local status = '-'
-    if lease then status = 'C' elseif st == '' then status = 'R' elseif st then status = string.sub(st, 1, 1) end
+    if lease and not finished[num] then status = 'C' elseif st == '' then status = 'R' elseif st then status = string.sub(st, 1, 1) end
     out[j] = 'stale:' .. status
     bump('stale')
   else
-    leases[j] = false  -- the same number twice in one call: the second is stale
+    finished[num] = true  -- the same number twice in one call: the second is stale
     released[#released + 1] = num
     attempts = tonumber(attempts)
     if x.action ~= 'S' and x.action ~= 'U' then attempts = attempts + 1 end
