@@ -7,7 +7,12 @@ use crate::error::{Error, Result};
 
 pub struct Store {
     url: String,
-    con: redis::Connection,
+    client: redis::Client,
+    /// `None` after the connection broke: the next call connects again (and reloads the scripts),
+    /// so a long-lived queue handle outlives a Redis restart. The call that met the break is
+    /// not retried - it may have run - and reports `RedisUnavailable`.
+    con: Option<redis::Connection>,
+    scripts: Vec<Script>,
 }
 
 impl Store {
@@ -16,16 +21,39 @@ impl Store {
     pub fn connect(url: &str) -> Result<Self> {
         let client = redis::Client::open(url)
             .map_err(|e| Error::invalid("Redis URL", format!("{url:?}: {e}")))?;
-        let con = client
-            .get_connection_with_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| Error::redis(url, "connect", url, &e))?;
-        let mut store = Store { url: url.to_string(), con };
+        let mut store = Store { url: url.to_string(), client, con: None, scripts: Vec::new() };
+        store.conn()?;
         store.check_version()?;
         Ok(store)
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The live connection, made anew (scripts reloaded) after a break.
+    fn conn(&mut self) -> Result<&mut redis::Connection> {
+        if self.con.is_none() {
+            let mut con = self
+                .client
+                .get_connection_with_timeout(std::time::Duration::from_secs(5))
+                .map_err(|e| Error::redis(&self.url, "connect", &self.url, &e))?;
+            for s in &self.scripts {
+                s.load(&mut con).map_err(|e| Error::redis(&self.url, "SCRIPT LOAD", "scripts", &e))?;
+            }
+            self.con = Some(con);
+        }
+        self.con.as_mut().ok_or_else(|| Error::protocol("connect", "redis", "no connection"))
+    }
+
+    /// Map a client error; a broken connection is dropped so the next call reconnects.
+    #[cold]
+    fn fail(&mut self, op: &'static str, target: &str, e: &redis::RedisError) -> Error {
+        let err = Error::redis(&self.url, op, target, e);
+        if matches!(err, Error::RedisUnavailable { .. }) {
+            self.con = None;
+        }
+        err
     }
 
     fn check_version(&mut self) -> Result<()> {
@@ -47,22 +75,30 @@ impl Store {
     }
 
     pub fn query<T: redis::FromRedisValue>(&mut self, cmd: &mut Cmd, op: &'static str, target: &str) -> Result<T> {
-        cmd.query(&mut self.con).map_err(|e| Error::redis(&self.url, op, target, &e))
+        let r = cmd.query(self.conn()?);
+        r.map_err(|e| self.fail(op, target, &e))
     }
 
     pub fn pipe<T: redis::FromRedisValue>(&mut self, pipe: &Pipeline, op: &'static str, target: &str) -> Result<T> {
-        pipe.query(&mut self.con).map_err(|e| Error::redis(&self.url, op, target, &e))
+        let r = pipe.query(self.conn()?);
+        r.map_err(|e| self.fail(op, target, &e))
     }
 
     /// Run a script (EVALSHA, loading it on NOSCRIPT).
     pub fn invoke(&mut self, inv: &ScriptInvocation<'_>, op: &'static str, target: &str) -> Result<Value> {
-        inv.invoke(&mut self.con).map_err(|e| Error::redis(&self.url, op, target, &e))
+        let r = inv.invoke(self.conn()?);
+        r.map_err(|e| self.fail(op, target, &e))
     }
 
-    /// Make sure the scripts are loaded, so that pipelined EVALSHA never meets NOSCRIPT.
+    /// Load scripts now and again after every reconnection, so that pipelined EVALSHA never
+    /// meets NOSCRIPT.
     pub fn load_scripts(&mut self, scripts: &[&Script]) -> Result<()> {
         for s in scripts {
-            s.load(&mut self.con).map_err(|e| Error::redis(&self.url, "SCRIPT LOAD", "scripts", &e))?;
+            let r = s.load(self.conn()?);
+            r.map_err(|e| self.fail("SCRIPT LOAD", "scripts", &e))?;
+            if !self.scripts.iter().any(|k| k.get_hash() == s.get_hash()) {
+                self.scripts.push((*s).clone());
+            }
         }
         Ok(())
     }
