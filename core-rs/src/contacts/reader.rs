@@ -354,6 +354,38 @@ mod tests {
         assert!(ContactReader::open(&f.0, vn(), Format::Auto, None, &[], true).err().unwrap().to_string().contains("empty"));
     }
 
+    proptest::proptest! {
+        /// Whatever the bytes, the reader answers a clear error or counts every row it read.
+        #[test]
+        fn any_file_is_read_or_refused_never_a_panic(
+            header in proptest::sample::select(vec!["phone,name\n", "msisdn;segment\n", "", "x\n"]),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            let mut content = header.as_bytes().to_vec();
+            content.extend(body);
+            let p = tempfile_lite::TempPath::new("prop");
+            std::fs::write(&p.0, &content).unwrap();
+            if let Ok(mut r) = ContactReader::open(&p.0, vn(), Format::Auto, None, &[], true) {
+                let mut seen = 0u64;
+                loop {
+                    match r.next_batch(7) {
+                        Ok(Some(b)) => {
+                            proptest::prop_assert_eq!(b.read, b.numbers.len() as u64 + b.rejected + b.excluded);
+                            proptest::prop_assert_eq!(b.attrs.len(), b.numbers.len());
+                            seen += b.read;
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            proptest::prop_assert!(matches!(e, Error::MalformedFile { .. }), "{e}");
+                            break;
+                        }
+                    }
+                }
+                proptest::prop_assert!(seen <= content.len() as u64 + 1);
+            }
+        }
+    }
+
     #[test]
     fn ragged_rows_are_rejected_with_their_line() {
         let f = file("phone;name\n0901234567;An\n0901234568\n");
