@@ -65,3 +65,34 @@ def test_lists_are_stored_compactly(redis_url: str, tmp_path: Path, r) -> None: 
     assert dc.load_suppression_list(redis_url, "big", b, country="VN", mode="append")["total"] == 600_000
     per = (int(r.info("memory")["used_memory"]) - before) / 300_000
     assert per < 12, f"{per:.1f} bytes a number"
+
+
+def _sismembers(r) -> int:  # type: ignore[no-untyped-def]
+    return int(r.info("commandstats").get("cmdstat_sismember", {}).get("calls", 0))
+
+
+def test_claims_skip_the_list_check_until_a_list_changes(redis_url: str, write, r) -> None:  # type: ignore[no-untyped-def]
+    dc.load_suppression_list(redis_url, "dnc", write("dnc.txt", "0901000001\n"), country="VN")
+    dc.import_contacts(redis_url, write("c.txt", "".join(f"090100000{i}\n" for i in range(2, 10))), "c1", country="VN", suppression_lists=["dnc"])
+    q = dc.CallQueue(redis_url, "c1")
+    r.config_resetstat()
+    assert len(q.claim(2, now=T0)) == 2
+    assert _sismembers(r) == 0  # every contact was checked at import against this very list
+    dc.load_suppression_list(redis_url, "dnc", write("more.txt", "0901000005\n"), country="VN", mode="replace")
+    got = [c.number for c in q.claim(10, now=T0)]
+    assert _sismembers(r) > 0 and "+84901000005" not in got and len(got) == 5
+
+
+def test_a_list_attached_after_the_import_is_checked_at_claim(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    dc.import_contacts(redis_url, write("c.txt", "0901000001\n0901000002\n"), "c1", country="VN")
+    dc.load_suppression_list(redis_url, "vip", write("vip.txt", "0901000001\n"), country="VN")
+    q = dc.CallQueue(redis_url, "c1")
+    q.set_suppression_lists(["vip"])
+    assert [c.number for c in q.claim(10, now=T0)] == ["+84901000002"]
+
+
+def test_a_second_import_naming_a_new_list_covers_the_contacts_already_queued(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    dc.import_contacts(redis_url, write("a.txt", "0901000001\n"), "c1", country="VN")
+    dc.load_suppression_list(redis_url, "vip", write("vip.txt", "0901000001\n"), country="VN")
+    dc.import_contacts(redis_url, write("b.txt", "0901000002\n"), "c1", country="VN", suppression_lists=["vip"])
+    assert [c.number for c in dc.CallQueue(redis_url, "c1").claim(10, now=T0)] == ["+84901000002"]

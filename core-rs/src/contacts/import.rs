@@ -113,15 +113,10 @@ pub fn import_file(url: &str, path: &Path, opts: &ImportOptions, progress: &mut 
     let lock = ImportLock::take(&mut queue)?;
     let mut report = ImportReport::default();
     let result = (|| {
-        let mut lists = queue.suppression_lists()?;
-        for l in &opts.suppression_lists {
-            if !lists.contains(l) {
-                lists.push(l.clone());
-            }
-        }
-        queue.set_suppression_lists(&lists)?;
+        let empty = is_empty(&mut queue)?;
+        let lists = record_suppression(&mut queue, &opts.suppression_lists, empty)?;
         let cols_id = register_columns(&mut queue, &columns)?;
-        load_file(&mut queue, reader, &lists, &cols_id, opts.batch_size.max(1), &lock, &mut report, progress)
+        load_file(&mut queue, reader, &lists, &cols_id, opts.batch_size.max(1), &lock, empty, &mut report, progress)
     })();
     lock.release(&mut queue);
     match result {
@@ -140,6 +135,7 @@ fn load_file(
     cols_id: &str,
     batch_size: usize,
     lock: &ImportLock,
+    empty: bool,
     report: &mut ImportReport,
     progress: &mut dyn FnMut(&ImportReport) -> bool,
 ) -> Result<()> {
@@ -147,7 +143,7 @@ fn load_file(
     // A campaign nothing was imported into yet, under the lock, can take the fast path: the
     // duplicate check runs here against the numbers of this file, and Redis gets plain
     // pipelined writes instead of a script call per row.
-    let mut fresh = if is_empty(queue)? { Some(HashSet::new()) } else { None };
+    let mut fresh = if empty { Some(HashSet::new()) } else { None };
     let (tx, rx) = crossbeam_channel::bounded::<Result<Batch>>(4);
     std::thread::scope(|s| {
         s.spawn(move || loop {
@@ -212,6 +208,36 @@ fn register_columns(queue: &mut CallQueue, columns: &[String]) -> Result<String>
 /// each, about 150 MB) holds up to 14.6M before it would double; past this the rest of the file
 /// goes through the script's HSETNX check, so memory stays bounded whatever the file's size.
 const FAST_PATH_MAX: usize = 14_000_000;
+
+/// The campaign's lists become its old ones plus `added`. Per list, record the version every
+/// queued contact will have been checked against once this import is done: the version now, if
+/// the campaign is empty or was checked against this same version before; otherwise "x" (claims
+/// then check that list, see `CallQueue::claim`).
+fn record_suppression(queue: &mut CallQueue, added: &[String], empty: bool) -> Result<Vec<String>> {
+    let (old, old_checked) = queue.suppression_state()?;
+    let mut lists = old.clone();
+    for l in added {
+        if !lists.contains(l) {
+            lists.push(l.clone());
+        }
+    }
+    let now = suppression::versions(queue.store(), &lists)?;
+    let checked: Vec<String> = lists
+        .iter()
+        .zip(&now)
+        .map(|(l, v)| {
+            let v = v.to_string();
+            let before = old.iter().position(|o| o == l).and_then(|i| old_checked.get(i));
+            if empty || before == Some(&v) {
+                v
+            } else {
+                "x".to_string()
+            }
+        })
+        .collect();
+    queue.record_suppression(&lists, &checked)?;
+    Ok(lists)
+}
 
 /// Did no import ever load contacts into this campaign?
 fn is_empty(queue: &mut CallQueue) -> Result<bool> {

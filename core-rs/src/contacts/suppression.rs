@@ -84,6 +84,19 @@ pub fn check_any(store: &mut Store, lists: &[String], numbers: &[u64]) -> Result
     Ok(hit)
 }
 
+/// Each list's version: it grows whenever numbers may have been added (append, replace).
+pub fn versions(store: &mut Store, lists: &[String]) -> Result<Vec<u64>> {
+    if lists.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for l in lists {
+        pipe.cmd("GET").arg(format!("{}:ver", keys::suppression_list(l)));
+    }
+    let v: Vec<Option<u64>> = store.pipe(&pipe, "read list versions", &lists.join(","))?;
+    Ok(v.into_iter().map(Option::unwrap_or_default).collect())
+}
+
 /// Names among `lists` that do not exist.
 pub fn missing(store: &mut Store, lists: &[String]) -> Result<Vec<String>> {
     if lists.is_empty() {
@@ -122,6 +135,10 @@ pub fn load(
         (LoadMode::Append, Some(g)) => g,
         _ => store.query(redis::cmd("INCR").arg(format!("{base}:gens")), "new list generation", &base)?,
     };
+    if live == Some(gen) {
+        // Appending: numbers land on the live list from the first batch on.
+        store.query::<()>(redis::cmd("INCR").arg(format!("{base}:ver")), "bump list version", &base)?;
+    }
     let mut report = ListReport { name: name.to_string(), ..Default::default() };
     let result = (|| -> Result<()> {
         while let Some(b) = reader.next_batch(20_000)? {
@@ -154,10 +171,12 @@ pub fn load(
         return Err(e);
     }
     if live != Some(gen) {
+        // One slot, one MULTI: claims see the new generation and the new version together.
         let mut pipe = redis::pipe();
+        pipe.atomic().cmd("INCR").arg(format!("{base}:ver")).ignore();
         pipe.cmd("SET").arg(format!("{base}:gen")).arg(gen).ignore();
-        pipe.cmd("SADD").arg(SUPPRESSION_REGISTRY).arg(name).ignore();
         store.pipe::<()>(&pipe, "switch list generation", &base)?;
+        store.query::<()>(redis::cmd("SADD").arg(SUPPRESSION_REGISTRY).arg(name), "register list", SUPPRESSION_REGISTRY)?;
         if let Some(old) = live {
             drop_generation(&mut store, &base, old)?;
         }

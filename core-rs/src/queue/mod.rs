@@ -238,12 +238,18 @@ impl CallQueue {
         let mut inv = CLAIM.prepare_invoke();
         inv.key(&base).arg(now_ms).arg(n).arg(lease_ms).arg(u8::from(with_attrs)).arg(EXPIRED_SCAN);
         let reply = self.store.invoke(&inv, "claim", &base)?;
-        let (lists, mut claims) = parse_claims(&reply, partition, &base)?;
+        let (lists, checked, mut claims) = parse_claims(&reply, partition, &base)?;
         if with_attrs {
             let mut all: Vec<_> = claims.iter_mut().map(|c| &mut c.attrs).collect();
             self.resolve_attrs(&base, &mut all)?;
         }
         if lists.is_empty() || claims.is_empty() {
+            return Ok(claims);
+        }
+        // Every contact was checked at import against each list's version then; while no list
+        // has changed since, there is nothing new to find.
+        let now: Vec<String> = suppression::versions(&mut self.store, &lists)?.iter().map(u64::to_string).collect();
+        if now == checked {
             return Ok(claims);
         }
         let numbers: Vec<u64> = claims.iter().map(|c| c.number).collect();
@@ -335,22 +341,46 @@ impl CallQueue {
     }
 
     /// Suppression lists checked at claim time (stored with the campaign, in every partition).
+    /// A list added here was never checked against the contacts already queued, so claims check
+    /// it until the campaign's next full import says otherwise.
     pub fn set_suppression_lists(&mut self, lists: &[String]) -> Result<()> {
+        let (old, checked) = self.suppression_state()?;
+        let checked: Vec<String> = lists
+            .iter()
+            .map(|l| old.iter().position(|o| o == l).and_then(|i| checked.get(i).cloned()).unwrap_or_else(|| "x".to_string()))
+            .collect();
+        self.record_suppression(lists, &checked)
+    }
+
+    /// The lists and, per list, the version all queued contacts were checked against ("x": not
+    /// all of them were).
+    pub(crate) fn suppression_state(&mut self) -> Result<(Vec<String>, Vec<String>)> {
+        let key = format!("{}:meta", keys::partition(&self.campaign, 0));
+        let (lists, checked): (Option<String>, Option<String>) =
+            self.store.query(redis::cmd("HMGET").arg(&key).arg("suppression").arg("supver"), "read suppression lists", &key)?;
+        let split = |s: Option<String>| s.unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>();
+        Ok((split(lists), split(checked)))
+    }
+
+    pub(crate) fn record_suppression(&mut self, lists: &[String], checked: &[String]) -> Result<()> {
         for l in lists {
             keys::check_name("suppression list", l)?;
         }
-        let joined = lists.join(",");
         let mut pipe = redis::pipe();
         for p in 0..self.partitions {
-            pipe.cmd("HSET").arg(format!("{}:meta", keys::partition(&self.campaign, p))).arg("suppression").arg(&joined).ignore();
+            pipe.cmd("HSET")
+                .arg(format!("{}:meta", keys::partition(&self.campaign, p)))
+                .arg("suppression")
+                .arg(lists.join(","))
+                .arg("supver")
+                .arg(checked.join(","))
+                .ignore();
         }
         self.store.pipe::<()>(&pipe, "set suppression lists", &self.campaign)
     }
 
     pub fn suppression_lists(&mut self) -> Result<Vec<String>> {
-        let key = format!("{}:meta", keys::partition(&self.campaign, 0));
-        let v: Option<String> = self.store.query(redis::cmd("HGET").arg(&key).arg("suppression"), "read suppression lists", &key)?;
-        Ok(v.unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        Ok(self.suppression_state()?.0)
     }
 
     /// Depth of every queue and the counters, summed over partitions.
@@ -473,20 +503,18 @@ fn ensure_partitions(store: &mut Store, campaign: &str, asked: Option<u32>, reco
     }
 }
 
-fn parse_claims(reply: &Value, partition: u32, base: &str) -> Result<(Vec<String>, Vec<Claim>)> {
+type Parsed = (Vec<String>, Vec<String>, Vec<Claim>);
+
+fn parse_claims(reply: &Value, partition: u32, base: &str) -> Result<Parsed> {
     let bad = |what: &str| Error::protocol("claim", base, what.to_string());
     let Value::Array(items) = reply else { return Err(bad("expected an array")) };
     let [Value::Array(meta), first, Value::Array(numbers), Value::Array(details), Value::Array(attrs)] = items.as_slice() else {
         return Err(bad("expected { meta, first_token, numbers, details, attrs }"));
     };
-    let lists: Vec<String> = meta
-        .first()
-        .and_then(text)
-        .unwrap_or_default()
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let field = |i: usize| -> Vec<String> {
+        meta.get(i).and_then(text).unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
+    };
+    let (lists, checked) = (field(0), field(2));
     let first = int(first).ok_or_else(|| bad("first token"))? as u64;
     let mut claims = Vec::with_capacity(numbers.len());
     for (i, v) in numbers.iter().enumerate() {
@@ -507,7 +535,7 @@ fn parse_claims(reply: &Value, partition: u32, base: &str) -> Result<(Vec<String
         };
         c.agent = text(agent).filter(|a| !a.is_empty());
     }
-    Ok((lists, claims))
+    Ok((lists, checked, claims))
 }
 
 fn parse_state(number: u64, st: &str) -> Option<ContactState> {

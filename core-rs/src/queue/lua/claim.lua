@@ -15,7 +15,7 @@
 -- Fresh contacts cost no per-contact Redis call: their attempts are 0.
 --
 -- Returns { meta, first_token, numbers, details, attrs } where
---   meta    = { suppression_lists, expired_count }
+--   meta    = { suppression_lists, expired_count, versions the contacts were checked against }
 --   numbers = the claimed numbers; the i-th has token first_token + i - 1
 --   details = flat { i, attempts, source, agent, ... } for contacts that are not fresh
 --   attrs   = raw attribute strings aligned with numbers (empty unless with_attrs)
@@ -107,7 +107,8 @@ if want > 0 then
   end
 end
 
-local meta = { redis.call('HGET', P .. ':meta', 'suppression') or '', nexp }
+local m = redis.call('HMGET', P .. ':meta', 'suppression', 'supver')
+local meta = { m[1] or '', nexp, m[2] or '' }
 if #picked == 0 then return { meta, 0, {}, {}, {} } end
 
 -- 3. Lease every picked contact.
