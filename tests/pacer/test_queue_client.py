@@ -36,3 +36,19 @@ def test_claim_and_complete_from_asyncio(redis_url: str, tmp_path: Path) -> None
     done, ticks = asyncio.run(main())
     assert done == 20_000
     assert ticks > 10  # the loop ran other tasks while the queue worked
+
+
+def test_the_blocking_call_detector_is_armed() -> None:
+    """A blocking call made on the loop itself is caught: the detector is really on."""
+    import time
+
+    import blockbuster
+
+    async def blocking() -> None:
+        time.sleep(0.001)
+
+    try:
+        asyncio.run(blocking())
+    except blockbuster.BlockingError:
+        return
+    raise AssertionError("blockbuster did not flag time.sleep on the event loop")
