@@ -9,6 +9,8 @@ from os import PathLike
 from typing import Any, Literal, TypedDict, final
 
 __version__: str
+STATES: list[str]
+"""The states a contact can be in: ready, claimed, waiting_retry, callback, do_not_call_back, done."""
 
 class DialerError(Exception):
     """Base class of every error raised by dialer_core."""
@@ -172,6 +174,10 @@ class CallQueue:
     def contact(self, number: str) -> dict[str, Any] | None:
         """One contact's state ("ready", "claimed", "waiting_retry", "callback", "do_not_call_back",
         "done"), attempts, last outcome, time and attributes; `None` if not in this campaign."""
+    def contacts(self, *, state: str | None = None, cursor: str | None = None, count: int = 100) -> dict[str, Any]:
+        """A page of contacts (each as `contact()` gives it), only those in `state` when given, from
+        `cursor` (the `next` of the previous page; `None` to start). Answers
+        `{"contacts": [...], "next": cursor or None}`."""
     def suppression_lists(self) -> list[str]:
         """Suppression lists checked when contacts are claimed."""
     def set_suppression_lists(self, lists: Sequence[str]) -> None: ...

@@ -185,6 +185,37 @@ def cmd_contact(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_contacts(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the campaign's contacts as CSV on stdout, page by page."""
+    import csv
+
+    with redis_for(settings) as url:
+        q = dialer_core.CallQueue(url, args.campaign)
+        if not q.stats()["exists"]:
+            print(f"dialer: no campaign {args.campaign!r}: nothing was imported into it", file=sys.stderr)
+            return 1
+        out = csv.writer(sys.stdout)
+        columns = ["number", "state", "attempts", "last_outcome", "time", "agent"]
+        attr_columns: list[str] | None = None
+        cursor: str | None = None
+        written = 0
+        while args.limit is None or written < args.limit:
+            want = 1000 if args.limit is None else min(1000, args.limit - written)
+            page = q.contacts(state=args.state, cursor=cursor, count=want)
+            for c in page["contacts"]:
+                if attr_columns is None:
+                    attr_columns = list(c["attrs"])
+                    out.writerow(columns + attr_columns)
+                out.writerow([c[k] if c[k] is not None else "" for k in columns] + [c["attrs"].get(a, "") for a in attr_columns])
+                written += 1
+            cursor = page["next"]
+            if cursor is None:
+                break
+        if attr_columns is None:
+            out.writerow(columns)
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace, settings: Settings) -> int:
     report = dialer_core.generate_sample(
         args.file,
@@ -274,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("number")
     p.add_argument("--country", default="VN", help="default country for a national number (default VN)")
     p.set_defaults(func=cmd_contact)
+
+    p = sub.add_parser("contacts", help="write a campaign's contacts as CSV (state, attempts, last outcome, attributes)")
+    p.add_argument("campaign")
+    p.add_argument("--state", choices=list(dialer_core.STATES), help="only contacts in this state")
+    p.add_argument("--limit", type=int, help="at most this many rows")
+    p.set_defaults(func=cmd_contacts)
 
     p = sub.add_parser("sample", help="write a sample contacts CSV (Vietnamese numbers, mixed formats)")
     p.add_argument("file", type=Path)

@@ -24,7 +24,7 @@ def dialer(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 def test_help_lists_the_subcommands_and_each_has_help() -> None:
     out = dialer("--help")
     assert out.returncode == 0
-    subs = ["import", "suppress", "queue", "contact", "sample", "normalize", "demo"]
+    subs = ["import", "suppress", "queue", "contact", "contacts", "sample", "normalize", "demo"]
     for s in subs:
         assert s in out.stdout
         assert dialer(s, "--help").returncode == 0
@@ -131,3 +131,15 @@ def test_two_dialers_on_one_state_dir_share_one_embedded_redis(tmp_path: Path) -
     assert ping(str(a.socket_path)) == "+PONG"
     a.stop()
     assert ping(str(a.socket_path)) is None
+
+
+def test_contacts_are_written_as_csv(redis_url: str, tmp_path: Path) -> None:
+    lst = tmp_path / "l.csv"
+    lst.write_text("phone,name\n0901234567,An\n0901234568,Binh\n")
+    assert dialer("--redis-url", redis_url, "import", str(lst), "--campaign", "cx", "--country", "VN", "-q").returncode == 0
+    out = dialer("--redis-url", redis_url, "contacts", "cx", "--state", "ready")
+    assert out.returncode == 0, out.stderr
+    rows = out.stdout.splitlines()
+    assert rows[0] == "number,state,attempts,last_outcome,time,agent,name"
+    assert sorted(rows[1:]) == ["+84901234567,ready,0,,,,An", "+84901234568,ready,0,,,,Binh"]
+    assert dialer("--redis-url", redis_url, "contacts", "cx", "--limit", "1").stdout.count("\n") == 2

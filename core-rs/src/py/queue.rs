@@ -14,6 +14,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyClaim>()?;
     m.add_class::<PyCompletion>()?;
     m.add_function(wrap_pyfunction!(redis_info, m)?)?;
+    m.add("STATES", crate::queue::STATES.to_vec())?;
     Ok(())
 }
 
@@ -259,19 +260,23 @@ impl PyCallQueue {
     fn contact<'py>(&self, py: Python<'py>, number: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
         let n = parse_number(number)?;
         let Some(c) = self.with(py, |q| q.contact(n))? else { return Ok(None) };
-        let d = PyDict::new(py);
-        d.set_item("number", format_e164(c.number))?;
-        d.set_item("state", c.state)?;
-        d.set_item("attempts", c.attempts)?;
-        d.set_item("time", c.time_ms.map(|t| t as f64 / 1000.0))?;
-        d.set_item("last_outcome", c.last_outcome)?;
-        d.set_item("agent", c.agent)?;
-        let a = PyDict::new(py);
-        for (k, v) in &c.attrs {
-            a.set_item(k, v)?;
+        Ok(Some(contact_dict(py, c)?))
+    }
+
+    /// A page of contacts (each as `contact()` gives it), only those in `state` when given, from
+    /// `cursor` (the `next` of the previous page; `None` to start). Answers
+    /// `{"contacts": [...], "next": cursor or None}`.
+    #[pyo3(signature = (*, state=None, cursor=None, count=100))]
+    fn contacts<'py>(&self, py: Python<'py>, state: Option<String>, cursor: Option<String>, count: usize) -> PyResult<Bound<'py, PyDict>> {
+        let page = self.with(py, |q| q.contacts(state.as_deref(), cursor.as_deref(), count))?;
+        let list = PyList::empty(py);
+        for c in page.contacts {
+            list.append(contact_dict(py, c)?)?;
         }
-        d.set_item("attrs", a)?;
-        Ok(Some(d))
+        let d = PyDict::new(py);
+        d.set_item("contacts", list)?;
+        d.set_item("next", page.next)?;
+        Ok(d)
     }
 
     /// Suppression lists checked when contacts are claimed.
@@ -287,6 +292,22 @@ impl PyCallQueue {
     fn __repr__(&self) -> String {
         format!("CallQueue(campaign={:?}, partitions={})", self.campaign, self.partitions)
     }
+}
+
+fn contact_dict(py: Python<'_>, c: crate::queue::ContactState) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("number", format_e164(c.number))?;
+    d.set_item("state", c.state)?;
+    d.set_item("attempts", c.attempts)?;
+    d.set_item("time", c.time_ms.map(|t| t as f64 / 1000.0))?;
+    d.set_item("last_outcome", c.last_outcome)?;
+    d.set_item("agent", c.agent)?;
+    let a = PyDict::new(py);
+    for (k, v) in &c.attrs {
+        a.set_item(k, v)?;
+    }
+    d.set_item("attrs", a)?;
+    Ok(d)
 }
 
 /// `INFO` of the Redis at `redis_url` (all sections) as a dict of strings: for memory figures

@@ -24,6 +24,7 @@
 //! list and hash encodings; buckets (`number mod BUCKETS`) keep the state hashes small enough for
 //! Redis's compact listpack encoding.
 
+mod listing;
 pub mod policy;
 
 use std::sync::LazyLock;
@@ -34,6 +35,7 @@ use crate::contacts::suppression;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::store::{int, text, Store};
+pub use listing::{ContactPage, STATES};
 pub use policy::{Action, Completion, OutcomePolicy};
 
 pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/claim.lua")));
@@ -433,13 +435,7 @@ impl CallQueue {
         let Some(st) = st else { return Ok(None) };
         let mut c = parse_state(number, &st).ok_or_else(|| Error::protocol("read contact", &base, format!("bad state {st:?}")))?;
         if let Some(lease) = lease {
-            // Claimed: the lease holds the attempts so far and the agent of a callback.
-            let mut f = lease.splitn(3, '|');
-            let _token = f.next();
-            c.state = "claimed";
-            c.attempts = f.next().and_then(|a| a.parse().ok()).unwrap_or(c.attempts);
-            c.agent = f.next().filter(|a| !a.is_empty()).map(str::to_string);
-            c.time_ms = None;
+            apply_lease(&mut c, &lease);
         }
         if let Some(raw) = attrs {
             c.attrs = vec![(String::new(), raw)];
@@ -536,6 +532,17 @@ fn parse_claims(reply: &Value, partition: u32, base: &str) -> Result<Parsed> {
         c.agent = text(agent).filter(|a| !a.is_empty());
     }
     Ok((lists, checked, claims))
+}
+
+/// A claimed contact: its lease (`token|attempts|agent`) holds the attempts so far and the agent
+/// of a callback.
+fn apply_lease(c: &mut ContactState, lease: &str) {
+    let mut f = lease.splitn(3, '|');
+    let _token = f.next();
+    c.state = "claimed";
+    c.attempts = f.next().and_then(|a| a.parse().ok()).unwrap_or(c.attempts);
+    c.agent = f.next().filter(|a| !a.is_empty()).map(str::to_string);
+    c.time_ms = None;
 }
 
 fn parse_state(number: u64, st: &str) -> Option<ContactState> {
