@@ -1,8 +1,8 @@
 //! Paging through a campaign's contacts (for the customer list and exports): bucket by bucket
 //! over the state hashes, with an opaque cursor `partition.bucket.offset`.
 //!
-//! A page walks up to `SCAN_BUCKETS` bucket hashes a round trip, so a sparse campaign still pages
-//! quickly. An import running while someone pages may make a page show a contact twice or not at
+//! A page reads a growing window of bucket hashes a round trip (8, 32, ... up to 1024), so a
+//! dense campaign reads about what it returns and a sparse one still pages quickly. An import running while someone pages may make a page show a contact twice or not at
 //! all (Redis may reorder a growing bucket); states are read as they are at the moment.
 
 use redis::Value;
@@ -12,8 +12,10 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::store::text;
 
-/// Bucket hashes read a round trip.
-const SCAN_BUCKETS: u64 = 512;
+/// Bucket hashes read a round trip: a page starts with a few (a dense campaign fills a page from
+/// a handful of buckets) and widens the window while it finds too little (a sparse one).
+const FIRST_WINDOW: u64 = 8;
+const MAX_WINDOW: u64 = 1024;
 
 /// The states a listing can filter on.
 pub const STATES: &[&str] = &["ready", "claimed", "waiting_retry", "callback", "do_not_call_back", "done"];
@@ -39,9 +41,11 @@ impl CallQueue {
         }
         let (mut p, mut b, mut skip) = parse_cursor(cursor, self.partitions)?;
         let mut page = ContactPage::default();
+        let mut window = FIRST_WINDOW;
         while p < self.partitions {
             let base = keys::partition(&self.campaign, p);
-            let end = (b + SCAN_BUCKETS).min(keys::BUCKETS);
+            let end = (b + window).min(keys::BUCKETS);
+            window = (window * 4).min(MAX_WINDOW);
             let mut pipe = redis::pipe();
             for i in b..end {
                 pipe.cmd("HGETALL").arg(format!("{base}:k:{i}"));
