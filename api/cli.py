@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("import", help="load a contacts file into a campaign's queue", description=(
         "Stream a CSV (header row; one column holds the number, the others become attributes) or a "
-        "plain one-number-per-line file into a campaign's call queue. Numbers are normalised to "
+        "plain one-number-per-line file, either possibly gzip-compressed, into a campaign's call queue. Numbers are normalised to "
         "E.164; invalid ones are rejected with line and reason; duplicates, numbers on suppression "
         "lists and rows matching an exclusion rule are dropped. Running an import again loads only "
         "what is not there yet."))

@@ -1,5 +1,6 @@
 //! Streaming reader for contact files: a CSV with a header row (one column holds the number, the
-//! others become attributes) or a plain file of one number per line. Memory stays constant
+//! others become attributes) or a plain file of one number per line, either of them possibly
+//! gzip-compressed. Memory stays constant
 //! whatever the file's size: rows are read into fixed-size batches.
 
 use std::fs::File;
@@ -81,8 +82,7 @@ impl ContactReader {
         rules: &[Rule],
         keep_attrs: bool,
     ) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut buf = BufReader::with_capacity(1 << 20, file);
+        let mut buf = open_text(path)?;
         let first = first_line(&mut buf, path)?;
         let delimiter = sniff_delimiter(&first);
         let plain = match format {
@@ -220,7 +220,15 @@ impl ContactReader {
 }
 
 /// Peek at the first line without consuming it; refuse binary files up front.
-fn first_line(buf: &mut BufReader<File>, path: &Path) -> Result<Vec<u8>> {
+/// The file's text, through gzip when it starts with gzip's magic bytes (`.csv.gz` lists).
+fn open_text(path: &Path) -> Result<BufReader<Box<dyn Read + Send>>> {
+    let mut file = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
+    let gzip = file.fill_buf().map_err(|e| Error::io(path, e))?.starts_with(&[0x1f, 0x8b]);
+    let inner: Box<dyn Read + Send> = if gzip { Box::new(flate2::bufread::MultiGzDecoder::new(file)) } else { Box::new(file) };
+    Ok(BufReader::with_capacity(1 << 20, inner))
+}
+
+fn first_line(buf: &mut impl BufRead, path: &Path) -> Result<Vec<u8>> {
     let chunk = buf.fill_buf().map_err(|e| Error::io(path, e))?;
     if chunk.is_empty() {
         return Err(Error::MalformedFile { path: path.to_path_buf(), line: 1, reason: "the file is empty".into() });
@@ -384,6 +392,19 @@ mod tests {
                 proptest::prop_assert!(seen <= content.len() as u64 + 1);
             }
         }
+    }
+
+    #[test]
+    fn gzip_files_are_read_as_text() {
+        use flate2::write::GzEncoder;
+        let p = tempfile_lite::TempPath::new("gz");
+        let mut enc = GzEncoder::new(std::fs::File::create(&p.0).unwrap(), flate2::Compression::fast());
+        enc.write_all(b"phone,name\n0901234567,An\n0901234568,Binh\n").unwrap();
+        enc.finish().unwrap();
+        let mut r = ContactReader::open(&p.0, vn(), Format::Auto, None, &[], true).unwrap();
+        let b = read_all(&mut r);
+        assert_eq!(b.numbers, vec![84_901_234_567, 84_901_234_568]);
+        assert_eq!(b.attrs, vec!["An", "Binh"]);
     }
 
     #[test]
