@@ -336,11 +336,7 @@ fn load_batch_fresh(
     report: &mut ImportReport,
     seen: &mut HashSet<u64>,
 ) -> Result<()> {
-    let hit = if lists.is_empty() || b.numbers.is_empty() {
-        vec![false; b.numbers.len()]
-    } else {
-        suppression::check_any(queue.store(), lists, &b.numbers)?
-    };
+    let hit = suppression::check_any(queue.store(), lists, &b.numbers)?; // all false without lists
     let bases: Vec<String> = (0..partitions).map(|p| keys::partition(queue.campaign(), p)).collect();
     let mut pipes: Vec<redis::Pipeline> = (0..partitions).map(|_| {
         let mut p = redis::pipe();
@@ -390,11 +386,7 @@ fn load_batch_fresh(
 
 /// Suppression check, then one import script per partition, all in one pipeline.
 fn load_batch(queue: &mut CallQueue, lists: &[String], partitions: u32, cols_id: &str, b: &Batch, report: &mut ImportReport) -> Result<()> {
-    let hit = if lists.is_empty() || b.numbers.is_empty() {
-        vec![false; b.numbers.len()]
-    } else {
-        suppression::check_any(queue.store(), lists, &b.numbers)?
-    };
+    let hit = suppression::check_any(queue.store(), lists, &b.numbers)?; // all false without lists
     let mut per_part: Vec<redis::ScriptInvocation<'_>> = (0..partitions)
         .map(|p| {
             let mut inv = IMPORT.prepare_invoke();
