@@ -48,6 +48,19 @@ pub enum Error {
     #[error("{op} cancelled")]
     Cancelled { op: &'static str },
 
+    /// A pacing event names a call the engine does not hold (never dialled, or already ended).
+    #[error("{event}: call {call:?} is not in flight (never dialled, or already ended)")]
+    UnknownCall { event: &'static str, call: String },
+
+    /// A pacing event arrived in a state where it cannot happen (answered before dialled, ...).
+    #[error("{event}: call {call:?} is {state}; {expected}")]
+    UnexpectedEvent { event: &'static str, call: String, state: &'static str, expected: &'static str },
+
+    /// A pacing event is stamped earlier than one the engine already took: one monotonic clock.
+    #[error("{event}: now={now} is earlier than the last event the engine took (now={last}); \
+             times must come from one monotonic clock")]
+    TimeWentBackwards { event: &'static str, now: f64, last: f64 },
+
     #[error("campaign {campaign:?} is stored with {stored} partition(s), not {asked}")]
     PartitionMismatch { campaign: String, stored: u32, asked: u32 },
 

@@ -4,6 +4,8 @@
 //!   suppression lists, sample lists.
 //! - [`queue`]: the call queue in Redis (Lua scripts): claim under a lease, complete with an
 //!   outcome, retries, callbacks, do-not-call-back.
+//! - [`pacing`]: the pacing engine (pure: no I/O, no clock): how many calls to place now.
+//! - [`sim`]: a seeded call-centre simulator and the baseline pacing policies.
 //! - [`keys`]: Redis key names (one hash tag per campaign partition).
 //! - [`store`]: the Redis connection every part uses.
 //! - [`error`]: the one error type.
@@ -14,7 +16,9 @@
 pub mod contacts;
 pub mod error;
 pub mod keys;
+pub mod pacing;
 pub mod queue;
+pub mod sim;
 pub mod store;
 
 #[cfg(feature = "python")]

@@ -5,6 +5,7 @@
 //! DialerError(Exception)
 //! ├── InvalidInput(DialerError, ValueError)
 //! │   ├── UnknownCountry, MissingColumn, MalformedFile, BadRule, InvalidNumber
+//! │   └── PacingEventError: UnknownCall, OutOfOrderEvent
 //! ├── ContactsFileError(DialerError, OSError)      the file cannot be read
 //! ├── RedisError(DialerError, OSError)             Redis answered an error
 //! │   ├── RedisUnavailable(RedisError, ConnectionError)
@@ -41,6 +42,15 @@ class BadRule(InvalidInput):
 class InvalidNumber(InvalidInput):
     """A phone number is not valid for E.164."""
 
+class PacingEventError(InvalidInput):
+    """The pacing engine refused an event: it leaves the engine's state as it was."""
+
+class UnknownCall(PacingEventError):
+    """A pacing event names a call that is not in flight (never dialled, or already ended)."""
+
+class OutOfOrderEvent(PacingEventError):
+    """A pacing event cannot happen in the call's state, or its time is earlier than the last."""
+
 class ContactsFileError(DialerError, OSError):
     """A contacts or suppression file cannot be read."""
 
@@ -60,6 +70,7 @@ class ImportInterrupted(DialerError):
 
 pub const NAMES: &[&str] = &[
     "DialerError", "InvalidInput", "UnknownCountry", "MissingColumn", "MalformedFile", "BadRule", "InvalidNumber",
+    "PacingEventError", "UnknownCall", "OutOfOrderEvent",
     "ContactsFileError", "RedisError", "RedisUnavailable", "RedisFull", "ImportInterrupted",
 ];
 
@@ -98,6 +109,8 @@ fn class_of(e: &Error) -> &'static str {
         Error::BadRule { .. } => "BadRule",
         Error::InvalidArgument { .. } | Error::PartitionMismatch { .. } => "InvalidInput",
         Error::ImportInterrupted { .. } => "ImportInterrupted",
+        Error::UnknownCall { .. } => "UnknownCall",
+        Error::UnexpectedEvent { .. } | Error::TimeWentBackwards { .. } => "OutOfOrderEvent",
         Error::Cancelled { .. } => "KeyboardInterrupt",
     }
 }
