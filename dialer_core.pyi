@@ -1,4 +1,5 @@
-"""Rust core of the predictive dialer: contacts import, suppression lists, the Redis call queue.
+"""Rust core of the predictive dialer: contacts import, suppression lists, the Redis call queue,
+the pacing engine and a call-centre simulator.
 
 Hand-written stub, checked against the compiled module by `python -m mypy.stubtest dialer_core`
 in `make test`.
@@ -32,6 +33,15 @@ class BadRule(InvalidInput):
 
 class InvalidNumber(InvalidInput):
     """A phone number is not valid for E.164."""
+
+class PacingEventError(InvalidInput):
+    """The pacing engine refused an event: it leaves the engine's state as it was."""
+
+class UnknownCall(PacingEventError):
+    """A pacing event names a call that is not in flight (never dialled, or already ended)."""
+
+class OutOfOrderEvent(PacingEventError):
+    """A pacing event cannot happen in the call's state, or its time is earlier than the last."""
 
 class ContactsFileError(DialerError, OSError):
     """A contacts or suppression file cannot be read."""
@@ -258,3 +268,193 @@ def generate_sample(
 def redis_info(redis_url: str) -> dict[str, str]:
     """`INFO` of the Redis at `redis_url` (all sections) as a dict of strings: for memory figures
     (`used_memory`) and the server version."""
+
+# --- Pacing -----------------------------------------------------------------------------------
+
+PacingMode = Literal["manual", "preview", "progressive", "predictive", "ivr"]
+AgentStateName = Literal["ready", "talking", "wrap", "away", "offline"]
+UnansweredReason = Literal["no_answer", "busy", "failed", "machine"]
+
+PACING_MODES: list[str]
+"""manual, preview, progressive, predictive, ivr."""
+SIMULATED_POLICIES: list[str]
+"""The policies `simulate` runs: ours (predictive, progressive, preview) and the baselines."""
+
+class PacingConfig(TypedDict):
+    mode: str
+    target_abandon_rate: float
+    abandon_window_s: float
+    connect_limit_s: float
+    max_dial_ratio: float
+    max_channels: int | None
+    max_cps: float | None
+
+class LastDecision(TypedDict):
+    at: float
+    calls: int
+    floor: int
+    cap: int
+    budget: float
+    aim: float
+    z: float
+
+class PacingStats(TypedDict):
+    mode: str
+    window_live_answers: int
+    window_abandons: int
+    window_abandon_rate: float
+    abandon_budget: float
+    dialed: int
+    answered: int
+    connected: int
+    abandoned: int
+    unanswered: dict[str, int]
+    agents: dict[str, int]
+    calls_ringing: int
+    calls_waiting: int
+    calls_connected: int
+    calls_closing: int
+    dial_ratio: float
+    live_answer_rate: float
+    answer_delay_median_s: float
+    answer_delay_p90_s: float
+    talk_time_mean_s: float
+    wrap_time_mean_s: float
+    observations: tuple[int, int, int]
+    last_decision: LastDecision
+
+class DecisionInputs(TypedDict):
+    mode: str
+    ready: int
+    waiting: int
+    floor: int
+    cap: int
+    aim: float
+    z: float
+    p: float
+    answer_by: list[float]
+    ringing_ages: list[float]
+    talking_elapsed: list[float]
+    wrap_elapsed: list[float]
+    ring_within: list[tuple[float, list[float]]]
+    talk_free: list[tuple[float, list[float]]]
+    wrap_free: list[tuple[float, list[float]]]
+
+@final
+class PacingEngine:
+    """How many calls to place now, for one campaign. Pure: no I/O and no clock; every event
+    carries `now`, seconds on one monotonic clock.
+
+    A refused event (unknown call, impossible transition, time going backwards, bad value) raises
+    a `ValueError` subclass and leaves the engine as it was.
+    """
+
+    def __new__(
+        cls,
+        mode: PacingMode = "predictive",
+        target_abandon_rate: float = 0.03,
+        abandon_window_s: float = 86400.0,
+        connect_limit_s: float = 2.0,
+        max_dial_ratio: float = 3.0,
+        max_channels: int | None = None,
+        max_cps: float | None = None,
+    ) -> PacingEngine: ...
+    def agent_state(self, agent_id: str, state: AgentStateName, now: float) -> None:
+        """An agent's state changed: "ready", "talking", "wrap", "away" or "offline" (which removes
+        the agent). An unknown agent is added."""
+    def call_dialed(self, call_id: str, now: float) -> None:
+        """A call was placed (each attempt has its own id)."""
+    def call_answered(self, call_id: str, now: float) -> None:
+        """A person picked up."""
+    def call_connected(self, call_id: str, now: float) -> None:
+        """The answered call was handed to an agent."""
+    def call_abandoned(self, call_id: str, now: float) -> None:
+        """The answered call found no agent within the connect limit."""
+    def call_unanswered(self, call_id: str, now: float, reason: UnansweredReason) -> None:
+        """The call ended without a live answer: "no_answer", "busy", "failed" or "machine". This
+        ends the call (no `call_ended` follows)."""
+    def call_ended(self, call_id: str, now: float) -> None:
+        """An answered call hung up (connected, abandoned, or still waiting for an agent)."""
+    def decide(self, now: float) -> int:
+        """How many new calls to place now (>= 0)."""
+    def stats(self) -> PacingStats:
+        """The abandon rate over the window, live answers, estimates, the current dial ratio and the
+        last decision."""
+    def configure(
+        self,
+        *,
+        mode: PacingMode = ...,
+        target_abandon_rate: float = ...,
+        abandon_window_s: float = ...,
+        connect_limit_s: float = ...,
+        max_dial_ratio: float = ...,
+        max_channels: int | None = ...,
+        max_cps: float | None = ...,
+    ) -> None:
+        """Change settings while running: all are validated before any applies."""
+    def config(self) -> PacingConfig:
+        """The current settings."""
+    def decision_inputs(self, now: float) -> DecisionInputs:
+        """What `decide(now)` reads (for the reference implementation in `bench/`); it refreshes the
+        estimates as `decide` would, and counts as an event at `now`."""
+
+class SimSeries(TypedDict):
+    t: list[float]
+    occupancy: list[float]
+    window_abandon_rate: list[float]
+    dialed: list[int]
+    answers: list[int]
+    abandons: list[int]
+
+class SimReport(TypedDict):
+    policy: str
+    dialed: int
+    live_answers: int
+    abandons: int
+    connects: int
+    abandon_rate: float
+    worst_window_abandon_rate: float
+    occupancy: float
+    decisions: int
+    series: SimSeries
+
+SimPolicy = Literal[
+    "predictive", "progressive", "preview", "fixed_ratio", "vicidial_hard_limit", "vicidial_average", "erlang_b"
+]
+
+def simulate(
+    policy: SimPolicy = "predictive",
+    *,
+    agents: int = 100,
+    live_rate: float = 0.25,
+    drift: float = 1.0,
+    machine_rate: float = 0.1,
+    busy_rate: float = 0.1,
+    fail_rate: float = 0.1,
+    answer_delay_median_s: float = 8.0,
+    answer_delay_sigma: float = 0.5,
+    ring_timeout_s: float = 25.0,
+    talk_mean_s: float = 120.0,
+    talk_cv: float = 0.8,
+    wrap_mean_s: float = 10.0,
+    wrap_cv: float = 0.5,
+    connect_limit_s: float = 2.0,
+    duration_s: float = 28800.0,
+    tick_s: float = 0.5,
+    series_step_s: float = 60.0,
+    seed: int = 1,
+    fixed_ratio: float = 2.0,
+    target_abandon_rate: float = 0.03,
+    abandon_window_s: float = 86400.0,
+    max_dial_ratio: float = 3.0,
+    max_channels: int | None = None,
+    max_cps: float | None = None,
+) -> SimReport:
+    """Simulate one call-centre day under a pacing policy (seeded: the same arguments give the same
+    day). Releases the GIL.
+
+    All agents log in at t=0 (the engine knows nothing yet); `drift` is the live-answer rate at the
+    end of the day as a multiple of `live_rate`. The report gives occupancy (talk + wrap over
+    logged-in time), the abandon rate over the day and the worst over every `abandon_window_s`
+    window ending at an abandon, and per-`series_step_s` series.
+    """

@@ -45,14 +45,14 @@ pub const Z_MAX: f64 = 6.0;
 /// Horizons looked at, as quantiles of the time from dial to live answer.
 pub const H: usize = 3;
 pub const HORIZON_QUANTILES: [f64; H] = [0.25, 0.5, 0.9];
-/// Estimates refresh at most this often (seconds of `now`) while samples arrive.
-pub const REFRESH_S: f64 = 1.0;
+/// Estimates refresh at most this often (seconds of `now`) while observations arrive.
+pub const REFRESH_S: f64 = 2.0;
 const RING_POINTS: usize = 256;
 /// Horizons (seconds) before the first live answer is seen.
 const HORIZON_PRIORS: [f64; H] = [5.0, 8.0, 15.0];
-const AGENT_POINTS: usize = 256;
+const AGENT_POINTS: usize = 128;
 /// Quantiles of the wrap-up time a talking agent's table averages over.
-const WRAP_POINTS: usize = 5;
+const WRAP_POINTS: usize = 3;
 
 /// What the estimators imply, rebuilt from the samples at most every `REFRESH_S`.
 #[derive(Debug, Clone, Default)]

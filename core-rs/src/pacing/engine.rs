@@ -4,6 +4,7 @@
 //! Every event checks first and changes the state only when it is accepted: a refused event
 //! (unknown call, impossible transition, time going backwards) leaves the engine as it was.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::hash::Hash;
@@ -15,7 +16,7 @@ use super::{AgentState, Config, Mode, Unanswered};
 use crate::error::{Error, Result};
 
 /// Calls dialled that the live-answer estimates look back over (resolved or still ringing).
-pub(crate) const DIAL_COHORT: usize = 2000;
+pub(crate) const DIAL_COHORT: usize = 1000;
 /// Agents' talk periods (and wrap periods) the estimates look back over.
 pub(crate) const AGENT_COHORT: usize = 400;
 /// Kinds of call ending in the dial cohort.
@@ -184,7 +185,11 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         Ok(())
     }
 
-    fn call_slot(&self, event: &'static str, call: &K) -> Result<usize> {
+    fn call_slot<Q>(&self, event: &'static str, call: &Q) -> Result<usize>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + Display + ?Sized,
+    {
         match self.call_index.get(call) {
             Some(&i) => Ok(i),
             None => Err(Error::UnknownCall { event, call: call.to_string() }),
@@ -217,14 +222,18 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
     }
 
     /// An agent's state changed (an unknown agent is added; `Offline` removes it).
-    pub fn agent_state(&mut self, agent: &K, state: AgentState, now: f64) -> Result<()> {
+    pub fn agent_state<Q>(&mut self, agent: &Q, state: AgentState, now: f64) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
+    {
         self.tick("agent_state", now)?;
         let i = match self.agent_index.get(agent) {
             Some(&i) => i,
             None if state == AgentState::Offline => return Ok(()),
             None => {
-                self.agent_index.insert(agent.clone(), self.agents.len());
-                let a = Agent { key: agent.clone(), state: AgentState::Offline, since: now, talk_id: 0, wrap_id: 0 };
+                self.agent_index.insert(agent.to_owned(), self.agents.len());
+                let a = Agent { key: agent.to_owned(), state: AgentState::Offline, since: now, talk_id: 0, wrap_id: 0 };
                 self.agents.push(a);
                 self.agent_counts[AgentState::Offline as usize] += 1;
                 self.agents.len() - 1
@@ -259,7 +268,7 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         self.agent_counts[old as usize] -= 1;
         if state == AgentState::Offline {
             let gone = self.agents.swap_remove(i);
-            self.agent_index.remove(&gone.key);
+            self.agent_index.remove::<K>(&gone.key);
             if let Some(moved) = self.agents.get(i) {
                 self.agent_index.insert(moved.key.clone(), i);
             }
@@ -270,7 +279,11 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
     }
 
     /// A call was placed.
-    pub fn call_dialed(&mut self, call: &K, now: f64) -> Result<()> {
+    pub fn call_dialed<Q>(&mut self, call: &Q, now: f64) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
+    {
         if let Some(&i) = self.call_index.get(call) {
             let c = &self.calls[i];
             return Err(Error::UnexpectedEvent {
@@ -285,16 +298,20 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         if self.cfg.max_cps.is_some() {
             self.tokens -= 1.0;
         }
-        self.call_index.insert(call.clone(), self.calls.len());
+        self.call_index.insert(call.to_owned(), self.calls.len());
         let cohort = self.dials.open(now);
-        self.calls.push(Call { key: call.clone(), dialed: now, phase: Phase::Ringing, cohort });
+        self.calls.push(Call { key: call.to_owned(), dialed: now, phase: Phase::Ringing, cohort });
         self.call_counts[Phase::Ringing as usize] += 1;
         self.totals.dialed += 1;
         Ok(())
     }
 
     /// A person picked up.
-    pub fn call_answered(&mut self, call: &K, now: f64) -> Result<()> {
+    pub fn call_answered<Q>(&mut self, call: &Q, now: f64) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
+    {
         let i = self.call_slot("call_answered", call)?;
         self.expect_phase("call_answered", i, Phase::Ringing, "only a ringing call can be answered")?;
         self.tick("call_answered", now)?;
@@ -307,7 +324,11 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
     }
 
     /// The answered call was handed to an agent (or an IVR port).
-    pub fn call_connected(&mut self, call: &K, now: f64) -> Result<()> {
+    pub fn call_connected<Q>(&mut self, call: &Q, now: f64) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
+    {
         let i = self.call_slot("call_connected", call)?;
         self.expect_phase("call_connected", i, Phase::Waiting, "report call_answered before call_connected")?;
         self.tick("call_connected", now)?;
@@ -317,7 +338,11 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
     }
 
     /// The answered call found no agent within the connect limit.
-    pub fn call_abandoned(&mut self, call: &K, now: f64) -> Result<()> {
+    pub fn call_abandoned<Q>(&mut self, call: &Q, now: f64) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
+    {
         let i = self.call_slot("call_abandoned", call)?;
         self.expect_phase("call_abandoned", i, Phase::Waiting, "only an answered call waiting for an agent is abandoned")?;
         self.tick("call_abandoned", now)?;
@@ -329,7 +354,11 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
     }
 
     /// The call ended without a live answer; this ends it (no `call_ended` follows).
-    pub fn call_unanswered(&mut self, call: &K, reason: Unanswered, now: f64) -> Result<()> {
+    pub fn call_unanswered<Q>(&mut self, call: &Q, reason: Unanswered, now: f64) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
+    {
         let i = self.call_slot("call_unanswered", call)?;
         self.expect_phase("call_unanswered", i, Phase::Ringing, "call_unanswered is for a call nobody answered")?;
         self.tick("call_unanswered", now)?;
@@ -340,7 +369,11 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
     }
 
     /// An answered call hung up (connected, abandoned, or still waiting for an agent).
-    pub fn call_ended(&mut self, call: &K, now: f64) -> Result<()> {
+    pub fn call_ended<Q>(&mut self, call: &Q, now: f64) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
+    {
         let i = self.call_slot("call_ended", call)?;
         if self.calls[i].phase == Phase::Ringing {
             return Err(Error::UnexpectedEvent {

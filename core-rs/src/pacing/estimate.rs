@@ -31,6 +31,9 @@ pub struct Cohort {
     pub(crate) fresh: u32,
 }
 
+/// Kinds of ending a cohort tells apart.
+pub const MAX_KINDS: usize = 2;
+
 /// Curves stop where fewer than this many are still at risk.
 pub const MIN_AT_RISK: f64 = 10.0;
 
@@ -101,17 +104,21 @@ impl Cohort {
         out.kinds = kinds;
         // Censoring times, ascending: still-going entries (oldest start = longest) and the ones
         // censored on purpose.
-        let mut censored: Vec<f64> = self
-            .entries
-            .iter()
-            .filter(|e| e.end.is_nan() || e.kind == CENSORED)
-            .map(|e| if e.end.is_nan() { now - e.start } else { e.end - e.start }.max(0.0))
-            .collect();
-        censored.sort_by(f64::total_cmp);
+        let mut censored = std::mem::take(&mut out.censored);
+        censored.clear();
+        censored.extend(
+            self.entries
+                .iter()
+                .filter(|e| e.end.is_nan() || e.kind == CENSORED)
+                .map(|e| if e.end.is_nan() { now - e.start } else { e.end - e.start }.max(0.0)),
+        );
+        censored.sort_unstable_by(f64::total_cmp);
         let mut at_risk = (self.finished.len() + censored.len()) as f64;
-        let (mut surv, mut cif) = (1.0, vec![0.0; kinds]);
+        let (mut surv, mut cif) = (1.0, [0.0; MAX_KINDS]);
+        let kinds = kinds.min(MAX_KINDS);
         let (mut i, mut c) = (0, 0);
         let f = &self.finished;
+        out.horizon = f.last().map_or(0.0, |x| x.0).max(censored.last().copied().unwrap_or(0.0));
         while i < f.len() {
             let t = f[i].0;
             // Censored strictly before t leave the risk set first.
@@ -119,7 +126,7 @@ impl Cohort {
                 at_risk -= 1.0;
                 c += 1;
             }
-            let mut d = vec![0.0; kinds];
+            let mut d = [0.0; MAX_KINDS];
             let mut total = 0.0;
             while i < f.len() && f[i].0 == t {
                 if let Some(x) = d.get_mut(f[i].1 as usize) {
@@ -132,7 +139,7 @@ impl Cohort {
                 // Too few left to say anything (one long call ending would drop survival to 0
                 // and announce every agent as about to be free): the curve stops here.
                 out.horizon = t;
-                return;
+                break;
             }
             for k in 0..kinds {
                 cif[k] += surv * d[k] / at_risk;
@@ -141,12 +148,11 @@ impl Cohort {
             at_risk -= total;
             out.times.push(t);
             out.surv.push(surv);
-            out.cif.extend_from_slice(&cif);
+            out.cif.extend_from_slice(&cif[..kinds]);
         }
-        out.horizon = f.last().map_or(0.0, |x| x.0).max(censored.last().copied().unwrap_or(0.0));
+        out.censored = censored;
     }
 }
-
 /// Step functions from [`Cohort::curves`]: `surv[j]` and `cif[j * kinds + k]` hold from
 /// `times[j]` on; before `times[0]` survival is 1 and incidence 0.
 #[derive(Debug, Clone, Default)]
@@ -157,6 +163,7 @@ pub struct Curves {
     pub kinds: usize,
     /// The longest time observed (finished or censored): beyond it nothing is known.
     pub horizon: f64,
+    censored: Vec<f64>,
 }
 
 impl Curves {

@@ -11,6 +11,8 @@ pub mod budget;
 pub mod decide;
 pub mod engine;
 pub mod estimate;
+#[cfg(test)]
+mod tests;
 
 pub use decide::{Decision, DecisionInputs};
 pub use engine::{PacingEngine, Stats};

@@ -4,6 +4,7 @@
 
 mod contacts;
 mod errors;
+mod pacing;
 mod queue;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,5 +89,6 @@ fn dialer_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     queue::register(m)?;
     contacts::register(m)?;
+    pacing::register(m)?;
     Ok(())
 }
