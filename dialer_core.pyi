@@ -332,6 +332,7 @@ class DecisionInputs(TypedDict):
     aim: float
     z: float
     p: float
+    p_rel_var: float
     answer_by: list[float]
     ringing_ages: list[float]
     talking_elapsed: list[float]

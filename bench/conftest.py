@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+
+# numpy's OpenBLAS starts a spinning thread per core; on a 2-core machine they steal the CPU the
+# timings measure. The benchmarks use no BLAS routine.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 
 @pytest.fixture

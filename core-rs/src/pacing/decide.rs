@@ -10,35 +10,50 @@
 //!    lasted, plus each talking agent with the chance the rest of its talk and a whole wrap-up end
 //!    by then given how long it has talked. Live answers by `h` are the demand: the waiting calls, plus each ringing call
 //!    with the chance a person answers it in the next `h` seconds given how long it has rung, plus
-//!    `p * F(h)` for each new call. Both are sums of independent Bernoullis; the engine takes the
-//!    largest `n` with `E[demand - supply] + z * sd[demand - supply] <= 0` at every horizon: it
-//!    keeps `z` standard deviations of agents spare.
+//!    `p * F(h)` for each new call. Both are sums of independent Bernoullis, except that every
+//!    call's chance scales with the estimate of `p`, whose error they share (its variance is
+//!    added too). The engine takes the largest `n` with
+//!    `E[demand - supply] + z * sd[demand - supply] <= 0` at every horizon: it keeps `z` standard
+//!    deviations of agents spare.
 //! 4. **The abandon controller** sets `z` by feedback: every abandon raises it by `Z_STEP`, every
-//!    live answer while the predictive search is in effect lowers it by `Z_STEP * aim`, so the
-//!    abandons settle at `aim` of the answers whatever the model's bias.
+//!    live answer while the predictive search is in effect (not held back by a cap) lowers it by
+//!    `Z_STEP * aim`, so the abandons settle at `aim` of the answers whatever the model's bias.
 //! 5. **The budget** keeps the cap over every window: `B = target * answers - abandons` over the
 //!    regulatory window (looking `BUDGET_LOOKAHEAD_S` ahead at answers about to leave it). The
-//!    `aim` is the target while `B` is comfortably above a reserve, falls to 0 as `B` reaches it,
-//!    and at the reserve the engine is exactly progressive. So a young campaign (no budget yet)
-//!    starts progressive and goes predictive as answers earn it abandons.
+//!    `aim` is `AIM_SHARE * target` while `B` is `RAMP_ABANDONS` above a reserve (a few abandons,
+//!    plus room for the largest burst of the last hour, plus a share of the budget), falls to 0
+//!    as `B` comes down to it (while the margin grows by up to `Z_RAMP`), and at the reserve the
+//!    engine is exactly progressive. So a young
+//!    campaign (no budget yet) starts progressive and goes predictive as answers earn it
+//!    abandons.
 
 use std::fmt::Display;
 use std::hash::Hash;
 
-use super::engine::{PacingEngine, Phase};
-use super::estimate::{completion_table, ring_tables, talk_table, Curves, Table};
-use super::{AgentState, Mode};
+use super::engine::PacingEngine;
+use super::estimate::{completion_table, ring_tables, talk_table, Curves, Packed, Table};
+use super::slots::sum_bernoulli;
+use super::Mode;
 use crate::error::Result;
 
 /// Seconds of window slide the budget looks ahead at.
 pub const BUDGET_LOOKAHEAD_S: f64 = 300.0;
-/// Live answers' worth of budget above the reserve at which `aim` reaches the target.
-pub const BUDGET_SCALE_ANSWERS: f64 = 30.0;
-/// Abandons always kept in reserve: a fixed few, plus a share of the window's whole budget.
+/// Abandons of budget above the reserve at which `aim` reaches `AIM_SHARE * target`.
+pub const RAMP_ABANDONS: f64 = 3.0;
+/// The controller aims this far under the target (the budget's margin for bad luck).
+pub const AIM_SHARE: f64 = 0.85;
+/// Abandons always kept in reserve: a fixed few, plus `BURST_RESERVE` times the most abandons
+/// seen in one minute over the last hour (abandons come in bursts), plus a share of the window's
+/// whole budget.
 pub const RESERVE_ABANDONS: f64 = 3.0;
+pub const BURST_RESERVE: f64 = 1.5;
 pub const RESERVE_SHARE: f64 = 0.05;
+/// Minutes of abandon counts the burst reserve looks back over.
+const BURST_MINUTES: usize = 60;
 /// The controller's safety margin `z` (standard deviations of spare agents): start, step, range.
-pub const Z_START: f64 = 2.0;
+pub const Z_START: f64 = 2.5;
+/// Extra margin while the budget is close to the reserve: `Z_RAMP * (1 - ramp)`.
+pub const Z_RAMP: f64 = 2.0;
 pub const Z_STEP: f64 = 0.05;
 pub const Z_MIN: f64 = -1.0;
 pub const Z_MAX: f64 = 6.0;
@@ -47,7 +62,7 @@ pub const H: usize = 3;
 pub const HORIZON_QUANTILES: [f64; H] = [0.25, 0.5, 0.9];
 /// Estimates refresh at most this often (seconds of `now`) while observations arrive.
 pub const REFRESH_S: f64 = 2.0;
-const RING_POINTS: usize = 256;
+const RING_POINTS: usize = 128;
 /// Horizons (seconds) before the first live answer is seen.
 const HORIZON_PRIORS: [f64; H] = [5.0, 8.0, 15.0];
 const AGENT_POINTS: usize = 128;
@@ -59,15 +74,21 @@ const WRAP_POINTS: usize = 3;
 pub(crate) struct Derived {
     pub stale: bool,
     pub built: bool,
+    /// The calls' half was rebuilt; the agents' half follows on the next decision.
+    pub agents_pending: bool,
     pub at: f64,
     /// Live-answer probability of a new call.
     pub p: f64,
+    /// Relative variance of `p`'s estimate: `(1 - p) / (p * resolved calls)`.
+    pub p_rel_var: f64,
     pub horizons: [f64; H],
     /// `F(h)`: share of live answers that come within each horizon.
     pub answer_by: [f64; H],
     pub ring_within: [Table; H],
     pub talk_free: [Table; H],
     pub wrap_free: [Table; H],
+    /// The same tables packed for the per-decision lookups.
+    packed: [Packed<H>; 3],
     curves: [Curves; 3],
     scratch: [Vec<f64>; 4],
 }
@@ -94,13 +115,15 @@ pub struct Decision {
 pub(crate) struct Control {
     pub z: f64,
     pub aim: f64,
-    /// The last decision placed more than the progressive floor.
+    /// The last decision was the predictive search's (not held by a cap, not progressive).
     pub predicting: bool,
+    /// Abandons per minute over the last `BURST_MINUTES` (ring, by minute index).
+    burst: [(i64, u32); BURST_MINUTES],
 }
 
 impl Default for Control {
     fn default() -> Self {
-        Control { z: Z_START, aim: 0.0, predicting: false }
+        Control { z: Z_START, aim: 0.0, predicting: false, burst: [(-1, 0); BURST_MINUTES] }
     }
 }
 
@@ -111,8 +134,20 @@ impl Control {
         }
     }
 
-    pub fn abandoned(&mut self) {
+    pub fn abandoned(&mut self, now: f64) {
         self.z = (self.z + Z_STEP).min(Z_MAX);
+        let minute = (now / 60.0).floor() as i64;
+        let slot = &mut self.burst[minute.rem_euclid(BURST_MINUTES as i64) as usize];
+        if slot.0 != minute {
+            *slot = (minute, 0);
+        }
+        slot.1 += 1;
+    }
+
+    /// The most abandons in one minute over the last hour.
+    pub fn largest_burst(&self, now: f64) -> u32 {
+        let minute = (now / 60.0).floor() as i64;
+        self.burst.iter().filter(|b| b.0 > minute - BURST_MINUTES as i64).map(|b| b.1).max().unwrap_or(0)
     }
 }
 
@@ -129,6 +164,7 @@ pub struct DecisionInputs {
     pub aim: f64,
     pub z: f64,
     pub p: f64,
+    pub p_rel_var: f64,
     pub answer_by: [f64; H],
     pub ringing_ages: Vec<f64>,
     pub talking_elapsed: Vec<f64>,
@@ -143,6 +179,8 @@ struct Prepared {
     cap: u32,
     aim: f64,
     budget: f64,
+    /// The margin this decision uses: the controller's `z`, plus more near the reserve.
+    z: f64,
 }
 
 impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
@@ -155,8 +193,9 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         }
         .min(pre.cap);
         self.control.aim = pre.aim;
-        self.control.predicting = calls > pre.floor;
-        let z = self.control.z;
+        // Answers count toward the controller while its margin decides, not while a cap does.
+        self.control.predicting = self.cfg.mode == Mode::Predictive && pre.aim > 0.0 && calls < pre.cap;
+        let z = pre.z;
         self.last_decision = Decision { at: now, calls, floor: pre.floor, cap: pre.cap, budget: pre.budget, aim: pre.aim, z };
         Ok(calls)
     }
@@ -164,10 +203,6 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
     /// The inputs `decide(now)` would read (it refreshes the estimates as `decide` would).
     pub fn decision_inputs(&mut self, now: f64) -> Result<DecisionInputs> {
         let pre = self.prepare(now)?;
-        let elapsed = |state: AgentState| -> Vec<f64> {
-            let a = self.agents.iter().filter(|a| a.state == state);
-            a.map(|a| now - a.since).collect()
-        };
         Ok(DecisionInputs {
             mode: self.cfg.mode,
             ready: self.agent_counts[0],
@@ -175,12 +210,13 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
             floor: pre.floor,
             cap: pre.cap,
             aim: if self.cfg.mode == Mode::Predictive { pre.aim } else { 0.0 },
-            z: self.control.z,
+            z: pre.z,
             p: self.derived.p,
+            p_rel_var: self.derived.p_rel_var,
             answer_by: self.derived.answer_by,
-            ringing_ages: self.calls.iter().filter(|c| c.phase == Phase::Ringing).map(|c| now - c.dialed).collect(),
-            talking_elapsed: elapsed(AgentState::Talking),
-            wrap_elapsed: elapsed(AgentState::Wrap),
+            ringing_ages: self.ringing.times.iter().map(|t| now - t).collect(),
+            talking_elapsed: self.talking.times.iter().map(|t| now - t).collect(),
+            wrap_elapsed: self.wrapping.times.iter().map(|t| now - t).collect(),
             ring_within: self.derived.ring_within.clone(),
             talk_free: self.derived.talk_free.clone(),
             wrap_free: self.derived.wrap_free.clone(),
@@ -209,13 +245,12 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         self.budget.expire(now);
         let budget = self.budget.conservative_budget(now, target, BUDGET_LOOKAHEAD_S);
         let (answers, _) = self.budget.counts();
-        let reserve = RESERVE_ABANDONS + RESERVE_SHARE * target * answers as f64;
-        let aim = if target > 0.0 {
-            target * ((budget - reserve) / (target * BUDGET_SCALE_ANSWERS)).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        Ok(Prepared { floor, cap, aim, budget })
+        let burst = f64::from(self.control.largest_burst(now));
+        let reserve = RESERVE_ABANDONS + BURST_RESERVE * burst + RESERVE_SHARE * target * answers as f64;
+        let ramp = ((budget - reserve) / RAMP_ABANDONS).clamp(0.0, 1.0);
+        let aim = AIM_SHARE * target * ramp;
+        let z = self.control.z + Z_RAMP * (1.0 - ramp);
+        Ok(Prepared { floor, cap, aim, budget, z })
     }
 
     /// The largest `n <= cap` that keeps `z` standard deviations of agents spare at every
@@ -225,57 +260,67 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         let now = self.last;
         let ready = f64::from(self.agent_counts[0]);
         let waiting = f64::from(self.call_counts[1]);
-        // Mean and variance of demand - supply at every horizon, in one pass.
-        let (mut mu, mut var) = ([waiting - ready; H], [0.0; H]);
-        for a in &self.agents {
-            let (tables, t) = match a.state {
-                AgentState::Talking => (&d.talk_free, now - a.since),
-                AgentState::Wrap => (&d.wrap_free, now - a.since),
-                _ => continue,
-            };
-            for k in 0..H {
-                let g = tables[k].at(t);
-                mu[k] -= g;
-                var[k] += g * (1.0 - g);
-            }
-        }
-        for c in &self.calls {
-            if c.phase != Phase::Ringing {
-                continue;
-            }
-            let age = now - c.dialed;
-            for k in 0..H {
-                let q = d.ring_within[k].at(age);
-                mu[k] += q;
-                var[k] += q * (1.0 - q);
-            }
-        }
+        // Mean and variance of demand - supply at every horizon.
+        let [ring, talk, wrap] = &d.packed;
+        let (talk_free, talk_var) = sum_bernoulli(&self.talking.times, now, talk);
+        let (wrap_free, wrap_var) = sum_bernoulli(&self.wrapping.times, now, wrap);
+        let (ringing, ring_var) = sum_bernoulli(&self.ringing.times, now, ring);
+        let mu: [f64; H] = std::array::from_fn(|k| waiting - ready - talk_free[k] - wrap_free[k]);
+        let var: [f64; H] = std::array::from_fn(|k| talk_var[k] + wrap_var[k] + ring_var[k]);
         let mut best = pre.cap;
         for k in 0..H {
-            best = max_calls(mu[k], var[k], d.p * d.answer_by[k], self.control.z, best);
+            let demand = Demand { ringing: ringing[k], per_call: d.p * d.answer_by[k], p_rel_var: d.p_rel_var };
+            best = max_calls(mu[k], var[k], &demand, pre.z, best);
         }
         best
     }
 
     /// Rebuild the estimates when observations arrived and `REFRESH_S` passed (or settings
-    /// changed).
+    /// changed). The work is split in two halves done by consecutive decisions (the calls' half,
+    /// then the agents' half), so no single `decide` pays for all of it; the first build and a
+    /// settings change do both at once.
     fn refresh(&mut self, now: f64) {
-        let fresh = self.dials.fresh + self.talk.fresh + self.wrap.fresh;
-        let d = &mut self.derived;
-        if d.built && !d.stale && (fresh == 0 || now - d.at < REFRESH_S) {
+        let d = &self.derived;
+        if !d.built || d.stale {
+            self.refresh_calls(now);
+            self.refresh_agents(now);
             return;
         }
-        let [dial_c, talk_c, wrap_c] = &mut d.curves;
+        if d.agents_pending {
+            self.refresh_agents(now);
+            return;
+        }
+        let fresh = self.dials.fresh + self.talk.fresh + self.wrap.fresh;
+        if fresh > 0 && now - d.at >= REFRESH_S {
+            self.refresh_calls(now);
+        }
+    }
+
+    /// The dial cohort's half: live-answer rate, horizons, ring tables.
+    fn refresh_calls(&mut self, now: f64) {
+        let d = &mut self.derived;
+        let dial_c = &mut d.curves[0];
         self.dials.curves(now, 2, dial_c);
-        self.talk.curves(now, 1, talk_c);
-        self.wrap.curves(now, 1, wrap_c);
         let p = (dial_c.last_cif(0) + dial_c.last_surv()).clamp(1e-3, 1.0);
-        // Horizons: median and 90th percentile of the time to a live answer (priors until seen).
+        // Horizons: quantiles of the time to a live answer (priors until one is seen).
         let quantile = |q: f64, prior: f64| dial_c.time_to_cif(0, q * p).unwrap_or(dial_c.horizon.max(prior));
         d.horizons = std::array::from_fn(|k| quantile(HORIZON_QUANTILES[k], HORIZON_PRIORS[k]));
         let (p, answer_by) = ring_tables(dial_c, &d.horizons, RING_POINTS, &mut d.ring_within, &mut d.scratch);
         d.p = p;
+        d.p_rel_var = (1.0 - p) / (p * (self.dials.finished() as f64).max(1.0));
         d.answer_by = answer_by;
+        d.packed[0].pack(&d.ring_within);
+        self.dials.fresh = 0;
+        d.at = now;
+        d.agents_pending = true;
+    }
+
+    /// The agents' half: talk and wrap-up tables at the horizons.
+    fn refresh_agents(&mut self, now: f64) {
+        let d = &mut self.derived;
+        let [_, talk_c, wrap_c] = &mut d.curves;
+        self.talk.curves(now, 1, talk_c);
+        self.wrap.curves(now, 1, wrap_c);
         let limit = self.cfg.connect_limit_s;
         // A talking agent is free after the rest of the talk and a whole wrap-up: the wrap-up
         // is taken at these quantiles (unknown ones count as the longest seen: conservative).
@@ -286,21 +331,37 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
             talk_table(talk_c, &wraps, h, AGENT_POINTS, &mut d.talk_free[k], &mut d.scratch);
             completion_table(wrap_c, h, AGENT_POINTS, &mut d.wrap_free[k], &mut d.scratch);
         }
-        self.dials.fresh = 0;
+        d.packed[1].pack(&d.talk_free);
+        d.packed[2].pack(&d.wrap_free);
         self.talk.fresh = 0;
         self.wrap.fresh = 0;
+        d.agents_pending = false;
         d.stale = false;
         d.built = true;
-        d.at = now;
     }
 }
 
-/// The largest `n` in `[0, cap]` with `mu0 + n * pn + z * sqrt(var0 + n * pn * (1 - pn)) <= 0`
-/// (0 when even `n = 1` fails). The left side grows with `n`, so a binary search finds it.
-pub fn max_calls(mu0: f64, var0: f64, pn: f64, z: f64, cap: u32) -> u32 {
+/// Expected live answers within a horizon: from the ringing calls, and per new call. All of them
+/// scale with the estimated live-answer rate, whose error is shared: its relative variance
+/// `p_rel_var` adds `(ringing + n * per_call)^2 * p_rel_var` to the variance.
+#[derive(Debug, Clone, Copy)]
+pub struct Demand {
+    pub ringing: f64,
+    pub per_call: f64,
+    pub p_rel_var: f64,
+}
+
+/// The largest `n` in `[0, cap]` with `mu0 + demand(n) + z * sqrt(var(n)) <= 0`, where
+/// `demand(n) = ringing + n * per_call` and `var(n) = var0 + n * per_call * (1 - per_call) +
+/// demand(n)^2 * p_rel_var` (0 when even `n = 1` fails). `mu0` is the expected demand of the
+/// waiting calls minus the expected supply; `var0` the variance of supply and of the ringing
+/// calls. The left side grows with `n`, so a binary search finds it.
+pub fn max_calls(mu0: f64, var0: f64, d: &Demand, z: f64, cap: u32) -> u32 {
     let ok = |n: u32| {
         let n = f64::from(n);
-        mu0 + n * pn + z * (var0 + n * pn * (1.0 - pn)).max(0.0).sqrt() <= 0.0
+        let demand = d.ringing + n * d.per_call;
+        let var = var0 + n * d.per_call * (1.0 - d.per_call) + demand * demand * d.p_rel_var;
+        mu0 + demand + z * var.max(0.0).sqrt() <= 0.0
     };
     if cap == 0 || !ok(1) {
         return 0;

@@ -12,6 +12,7 @@ use std::hash::Hash;
 use super::budget::AbandonWindow;
 use super::decide::{Control, Decision, Derived};
 use super::estimate::{Cohort, CENSORED};
+use super::slots::Slots;
 use super::{AgentState, Config, Mode, Unanswered};
 use crate::error::{Error, Result};
 
@@ -47,10 +48,11 @@ impl Phase {
 #[derive(Debug, Clone)]
 pub(crate) struct Call<K> {
     pub key: K,
-    pub dialed: f64,
     pub phase: Phase,
     /// Id in the dial cohort.
     pub cohort: u64,
+    /// Slot in `ringing` while ringing.
+    pub slot: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +64,8 @@ pub(crate) struct Agent<K> {
     /// Ids of the current talk and wrap periods in their cohorts.
     pub talk_id: u64,
     pub wrap_id: u64,
+    /// Slot in `talking` or `wrapping` while in those states.
+    pub slot: usize,
 }
 
 /// Counters since the engine was built.
@@ -114,6 +118,10 @@ pub struct PacingEngine<K> {
     pub(crate) agent_counts: [u32; 5],
     pub(crate) call_index: HashMap<K, usize>,
     pub(crate) calls: Vec<Call<K>>,
+    /// Dial times of the ringing calls, talk and wrap-up start times of the agents in them.
+    pub(crate) ringing: Slots,
+    pub(crate) talking: Slots,
+    pub(crate) wrapping: Slots,
     /// Calls per phase: ringing, waiting, connected, closing.
     pub(crate) call_counts: [u32; 4],
     pub(crate) dials: Cohort,
@@ -141,6 +149,9 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
             agent_counts: [0; 5],
             call_index: HashMap::new(),
             calls: Vec::new(),
+            ringing: Slots::default(),
+            talking: Slots::default(),
+            wrapping: Slots::default(),
             call_counts: [0; 4],
             dials: Cohort::new(DIAL_COHORT),
             talk: Cohort::new(AGENT_COHORT),
@@ -207,17 +218,34 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
 
     fn set_phase(&mut self, i: usize, phase: Phase) {
         let old = self.calls[i].phase;
+        if old == Phase::Ringing && phase != Phase::Ringing {
+            if let Some(moved) = self.ringing.remove(self.calls[i].slot) {
+                self.calls[moved].slot = self.calls[i].slot;
+            }
+        }
         self.call_counts[old as usize] -= 1;
         self.call_counts[phase as usize] += 1;
         self.calls[i].phase = phase;
     }
 
     fn remove_call(&mut self, i: usize) {
+        self.set_phase(i, Phase::Closing); // leaves the ringing slots, if it was in them
         let call = self.calls.swap_remove(i);
         self.call_counts[call.phase as usize] -= 1;
-        self.call_index.remove(&call.key);
+        self.call_index.remove::<K>(&call.key);
         if let Some(moved) = self.calls.get(i) {
             self.call_index.insert(moved.key.clone(), i);
+            if moved.phase == Phase::Ringing {
+                self.ringing.set_owner(moved.slot, i);
+            }
+        }
+    }
+
+    fn agent_slots(&mut self, state: AgentState) -> Option<&mut Slots> {
+        match state {
+            AgentState::Talking => Some(&mut self.talking),
+            AgentState::Wrap => Some(&mut self.wrapping),
+            _ => None,
         }
     }
 
@@ -233,7 +261,7 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
             None if state == AgentState::Offline => return Ok(()),
             None => {
                 self.agent_index.insert(agent.to_owned(), self.agents.len());
-                let a = Agent { key: agent.to_owned(), state: AgentState::Offline, since: now, talk_id: 0, wrap_id: 0 };
+                let a = Agent { key: agent.to_owned(), state: AgentState::Offline, since: now, talk_id: 0, wrap_id: 0, slot: 0 };
                 self.agents.push(a);
                 self.agent_counts[AgentState::Offline as usize] += 1;
                 self.agents.len() - 1
@@ -265,12 +293,24 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         }
         a.state = state;
         a.since = now;
+        let slot = a.slot;
+        if let Some(moved) = self.agent_slots(old).and_then(|s| s.remove(slot)) {
+            self.agents[moved].slot = slot;
+        }
+        if let Some(slots) = self.agent_slots(state) {
+            let slot = slots.insert(i, now);
+            self.agents[i].slot = slot;
+        }
         self.agent_counts[old as usize] -= 1;
         if state == AgentState::Offline {
             let gone = self.agents.swap_remove(i);
             self.agent_index.remove::<K>(&gone.key);
             if let Some(moved) = self.agents.get(i) {
                 self.agent_index.insert(moved.key.clone(), i);
+                let (state, slot) = (moved.state, moved.slot);
+                if let Some(slots) = self.agent_slots(state) {
+                    slots.set_owner(slot, i);
+                }
             }
         } else {
             self.agent_counts[state as usize] += 1;
@@ -300,7 +340,8 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         }
         self.call_index.insert(call.to_owned(), self.calls.len());
         let cohort = self.dials.open(now);
-        self.calls.push(Call { key: call.to_owned(), dialed: now, phase: Phase::Ringing, cohort });
+        let slot = self.ringing.insert(self.calls.len(), now);
+        self.calls.push(Call { key: call.to_owned(), phase: Phase::Ringing, cohort, slot });
         self.call_counts[Phase::Ringing as usize] += 1;
         self.totals.dialed += 1;
         Ok(())
@@ -348,7 +389,7 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         self.tick("call_abandoned", now)?;
         self.set_phase(i, Phase::Closing);
         self.budget.abandoned(now);
-        self.control.abandoned();
+        self.control.abandoned(now);
         self.totals.abandoned += 1;
         Ok(())
     }
@@ -427,5 +468,28 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
 
     pub fn mode(&self) -> Mode {
         self.cfg.mode
+    }
+
+    /// The indexes agree with each other (for tests).
+    #[cfg(test)]
+    pub(crate) fn check_invariants(&self) {
+        assert_eq!(self.ringing.len(), self.call_counts[0] as usize);
+        assert_eq!(self.talking.len(), self.agent_counts[1] as usize);
+        assert_eq!(self.wrapping.len(), self.agent_counts[2] as usize);
+        assert_eq!(self.calls.len(), self.call_index.len());
+        for (i, c) in self.calls.iter().enumerate() {
+            assert_eq!(self.call_index[&c.key], i);
+            if c.phase == Phase::Ringing {
+                assert_eq!(self.ringing.owner(c.slot), i);
+            }
+        }
+        for (i, a) in self.agents.iter().enumerate() {
+            assert_eq!(self.agent_index[&a.key], i);
+            match a.state {
+                AgentState::Talking => assert_eq!(self.talking.owner(a.slot), i),
+                AgentState::Wrap => assert_eq!(self.wrapping.owner(a.slot), i),
+                _ => {}
+            }
+        }
     }
 }

@@ -112,7 +112,11 @@ impl Cohort {
                 .filter(|e| e.end.is_nan() || e.kind == CENSORED)
                 .map(|e| if e.end.is_nan() { now - e.start } else { e.end - e.start }.max(0.0)),
         );
-        censored.sort_unstable_by(f64::total_cmp);
+        // Entries are in start order, so the still-going ones' times come out descending.
+        censored.reverse();
+        if !censored.is_sorted() {
+            censored.sort_unstable_by(f64::total_cmp);
+        }
         let mut at_risk = (self.finished.len() + censored.len()) as f64;
         let (mut surv, mut cif) = (1.0, [0.0; MAX_KINDS]);
         let kinds = kinds.min(MAX_KINDS);
@@ -229,6 +233,34 @@ impl Table {
     }
 }
 
+/// `H` tables on one grid, stored row by row: one lookup reads every horizon's value.
+#[derive(Debug, Clone, Default)]
+pub struct Packed<const H: usize> {
+    inv_step: f64,
+    rows: Vec<[f64; H]>,
+}
+
+impl<const H: usize> Packed<H> {
+    /// Pack `tables` (which share a grid: built from one curve with the same points).
+    pub fn pack(&mut self, tables: &[Table; H]) {
+        let n = tables.iter().map(|t| t.values.len()).min().unwrap_or(0);
+        debug_assert!(tables.iter().all(|t| t.step == tables[0].step && t.values.len() == n));
+        self.inv_step = if n == 0 { 0.0 } else { 1.0 / tables[0].step };
+        self.rows.clear();
+        self.rows.extend((0..n).map(|i| std::array::from_fn(|k| tables[k].values[i])));
+    }
+
+    #[inline]
+    pub fn at(&self, t: f64) -> [f64; H] {
+        let n = self.rows.len();
+        if n == 0 {
+            return [0.0; H];
+        }
+        let i = (t * self.inv_step) as usize; // saturates: negative and NaN give 0
+        self.rows[i.min(n - 1)]
+    }
+}
+
 fn grid(horizon: f64, points: usize) -> f64 {
     horizon.max(1.0) / (points - 1) as f64
 }
@@ -313,40 +345,6 @@ fn ratio(num: f64, den: f64) -> f64 {
     }
 }
 
-/// The complementary error function (Numerical Recipes `erfcc`, fractional error < 1.2e-7).
-/// `bench/pacing_reference.py` uses the same formula, so both decide alike.
-#[inline]
-pub fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let ans = t * poly.exp();
-    if x >= 0.0 {
-        ans
-    } else {
-        2.0 - ans
-    }
-}
-
-/// `E[max(Y, 0)]` for `Y ~ Normal(mu, var)`: the expected shortfall of agents.
-#[inline]
-pub fn expected_positive_part(mu: f64, var: f64) -> f64 {
-    if var <= 1e-12 {
-        return mu.max(0.0);
-    }
-    let sigma = var.sqrt();
-    let z = mu / sigma;
-    let pdf = (-0.5 * z * z).exp() * 0.398_942_280_401_432_7;
-    let cdf = 0.5 * erfc(-z * std::f64::consts::FRAC_1_SQRT_2);
-    sigma * pdf + mu * cdf
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,14 +409,5 @@ mod tests {
         assert!((c.mean(0) - 3.0).abs() < 1e-12);
         c.close(0, 100.0, 0); // gone: no-op
         assert_eq!(c.finished(), 3);
-    }
-
-    #[test]
-    fn expected_positive_part_is_close_to_exact() {
-        // E[max(Y,0)] for N(0,1) is 1/sqrt(2 pi).
-        assert!((expected_positive_part(0.0, 1.0) - 0.398_942_28).abs() < 1e-6);
-        assert!((expected_positive_part(10.0, 1.0) - 10.0).abs() < 1e-6);
-        assert!(expected_positive_part(-10.0, 1.0) < 1e-9);
-        assert!((erfc(0.5) - 0.479_500_122).abs() < 1e-6);
     }
 }

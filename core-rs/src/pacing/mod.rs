@@ -11,6 +11,7 @@ pub mod budget;
 pub mod decide;
 pub mod engine;
 pub mod estimate;
+pub mod slots;
 #[cfg(test)]
 mod tests;
 

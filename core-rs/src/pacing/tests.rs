@@ -105,6 +105,7 @@ proptest! {
                     }
                 }
             };
+            e.check_invariants();
             if r.is_err() {
                 prop_assert_eq!(before, format!("{e:?}"), "refused {:?} changed the engine", op);
                 now = e.last.max(0.0);

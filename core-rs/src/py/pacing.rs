@@ -125,6 +125,7 @@ fn inputs_dict<'py>(py: Python<'py>, i: &DecisionInputs) -> PyResult<Bound<'py, 
     d.set_item("aim", i.aim)?;
     d.set_item("z", i.z)?;
     d.set_item("p", i.p)?;
+    d.set_item("p_rel_var", i.p_rel_var)?;
     d.set_item("answer_by", i.answer_by.to_vec())?;
     d.set_item("ringing_ages", &i.ringing_ages)?;
     d.set_item("talking_elapsed", &i.talking_elapsed)?;

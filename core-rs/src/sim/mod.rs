@@ -491,9 +491,9 @@ mod tests {
     #[ignore]
     fn tuning_one() {
         let hours: f64 = std::env::var("HOURS").ok().and_then(|h| h.parse().ok()).unwrap_or(1.0);
-        let sc = Scenario { agents: 100, live_rate: 0.1, talk_mean_s: 60.0, duration_s: hours * 3600.0, seed: 7, ..Scenario::default() };
+        let sc = Scenario { agents: 200, live_rate: 0.1, talk_mean_s: 180.0, duration_s: hours * 3600.0, seed: 1, ..Scenario::default() };
         let t0 = std::time::Instant::now();
-        let r = simulate(&sc, &PolicySpec::Engine(Config::default()), 86_400.0).unwrap();
+        let r = simulate(&sc, &PolicySpec::Engine(Config { target_abandon_rate: 0.01, ..Config::default() }), 86_400.0).unwrap();
         eprintln!("simulated in {:?}: {} dialed, {} decisions", t0.elapsed(), r.dialed, r.decisions);
         for k in 0..r.series.t.len() {
             eprintln!("{:>5} occ={:.2} dialed={:>4} ans={:>3} ab={:>2} wr={:.4}", r.series.t[k], r.series.occupancy[k], r.series.dialed[k], r.series.answers[k], r.series.abandons[k], r.series.window_abandon_rate[k]);
