@@ -258,14 +258,25 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     )
     bar.done()
     print(simulation.format_table(cells))
-    summary = simulation.summarize(cells)
+    matched = {}
+    if "predictive" in policies:
+        for p in policies:
+            if p.startswith("vicidial"):
+                matched[p] = simulation.match_abandon(cells, p, workers=args.workers)
+    summary = simulation.summarize(cells, matched)
     print()
     if "predictive" in policies:
         for p, gain in summary.gain_points.items():
             less = summary.baseline_abandons_less[p]
-            print(f"predictive vs {p}: {gain:+.1f} occupancy points on average; "
-                  + (f"{p} abandoned less than predictive in {less} scenario(s)" if less else
-                     "predictive abandoned no more than it in every scenario"))
+            line = f"predictive vs {p}: {gain:+.1f} occupancy points on average; "
+            if not less:
+                line += "predictive abandoned no more than it in every scenario"
+            elif p in summary.matched_gain_points:
+                line += (f"{p} abandoned less in {less} scenario(s); with predictive capped at {p}'s rate "
+                         f"there: {summary.matched_gain_points[p]:+.1f} points at equal or lower abandon")
+            else:
+                line += f"{p} abandoned less than predictive in {less} scenario(s)"
+            print(line)
         if summary.over_cap:
             print(f"cap exceeded in {len(summary.over_cap)} scenario(s):")
             for label in summary.over_cap:

@@ -66,6 +66,8 @@ class Cell:
     scenario: Scenario
     policy: str
     report: dict[str, Any]
+    seed: int = 1
+    hours: float = 8.0
 
 
 @dataclass
@@ -77,6 +79,9 @@ class Summary:
     over_cap: list[str] = field(default_factory=list)
     #: Mean occupancy gain (points) of predictive over each baseline.
     gain_points: dict[str, float] = field(default_factory=dict)
+    #: The same at equal or lower abandon: where the baseline abandoned less than predictive,
+    #: predictive is run again with the baseline's abandon rate as its cap.
+    matched_gain_points: dict[str, float] = field(default_factory=dict)
     #: Scenarios where a baseline's abandon rate was below ours (occupancy then compares unequal).
     baseline_abandons_less: dict[str, int] = field(default_factory=dict)
     #: Teams of 20+: the smallest gain over progressive (points).
@@ -100,7 +105,7 @@ def run_grid(
     def one(k: int) -> None:
         i, s, p = jobs[k]
         report = dict(dialer_core.simulate(p, **s.params(hours, seed + i)))  # type: ignore[arg-type]
-        cells[k] = Cell(s, p, report)
+        cells[k] = Cell(s, p, report, seed + i, hours)
 
     done = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -113,7 +118,28 @@ def run_grid(
     return [c for c in cells if c is not None]
 
 
-def summarize(cells: Iterable[Cell]) -> Summary:
+def match_abandon(cells: Iterable[Cell], baseline: str, workers: int | None = None) -> dict[Scenario, dict[str, Any]]:
+    """Predictive again, capped at the baseline's day abandon rate, wherever the baseline
+    abandoned less than predictive: the comparison at equal or lower abandon."""
+    cells = list(cells)
+    ours = {c.scenario: c for c in cells if c.policy == "predictive"}
+    todo = [
+        (c.scenario, ours[c.scenario], c.report["abandon_rate"])
+        for c in cells
+        if c.policy == baseline and c.scenario in ours and c.report["abandon_rate"] < ours[c.scenario].report["abandon_rate"]
+    ]
+
+    def one(job: tuple[Scenario, Cell, float]) -> tuple[Scenario, dict[str, Any]]:
+        s, cell, rate = job
+        params = s.params(cell.hours, cell.seed) | {"target_abandon_rate": rate}
+        return s, dict(dialer_core.simulate("predictive", **params))
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        return dict(pool.map(one, todo))
+
+
+def summarize(cells: Iterable[Cell], matched: dict[str, dict[Scenario, dict[str, Any]]] | None = None) -> Summary:
+    """`matched`: per baseline, `match_abandon`'s reruns."""
     cells = list(cells)
     by: dict[tuple[Scenario, str], dict[str, Any]] = {(c.scenario, c.policy): c.report for c in cells}
     scenarios = list(dict.fromkeys(c.scenario for c in cells))
@@ -134,6 +160,11 @@ def summarize(cells: Iterable[Cell]) -> Summary:
         out.baseline_abandons_less[p] = sum(
             by[s, p]["abandon_rate"] < by[s, "predictive"]["abandon_rate"] for s in scenarios
         )
+        if matched and p in matched:
+            again = matched[p]
+            out.matched_gain_points[p] = 100.0 * statistics.fmean(
+                again.get(s, by[s, "predictive"])["occupancy"] - by[s, p]["occupancy"] for s in scenarios
+            )
     if "progressive" in policies:
         gains = [
             100.0 * (by[s, "predictive"]["occupancy"] - by[s, "progressive"]["occupancy"])

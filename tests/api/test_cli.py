@@ -24,7 +24,7 @@ def dialer(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 def test_help_lists_the_subcommands_and_each_has_help() -> None:
     out = dialer("--help")
     assert out.returncode == 0
-    subs = ["import", "suppress", "queue", "contact", "contacts", "sample", "normalize", "demo"]
+    subs = ["import", "suppress", "queue", "contact", "contacts", "sample", "normalize", "simulate", "demo"]
     for s in subs:
         assert s in out.stdout
         assert dialer(s, "--help").returncode == 0
@@ -143,3 +143,26 @@ def test_contacts_are_written_as_csv(redis_url: str, tmp_path: Path) -> None:
     assert rows[0] == "number,state,attempts,last_outcome,time,agent,name"
     assert sorted(rows[1:]) == ["+84901234567,ready,0,,,,An", "+84901234568,ready,0,,,,Binh"]
     assert dialer("--redis-url", redis_url, "contacts", "cx", "--limit", "1").stdout.count("\n") == 2
+
+
+def test_simulate_prints_the_grid_and_writes_the_plot_and_json(tmp_path: Path) -> None:
+    png, js = tmp_path / "grid.png", tmp_path / "grid.json"
+    p = dialer("simulate", "--quick", "--hours", "0.5", "--plot", str(png), "--json", str(js))
+    assert p.returncode == 0, p.stderr
+    assert "predictive held the cap in every scenario" in p.stdout
+    assert "vicidial_hard_limit" in p.stdout and "mean occupancy" in p.stdout
+    assert "50/50 days" in p.stderr, "progress is shown on stderr"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cells = json.loads(js.read_text())
+    assert len(cells) == 50 and {c["policy"] for c in cells} == {
+        "predictive", "progressive", "vicidial_hard_limit", "vicidial_average", "erlang_b"
+    }
+    assert all(0.0 <= c["occupancy"] <= 1.0 for c in cells)
+
+
+def test_simulate_policy_choice_and_bad_option() -> None:
+    p = dialer("simulate", "--quick", "--hours", "0.25", "--policy", "progressive", "--no-plot", "-q")
+    assert p.returncode == 0, p.stderr
+    assert "predictive" not in p.stdout and p.stderr == ""
+    p = dialer("simulate", "--policy", "magic")
+    assert p.returncode == 2 and "invalid choice" in p.stderr
