@@ -441,6 +441,7 @@ def simulate(
     wrap_cv: float = 0.5,
     connect_limit_s: float = 2.0,
     duration_s: float = 28800.0,
+    days: int = 1,
     tick_s: float = 0.5,
     series_step_s: float = 60.0,
     seed: int = 1,
@@ -455,7 +456,9 @@ def simulate(
     day). Releases the GIL.
 
     All agents log in at t=0 (the engine knows nothing yet); `drift` is the live-answer rate at the
-    end of the day as a multiple of `live_rate`. The report gives occupancy (talk + wrap over
+    end of the day as a multiple of `live_rate`. With `days` > 1, days start 24 h apart: agents log
+    in for `duration_s` of calling hours, stay 60 s for the calls still ringing, then log off, so
+    the regulatory window slides across days and nights. The report gives occupancy (talk + wrap over
     logged-in time), the abandon rate over the day and the worst over every `abandon_window_s`
     window ending at an abandon, and per-`series_step_s` series.
     """

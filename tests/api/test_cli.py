@@ -149,13 +149,13 @@ def test_simulate_prints_the_grid_and_writes_the_plot_and_json(tmp_path: Path) -
     png, js = tmp_path / "grid.png", tmp_path / "grid.json"
     p = dialer("simulate", "--quick", "--hours", "0.5", "--plot", str(png), "--json", str(js))
     assert p.returncode == 0, p.stderr
-    assert "predictive held the cap in every scenario" in p.stdout
+    assert "predictive held the cap in every scenario: every 86400 s window of the 0.5 h day" in p.stdout
     assert "vicidial_hard_limit" in p.stdout and "mean occupancy" in p.stdout
-    assert "50/50 days" in p.stderr, "progress is shown on stderr"
+    assert "60/60 days" in p.stderr, "progress is shown on stderr"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cells = json.loads(js.read_text())
-    assert len(cells) == 50 and {c["policy"] for c in cells} == {
-        "predictive", "progressive", "vicidial_hard_limit", "vicidial_average", "erlang_b"
+    assert len(cells) == 60 and {c["policy"] for c in cells} == {
+        "predictive", "progressive", "fixed_ratio", "vicidial_hard_limit", "vicidial_average", "erlang_b"
     }
     assert all(0.0 <= c["occupancy"] <= 1.0 for c in cells)
 
@@ -164,5 +164,9 @@ def test_simulate_policy_choice_and_bad_option() -> None:
     p = dialer("simulate", "--quick", "--hours", "0.25", "--policy", "progressive", "--no-plot", "-q")
     assert p.returncode == 0, p.stderr
     assert "predictive" not in p.stdout and p.stderr == ""
+    p = dialer("simulate", "--quick", "--hours", "0.25", "--days", "2", "--window", "3600", "--policy", "predictive",
+               "--no-plot", "-q")
+    assert p.returncode == 0, p.stderr
+    assert "every 3600 s window of the 2 days of 0.25 h" in p.stdout
     p = dialer("simulate", "--policy", "magic")
     assert p.returncode == 2 and "invalid choice" in p.stderr

@@ -21,11 +21,12 @@
 //! 5. **The budget** keeps the cap over every window: `B = target * answers - abandons` over the
 //!    regulatory window (looking `BUDGET_LOOKAHEAD_S` ahead at answers about to leave it). The
 //!    `aim` is `AIM_SHARE * target` while `B` is `RAMP_ABANDONS` above a reserve (a few abandons,
-//!    plus room for the largest burst of the last hour, plus a share of the budget), falls to 0
+//!    plus room for the largest burst of the last active hour, plus a share of the budget), falls to 0
 //!    as `B` comes down to it (while the margin grows by up to `Z_RAMP`), and at the reserve the
 //!    engine is exactly progressive. So a young
 //!    campaign (no budget yet) starts progressive and goes predictive as answers earn it
-//!    abandons.
+//!    abandons. When a shift starts (staffed agents from none), `z` goes back to at least its
+//!    starting value: the margin learned in steady state is no guide to everyone starting at once.
 
 use std::fmt::Display;
 use std::hash::Hash;
@@ -43,12 +44,12 @@ pub const RAMP_ABANDONS: f64 = 3.0;
 /// The controller aims this far under the target (the budget's margin for bad luck).
 pub const AIM_SHARE: f64 = 0.85;
 /// Abandons always kept in reserve: a fixed few, plus `BURST_RESERVE` times the most abandons
-/// seen in one minute over the last hour (abandons come in bursts), plus a share of the window's
-/// whole budget.
+/// seen in one minute over the last active hour (abandons come in bursts), plus a share of the
+/// window's whole budget.
 pub const RESERVE_ABANDONS: f64 = 3.0;
 pub const BURST_RESERVE: f64 = 1.5;
 pub const RESERVE_SHARE: f64 = 0.05;
-/// Minutes of abandon counts the burst reserve looks back over.
+/// Active minutes (with answers or abandons) the burst reserve looks back over.
 const BURST_MINUTES: usize = 60;
 /// The controller's safety margin `z` (standard deviations of spare agents): start, step, range.
 pub const Z_START: f64 = 2.5;
@@ -74,8 +75,10 @@ const WRAP_POINTS: usize = 3;
 pub(crate) struct Derived {
     pub stale: bool,
     pub built: bool,
-    /// The calls' half was rebuilt; the agents' half follows on the next decision.
-    pub agents_pending: bool,
+    /// A refresh is under way: its next part.
+    pub pending: Pending,
+    /// Wrap-up quantiles (seconds) the talk tables average over.
+    pub wraps: [f64; WRAP_POINTS],
     pub at: f64,
     /// Live-answer probability of a new call.
     pub p: f64,
@@ -117,37 +120,52 @@ pub(crate) struct Control {
     pub aim: f64,
     /// The last decision was the predictive search's (not held by a cap, not progressive).
     pub predicting: bool,
-    /// Abandons per minute over the last `BURST_MINUTES` (ring, by minute index).
-    burst: [(i64, u32); BURST_MINUTES],
+    /// Abandons in each of the last `BURST_MINUTES` minutes that had live answers or abandons
+    /// (minute index, count): a quiet night does not make the engine forget yesterday's bursts.
+    burst: std::collections::VecDeque<(i64, u32)>,
 }
 
 impl Default for Control {
     fn default() -> Self {
-        Control { z: Z_START, aim: 0.0, predicting: false, burst: [(-1, 0); BURST_MINUTES] }
+        Control { z: Z_START, aim: 0.0, predicting: false, burst: std::collections::VecDeque::new() }
     }
 }
 
 impl Control {
-    pub fn answered(&mut self) {
+    pub fn answered(&mut self, now: f64) {
         if self.predicting {
             self.z = (self.z - Z_STEP * self.aim).max(Z_MIN);
         }
+        self.minute(now);
     }
 
     pub fn abandoned(&mut self, now: f64) {
         self.z = (self.z + Z_STEP).min(Z_MAX);
-        let minute = (now / 60.0).floor() as i64;
-        let slot = &mut self.burst[minute.rem_euclid(BURST_MINUTES as i64) as usize];
-        if slot.0 != minute {
-            *slot = (minute, 0);
-        }
-        slot.1 += 1;
+        self.minute(now).1 += 1;
     }
 
-    /// The most abandons in one minute over the last hour.
-    pub fn largest_burst(&self, now: f64) -> u32 {
+    /// The slot of `now`'s minute (a new one when the minute changed).
+    fn minute(&mut self, now: f64) -> &mut (i64, u32) {
         let minute = (now / 60.0).floor() as i64;
-        self.burst.iter().filter(|b| b.0 > minute - BURST_MINUTES as i64).map(|b| b.1).max().unwrap_or(0)
+        if self.burst.back().is_none_or(|b| b.0 != minute) {
+            if self.burst.len() == BURST_MINUTES {
+                self.burst.pop_front();
+            }
+            self.burst.push_back((minute, 0));
+        }
+        let n = self.burst.len() - 1;
+        &mut self.burst[n]
+    }
+
+    /// The most abandons in one of the last active minutes.
+    pub fn largest_burst(&self) -> u32 {
+        self.burst.iter().map(|b| b.1).max().unwrap_or(0)
+    }
+
+    /// A shift starts (staffed agents from none): the margin learned in steady state is no
+    /// guide to everyone starting at once, so it goes back to at least its starting value.
+    pub fn shift_starts(&mut self) {
+        self.z = self.z.max(Z_START);
     }
 }
 
@@ -245,7 +263,7 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         self.budget.expire(now);
         let budget = self.budget.conservative_budget(now, target, BUDGET_LOOKAHEAD_S);
         let (answers, _) = self.budget.counts();
-        let burst = f64::from(self.control.largest_burst(now));
+        let burst = f64::from(self.control.largest_burst());
         let reserve = RESERVE_ABANDONS + BURST_RESERVE * burst + RESERVE_SHARE * target * answers as f64;
         let ramp = ((budget - reserve) / RAMP_ABANDONS).clamp(0.0, 1.0);
         let aim = AIM_SHARE * target * ramp;
@@ -276,27 +294,30 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
     }
 
     /// Rebuild the estimates when observations arrived and `REFRESH_S` passed (or settings
-    /// changed). The work is split in two halves done by consecutive decisions (the calls' half,
-    /// then the agents' half), so no single `decide` pays for all of it; the first build and a
-    /// settings change do both at once.
+    /// changed). The work is split in three parts done by consecutive decisions (the calls', the
+    /// wrap-ups', the talks'), so no single `decide` pays for all of it; the first build and a
+    /// settings change do all at once.
     fn refresh(&mut self, now: f64) {
         let d = &self.derived;
         if !d.built || d.stale {
             self.refresh_calls(now);
-            self.refresh_agents(now);
+            self.refresh_wrap(now);
+            self.refresh_talk(now);
             return;
         }
-        if d.agents_pending {
-            self.refresh_agents(now);
-            return;
-        }
-        let fresh = self.dials.fresh + self.talk.fresh + self.wrap.fresh;
-        if fresh > 0 && now - d.at >= REFRESH_S {
-            self.refresh_calls(now);
+        match d.pending {
+            Pending::Wrap => self.refresh_wrap(now),
+            Pending::Talk => self.refresh_talk(now),
+            Pending::Nothing => {
+                let fresh = self.dials.fresh + self.talk.fresh + self.wrap.fresh;
+                if fresh > 0 && now - d.at >= REFRESH_S {
+                    self.refresh_calls(now);
+                }
+            }
         }
     }
 
-    /// The dial cohort's half: live-answer rate, horizons, ring tables.
+    /// The dial cohort: live-answer rate, horizons, ring tables.
     fn refresh_calls(&mut self, now: f64) {
         let d = &mut self.derived;
         let dial_c = &mut d.curves[0];
@@ -312,33 +333,53 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         d.packed[0].pack(&d.ring_within);
         self.dials.fresh = 0;
         d.at = now;
-        d.agents_pending = true;
+        d.pending = Pending::Wrap;
     }
 
-    /// The agents' half: talk and wrap-up tables at the horizons.
-    fn refresh_agents(&mut self, now: f64) {
+    /// Wrap-ups: the chance an agent in wrap-up is free within each horizon, and the wrap-up
+    /// quantiles the talk tables use.
+    fn refresh_wrap(&mut self, now: f64) {
         let d = &mut self.derived;
-        let [_, talk_c, wrap_c] = &mut d.curves;
-        self.talk.curves(now, 1, talk_c);
+        let wrap_c = &mut d.curves[2];
         self.wrap.curves(now, 1, wrap_c);
         let limit = self.cfg.connect_limit_s;
+        for k in 0..H {
+            completion_table(wrap_c, d.horizons[k] + limit, AGENT_POINTS, &mut d.wrap_free[k], &mut d.scratch);
+        }
         // A talking agent is free after the rest of the talk and a whole wrap-up: the wrap-up
         // is taken at these quantiles (unknown ones count as the longest seen: conservative).
-        let wraps: [f64; WRAP_POINTS] =
-            std::array::from_fn(|j| wrap_c.time_to_surv(1.0 - (j as f64 + 0.5) / WRAP_POINTS as f64).unwrap_or(wrap_c.horizon));
+        d.wraps = std::array::from_fn(|j| {
+            wrap_c.time_to_surv(1.0 - (j as f64 + 0.5) / WRAP_POINTS as f64).unwrap_or(wrap_c.horizon)
+        });
+        d.packed[2].pack(&d.wrap_free);
+        self.wrap.fresh = 0;
+        d.pending = Pending::Talk;
+    }
+
+    /// Talks: the chance a talking agent is free within each horizon.
+    fn refresh_talk(&mut self, now: f64) {
+        let d = &mut self.derived;
+        let talk_c = &mut d.curves[1];
+        self.talk.curves(now, 1, talk_c);
+        let limit = self.cfg.connect_limit_s;
         for k in 0..H {
-            let h = d.horizons[k] + limit;
-            talk_table(talk_c, &wraps, h, AGENT_POINTS, &mut d.talk_free[k], &mut d.scratch);
-            completion_table(wrap_c, h, AGENT_POINTS, &mut d.wrap_free[k], &mut d.scratch);
+            talk_table(talk_c, &d.wraps, d.horizons[k] + limit, AGENT_POINTS, &mut d.talk_free[k], &mut d.scratch);
         }
         d.packed[1].pack(&d.talk_free);
-        d.packed[2].pack(&d.wrap_free);
         self.talk.fresh = 0;
-        self.wrap.fresh = 0;
-        d.agents_pending = false;
+        d.pending = Pending::Nothing;
         d.stale = false;
         d.built = true;
     }
+}
+
+/// Which part of a refresh the next decision does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Pending {
+    #[default]
+    Nothing,
+    Wrap,
+    Talk,
 }
 
 /// Expected live answers within a horizon: from the ringing calls, and per new call. All of them

@@ -313,6 +313,10 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
                 }
             }
         } else {
+            let staffed = |c: &[u32; 5]| c[0] + c[1] + c[2];
+            if staffed(&self.agent_counts) == 0 && state != AgentState::Away {
+                self.control.shift_starts();
+            }
             self.agent_counts[state as usize] += 1;
         }
         Ok(())
@@ -359,7 +363,7 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         self.dials.close(self.calls[i].cohort, now, LIVE);
         self.set_phase(i, Phase::Waiting);
         self.budget.answered(now);
-        self.control.answered();
+        self.control.answered(now);
         self.totals.answered += 1;
         Ok(())
     }

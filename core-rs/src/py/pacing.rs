@@ -277,6 +277,7 @@ fn scenario_from(params: Option<&Bound<'_, PyDict>>) -> PyResult<(Scenario, Conf
                     cfg.connect_limit_s = sc.connect_limit_s;
                 }
                 "duration_s" => sc.duration_s = v.extract()?,
+                "days" => sc.days = v.extract()?,
                 "tick_s" => sc.tick_s = v.extract()?,
                 "series_step_s" => sc.series_step_s = v.extract()?,
                 "seed" => sc.seed = v.extract()?,

@@ -22,7 +22,11 @@ use crate::pacing::{AgentState, Config, Mode, PacingEngine, Unanswered};
 use policies::{DropAction, ErlangB, FixedRatio, Policy, Vicidial};
 use rng::Rng;
 
-/// One simulated day.
+const DAY_S: f64 = 86_400.0;
+/// After the calling hours, agents stay this long for the calls still ringing, then log off.
+const DRAIN_S: f64 = 60.0;
+
+/// One simulated day (or several, 24 h apart).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
     pub agents: u32,
@@ -41,7 +45,10 @@ pub struct Scenario {
     pub wrap_mean_s: f64,
     pub wrap_cv: f64,
     pub connect_limit_s: f64,
+    /// Calling hours a day (all agents log in at their start, off at their end).
     pub duration_s: f64,
+    /// Days simulated, 24 h apart: windows then slide across days and nights.
+    pub days: u32,
     pub tick_s: f64,
     pub series_step_s: f64,
     pub seed: u64,
@@ -65,6 +72,7 @@ impl Default for Scenario {
             wrap_cv: 0.5,
             connect_limit_s: 2.0,
             duration_s: 8.0 * 3600.0,
+            days: 1,
             tick_s: 0.5,
             series_step_s: 60.0,
             seed: 1,
@@ -109,14 +117,31 @@ impl Scenario {
                 return Err(Error::invalid(what, format!("{v}: expected a positive number")));
             }
         }
-        if self.duration_s / self.tick_s > 1e8 {
+        if !(1..=60).contains(&self.days) {
+            return Err(Error::invalid("days", format!("{}: expected 1 to 60", self.days)));
+        }
+        if self.days > 1 && self.duration_s > DAY_S - 2.0 * DRAIN_S {
+            return Err(Error::invalid("duration_s", "over several days, calling hours must leave a night (under 23.9 h)"));
+        }
+        if f64::from(self.days) * self.duration_s / self.tick_s > 1e8 {
             return Err(Error::invalid("tick_s", "too small for the duration (over 1e8 ticks)"));
         }
         Ok(())
     }
 
     fn live_rate_at(&self, t: f64) -> f64 {
-        self.live_rate * (1.0 + (self.drift - 1.0) * (t / self.duration_s).clamp(0.0, 1.0))
+        let in_day = t.rem_euclid(DAY_S);
+        self.live_rate * (1.0 + (self.drift - 1.0) * (in_day / self.duration_s).clamp(0.0, 1.0))
+    }
+
+    /// When the simulation stops: the end of the calling hours (one day), or the last day's
+    /// drain after them.
+    fn end(&self) -> f64 {
+        if self.days == 1 {
+            self.duration_s
+        } else {
+            f64::from(self.days - 1) * DAY_S + self.duration_s + DRAIN_S
+        }
     }
 }
 
@@ -134,7 +159,7 @@ impl PolicySpec {
     pub fn name(&self) -> String {
         match self {
             PolicySpec::Engine(c) => c.mode.as_str().to_string(),
-            PolicySpec::FixedRatio(r) => format!("fixed_{r}"),
+            PolicySpec::FixedRatio(_) => "fixed_ratio".into(),
             PolicySpec::Vicidial { action: DropAction::HardLimit, .. } => "vicidial_hard_limit".into(),
             PolicySpec::Vicidial { action: DropAction::Average, .. } => "vicidial_average".into(),
             PolicySpec::ErlangB { .. } => "erlang_b".into(),
@@ -203,6 +228,11 @@ enum Ev {
     AbandonCheck(u64),
     TalkEnd(u32, u64),
     WrapEnd(u32),
+    /// The calling hours end: no more dialling.
+    DayEnd,
+    /// The drain is over: ready agents log off, busy ones when their wrap-up ends.
+    AgentsOff,
+    DayStart,
 }
 
 struct Timed(f64, u64, Ev);
@@ -227,7 +257,12 @@ impl Ord for Timed {
 
 struct Sim<'a> {
     sc: &'a Scenario,
-    rng: Rng,
+    /// Call outcomes, and agents' talk and wrap times, draw from their own streams: the i-th call
+    /// dialled and the k-th call connected are the same under every policy.
+    calls_rng: Rng,
+    agents_rng: Rng,
+    open: bool,
+    off_duty: bool,
     heap: BinaryHeap<Timed>,
     seq: u64,
     ready: VecDeque<u32>,
@@ -253,21 +288,21 @@ impl Sim<'_> {
     fn dial(&mut self, call: u64, now: f64) {
         let sc = self.sc;
         let live = sc.live_rate_at(now);
-        let u = self.rng.uniform();
+        let u = self.calls_rng.uniform();
         let (outcome, delay) = if u < live {
-            let d = self.rng.lognormal_median(sc.answer_delay_median_s, sc.answer_delay_sigma);
+            let d = self.calls_rng.lognormal_median(sc.answer_delay_median_s, sc.answer_delay_sigma);
             if d > sc.ring_timeout_s {
                 (Outcome::NoAnswer, sc.ring_timeout_s)
             } else {
                 (Outcome::Live, d)
             }
         } else if u < live + sc.machine_rate {
-            let d = self.rng.lognormal_median(sc.answer_delay_median_s, sc.answer_delay_sigma).min(sc.ring_timeout_s);
+            let d = self.calls_rng.lognormal_median(sc.answer_delay_median_s, sc.answer_delay_sigma).min(sc.ring_timeout_s);
             (Outcome::Machine, d + 3.0)
         } else if u < live + sc.machine_rate + sc.busy_rate {
-            (Outcome::Busy, 0.5 + 2.5 * self.rng.uniform())
+            (Outcome::Busy, 0.5 + 2.5 * self.calls_rng.uniform())
         } else if u < live + sc.machine_rate + sc.busy_rate + sc.fail_rate {
-            (Outcome::Failed, self.rng.lognormal_median(1.5, 0.8).min(30.0))
+            (Outcome::Failed, self.calls_rng.lognormal_median(1.5, 0.8).min(30.0))
         } else {
             (Outcome::NoAnswer, sc.ring_timeout_s)
         };
@@ -280,7 +315,7 @@ impl Sim<'_> {
         self.connects += 1;
         self.busy_since[agent as usize] = now;
         self.busy_now += 1;
-        let talk = self.rng.lognormal_mean(self.sc.talk_mean_s, self.sc.talk_cv);
+        let talk = self.agents_rng.lognormal_mean(self.sc.talk_mean_s, self.sc.talk_cv);
         self.at(now + talk, Ev::TalkEnd(agent, call));
         Ok(())
     }
@@ -291,10 +326,14 @@ pub fn simulate(scenario: &Scenario, policy: &PolicySpec, abandon_window_s: f64)
     scenario.validate()?;
     let sc = scenario;
     let mut p = policy.build(sc)?;
-    let steps = (sc.duration_s / sc.series_step_s).ceil() as usize;
+    let end = sc.end();
+    let steps = (end / sc.series_step_s).ceil() as usize;
     let mut s = Sim {
         sc,
-        rng: Rng::new(sc.seed),
+        calls_rng: Rng::new(sc.seed),
+        agents_rng: Rng::new(sc.seed ^ 0x5EED_A6E7),
+        open: true,
+        off_duty: false,
         heap: BinaryHeap::new(),
         seq: 0,
         ready: (0..sc.agents).collect(),
@@ -314,12 +353,39 @@ pub fn simulate(scenario: &Scenario, policy: &PolicySpec, abandon_window_s: f64)
         p.agent_state(u64::from(a), AgentState::Ready, 0.0)?;
     }
     s.at(0.0, Ev::Tick);
+    for d in 0..sc.days {
+        let start = f64::from(d) * DAY_S;
+        if d > 0 {
+            s.at(start, Ev::DayStart);
+        }
+        if sc.days > 1 {
+            s.at(start + sc.duration_s, Ev::DayEnd);
+            s.at(start + sc.duration_s + DRAIN_S, Ev::AgentsOff);
+        }
+    }
     let mut next_call: u64 = 0;
     while let Some(Timed(now, _, ev)) = s.heap.pop() {
-        if now >= sc.duration_s {
+        if now >= end {
             break;
         }
         match ev {
+            Ev::DayEnd => s.open = false,
+            Ev::AgentsOff => {
+                s.off_duty = true;
+                while let Some(agent) = s.ready.pop_front() {
+                    p.agent_state(u64::from(agent), AgentState::Offline, now)?;
+                }
+            }
+            Ev::DayStart => {
+                s.off_duty = false;
+                s.open = true;
+                for a in 0..sc.agents {
+                    p.agent_state(u64::from(a), AgentState::Ready, now)?;
+                    s.ready.push_back(a);
+                }
+                s.at(now, Ev::Tick);
+            }
+            Ev::Tick if !s.open => {}
             Ev::Tick => {
                 let n = p.decide(now)?;
                 s.decisions += 1;
@@ -371,12 +437,16 @@ pub fn simulate(scenario: &Scenario, policy: &PolicySpec, abandon_window_s: f64)
             Ev::TalkEnd(agent, call) => {
                 p.call_ended(call, now)?;
                 p.agent_state(u64::from(agent), AgentState::Wrap, now)?;
-                let wrap = s.rng.lognormal_mean(sc.wrap_mean_s, sc.wrap_cv);
+                let wrap = s.agents_rng.lognormal_mean(sc.wrap_mean_s, sc.wrap_cv);
                 s.at(now + wrap, Ev::WrapEnd(agent));
             }
             Ev::WrapEnd(agent) => {
                 s.busy_time += now - s.busy_since[agent as usize];
                 s.busy_now -= 1;
+                if s.off_duty {
+                    p.agent_state(u64::from(agent), AgentState::Offline, now)?;
+                    continue;
+                }
                 p.agent_state(u64::from(agent), AgentState::Ready, now)?;
                 if let Some((call, _)) = s.waiting.pop_front() {
                     s.is_waiting[call as usize] = false;
@@ -388,12 +458,13 @@ pub fn simulate(scenario: &Scenario, policy: &PolicySpec, abandon_window_s: f64)
         }
     }
     // Agents still busy at the end of the day.
-    let end = sc.duration_s;
     let mut busy_time = s.busy_time;
-    let ready: std::collections::HashSet<u32> = s.ready.iter().copied().collect();
-    for a in 0..sc.agents {
-        if !ready.contains(&a) {
-            busy_time += end - s.busy_since[a as usize];
+    if !s.off_duty {
+        let ready: std::collections::HashSet<u32> = s.ready.iter().copied().collect();
+        for a in 0..sc.agents {
+            if !ready.contains(&a) {
+                busy_time += end - s.busy_since[a as usize];
+            }
         }
     }
     let live = s.answer_times.len() as u64;
@@ -408,7 +479,7 @@ pub fn simulate(scenario: &Scenario, policy: &PolicySpec, abandon_window_s: f64)
         connects: s.connects,
         abandon_rate: if live == 0 { 0.0 } else { abandons as f64 / live as f64 },
         worst_window_abandon_rate: worst,
-        occupancy: busy_time / (f64::from(sc.agents) * sc.duration_s),
+        occupancy: busy_time / (f64::from(sc.agents) * sc.duration_s * f64::from(sc.days)),
         decisions: s.decisions,
         series,
     })
@@ -441,7 +512,7 @@ fn build_series(s: &Sim<'_>, steps: usize, w: f64) -> Series {
         (times.partition_point(|x| *x < hi) - times.partition_point(|x| *x < lo)) as u64
     };
     for k in 0..steps {
-        let (lo, hi) = (k as f64 * sc.series_step_s, ((k + 1) as f64 * sc.series_step_s).min(sc.duration_s));
+        let (lo, hi) = (k as f64 * sc.series_step_s, ((k + 1) as f64 * sc.series_step_s).min(sc.end()));
         out.t.push(hi);
         out.occupancy.push(s.occupancy_acc[k] / (f64::from(sc.agents) * (hi - lo)).max(1e-9));
         let (wa, wx) = (count(&s.answer_times, hi - w, hi), count(&s.abandon_times, hi - w, hi));
@@ -529,6 +600,20 @@ mod tests {
             }
         }
         eprintln!("mean occupancy: {:?}", sums.map(|s| s / n));
+    }
+
+    #[test]
+    fn several_days_slide_the_window_across_nights() {
+        // A 1-hour calling day, 3 days, a 24 h window: yesterday's answers leave the window
+        // during today's calls; the engine must not spend abandons they were paying for.
+        let sc = Scenario { agents: 30, live_rate: 0.25, talk_mean_s: 90.0, duration_s: 3600.0, days: 3, seed: 9, ..Scenario::default() };
+        let r = simulate(&sc, &PolicySpec::Engine(Config::default()), 86_400.0).unwrap();
+        assert!(r.worst_window_abandon_rate <= 0.03, "{}", r.worst_window_abandon_rate);
+        assert_eq!(r.series.t.len(), 2 * 1440 + 61, "minutes to the end of the last day's drain");
+        let day = |d: usize| r.series.answers[d * 1440..d * 1440 + 60].iter().sum::<u64>();
+        assert!(day(0) > 100 && day(1) > 100 && day(2) > 100, "calls every day: {} {} {}", day(0), day(1), day(2));
+        let nights: u64 = r.series.dialed[70..1440].iter().sum();
+        assert_eq!(nights, 0, "nothing dialled at night");
     }
 
     #[test]
