@@ -559,50 +559,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore]
-    fn tuning_one() {
-        let hours: f64 = std::env::var("HOURS").ok().and_then(|h| h.parse().ok()).unwrap_or(1.0);
-        let sc = Scenario { agents: 200, live_rate: 0.1, talk_mean_s: 180.0, duration_s: hours * 3600.0, seed: 1, ..Scenario::default() };
-        let t0 = std::time::Instant::now();
-        let r = simulate(&sc, &PolicySpec::Engine(Config { target_abandon_rate: 0.01, ..Config::default() }), 86_400.0).unwrap();
-        eprintln!("simulated in {:?}: {} dialed, {} decisions", t0.elapsed(), r.dialed, r.decisions);
-        for k in 0..r.series.t.len() {
-            eprintln!("{:>5} occ={:.2} dialed={:>4} ans={:>3} ab={:>2} wr={:.4}", r.series.t[k], r.series.occupancy[k], r.series.dialed[k], r.series.answers[k], r.series.abandons[k], r.series.window_abandon_rate[k]);
-        }
-    }
-
-    #[test]
-    #[ignore]
-    fn tuning_grid() {
-        let hours: f64 = std::env::var("HOURS").ok().and_then(|h| h.parse().ok()).unwrap_or(1.0);
-        let target = 0.03;
-        let mut sums = [0.0f64; 4];
-        let mut n = 0.0;
-        for agents in [5, 20, 100] {
-            for live in [0.1, 0.25, 0.4] {
-                for talk in [60.0, 180.0, 300.0] {
-                    let sc = Scenario { agents, live_rate: live, talk_mean_s: talk, duration_s: hours * 3600.0, seed: 7, ..Scenario::default() };
-                    let specs = [
-                        PolicySpec::Engine(Config { target_abandon_rate: target, ..Config::default() }),
-                        PolicySpec::Engine(Config { mode: Mode::Progressive, ..Config::default() }),
-                        PolicySpec::Vicidial { action: DropAction::HardLimit, target },
-                        PolicySpec::ErlangB { target },
-                    ];
-                    let mut line = format!("{agents:>4} {live:.2} {talk:>4}");
-                    for (i, spec) in specs.iter().enumerate() {
-                        let r = simulate(&sc, spec, 86_400.0).unwrap();
-                        sums[i] += r.occupancy;
-                        line += &format!(" | {:.3} {:.4} {:.4}", r.occupancy, r.abandon_rate, r.worst_window_abandon_rate);
-                    }
-                    n += 1.0;
-                    eprintln!("{line}");
-                }
-            }
-        }
-        eprintln!("mean occupancy: {:?}", sums.map(|s| s / n));
-    }
-
-    #[test]
     fn several_days_slide_the_window_across_nights() {
         // A 1-hour calling day, 3 days, a 24 h window: yesterday's answers leave the window
         // during today's calls; the engine must not spend abandons they were paying for.
