@@ -1,6 +1,12 @@
-"""SIP gateway: places the calls (SIP UAC over UDP/TCP), runs IVR scripts, connects agents.
+"""SIP gateway: places the calls (SIP UAC over UDP), and later runs IVR scripts and connects agents.
 
-Nothing is here yet: it is built by its own issue ("SIP gateway: outbound calls at carrier
-rates, IVR with DTMF, agent connect"). The package exists so that the wheel's layout is the one
-the design names.
+Built so far (issue 4, first part):
+- `message`: RFC 3261 message parsing and building (compact forms, folding, lists); malformed
+  input raises `SipParseError`.
+- `transaction`: INVITE and non-INVITE client transactions, sans-I/O, timers A/B/D/M and E/F/K.
+- `call`: one outbound call as the transaction user: ringing, ring timeout -> CANCEL, 2xx ACKed
+  end to end (Contact, Record-Route), the CANCEL/200 race (ACK then BYE), BYE both ways.
+- `outcomes`: the outcome of a call from its final response.
+- `uac`: the asyncio (uvloop) UDP transport that drives them.
+Not yet: TCP, digest authentication, rate control, media (RTP, IVR, DTMF), agent connect.
 """

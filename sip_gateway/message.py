@@ -1,0 +1,239 @@
+"""SIP messages (RFC 3261 section 7): parse from bytes, build, serialise. No I/O.
+
+The parser is strict where a mistake would misroute a call (start line, Via, CSeq, Call-ID,
+Content-Length) and lenient where peers differ harmlessly (header case, compact forms, folded
+lines, LF instead of CRLF). Anything it refuses raises `SipParseError`; the transport drops and
+counts it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sip_gateway.errors import SipParseError
+
+#: RFC 3261 7.3.3 compact forms, and the canonical spelling of the headers we read.
+COMPACT = {
+    "i": "Call-ID", "m": "Contact", "e": "Content-Encoding", "l": "Content-Length", "c": "Content-Type",
+    "f": "From", "s": "Subject", "k": "Supported", "t": "To", "v": "Via",
+}
+CANONICAL = {n.lower(): n for n in (
+    "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Max-Forwards", "Content-Length", "Content-Type",
+    "Record-Route", "Route", "Allow", "Supported", "User-Agent", "Server", "Retry-After", "WWW-Authenticate",
+    "Proxy-Authenticate", "Authorization", "Proxy-Authorization", "P-Asserted-Identity", "Reason", "Expires",
+    "Session-Expires", "Require", "Event", "Subject", "Content-Encoding",
+)}
+#: Headers whose comma-separated values are separate entries (RFC 3261 7.3.1).
+LISTS = {"Via", "Route", "Record-Route", "Contact"}
+MAX_MESSAGE = 65_535
+_START_REQUEST = re.compile(r"^([A-Za-z]+) (\S+) SIP/2\.0$")
+_START_RESPONSE = re.compile(r"^SIP/2\.0 ([1-6]\d\d) ?(.*)$")
+_TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
+
+
+def canonical(name: str) -> str:
+    n = name.strip()
+    if len(n) == 1 and n.lower() in COMPACT:
+        return COMPACT[n.lower()]
+    return CANONICAL.get(n.lower(), n)
+
+
+def split_list(value: str) -> list[str]:
+    """Split a header value on commas that are not inside quotes or angle brackets."""
+    out: list[str] = []
+    cur: list[str] = []
+    quoted, angle = False, 0
+    for ch in value:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "<":
+            angle += 1
+        elif not quoted and ch == ">":
+            angle = max(0, angle - 1)
+        if ch == "," and not quoted and angle == 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    tail = "".join(cur).strip()
+    if tail:
+        out.append(tail)
+    return out
+
+
+@dataclass
+class Message:
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def get(self, name: str) -> str | None:
+        name = canonical(name)
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        name = canonical(name)
+        return [v for k, v in self.headers if k == name]
+
+    def add(self, name: str, value: str) -> None:
+        self.headers.append((canonical(name), value))
+
+    def set(self, name: str, value: str) -> None:
+        name = canonical(name)
+        self.headers = [(k, v) for k, v in self.headers if k != name]
+        self.headers.append((name, value))
+
+    @property
+    def call_id(self) -> str:
+        return self.get("Call-ID") or ""
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        num, _, method = (self.get("CSeq") or "").partition(" ")
+        return int(num), method.strip()
+
+    @property
+    def top_via(self) -> str:
+        return self.get_all("Via")[0]
+
+    @property
+    def branch(self) -> str:
+        return param(self.top_via, "branch") or ""
+
+    @property
+    def from_tag(self) -> str | None:
+        return param(self.get("From") or "", "tag")
+
+    @property
+    def to_tag(self) -> str | None:
+        return param(self.get("To") or "", "tag")
+
+    def _head(self) -> list[str]:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        lines = self._head()
+        for k, v in self.headers:
+            if k != "Content-Length":
+                lines.append(f"{k}: {v}")
+        lines.append(f"Content-Length: {len(self.body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
+
+
+@dataclass
+class Request(Message):
+    method: str = "INVITE"
+    uri: str = ""
+
+    def _head(self) -> list[str]:
+        return [f"{self.method} {self.uri} SIP/2.0"]
+
+
+@dataclass
+class Response(Message):
+    status: int = 200
+    reason: str = "OK"
+
+    def _head(self) -> list[str]:
+        return [f"SIP/2.0 {self.status} {self.reason}"]
+
+
+def param(value: str, name: str) -> str | None:
+    """A `;name=value` parameter of a header value (outside its `<...>` URI), or None."""
+    tail = value.rsplit(">", 1)[1] if ">" in value else value
+    for part in tail.split(";")[1:]:
+        k, _, v = part.partition("=")
+        if k.strip().lower() == name:
+            return v.strip().strip('"')
+    return None
+
+
+def uri_of(value: str) -> str:
+    """The URI of a name-addr (`"Bob" <sip:b@h>;tag=1`) or addr-spec (`sip:b@h;tag=1`)."""
+    if "<" in value:
+        start = value.index("<") + 1
+        end = value.index(">", start)
+        return value[start:end].strip()
+    return value.split(";", 1)[0].strip()
+
+
+def host_port(uri: str, default_port: int = 5060) -> tuple[str, int]:
+    """The host and port a SIP URI points at (`sip:user@host:port;params`)."""
+    rest = uri.split(":", 1)[1] if ":" in uri else uri
+    rest = rest.split(";", 1)[0].split("?", 1)[0]
+    hostport = rest.rsplit("@", 1)[-1]
+    if hostport.startswith("["):
+        host, _, port = hostport[1:].partition("]")
+        return host, int(port[1:]) if port.startswith(":") else default_port
+    host, _, port = hostport.partition(":")
+    return host, int(port) if port else default_port
+
+
+def parse(data: bytes) -> Request | Response:
+    """Parse one datagram. Raises `SipParseError` with the reason."""
+    if len(data) > MAX_MESSAGE:
+        raise SipParseError(f"message of {len(data)} bytes is over {MAX_MESSAGE}")
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        head, sep, body = data.partition(b"\n\n")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SipParseError(f"header bytes are not UTF-8: {e}") from None
+    lines = text.replace("\r\n", "\n").split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)  # keep-alive CRLFs before the start line
+    if not lines:
+        raise SipParseError("empty message")
+    start = lines[0].strip()
+    msg: Request | Response
+    if m := _START_RESPONSE.match(start):
+        msg = Response(status=int(m.group(1)), reason=m.group(2))
+    elif m := _START_REQUEST.match(start):
+        if not _TOKEN.match(m.group(1)):
+            raise SipParseError(f"bad method {m.group(1)!r}")
+        msg = Request(method=m.group(1).upper(), uri=m.group(2))
+    else:
+        raise SipParseError(f"bad start line {start[:80]!r}")
+    unfolded: list[str] = []
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t"):
+            if not unfolded:
+                raise SipParseError("continuation line before any header")
+            unfolded[-1] += " " + line.strip()
+        elif line.strip():
+            unfolded.append(line)
+    for line in unfolded:
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip() or not _TOKEN.match(name.strip()):
+            raise SipParseError(f"bad header line {line[:80]!r}")
+        key = canonical(name)
+        value = value.strip()
+        if key in LISTS:
+            msg.headers.extend((key, v) for v in split_list(value))
+        else:
+            msg.headers.append((key, value))
+    for required in ("Via", "From", "To", "Call-ID", "CSeq"):
+        if msg.get(required) is None:
+            raise SipParseError(f"no {required} header")
+    try:
+        num, method = msg.cseq
+    except ValueError:
+        raise SipParseError(f"bad CSeq {msg.get('CSeq')!r}") from None
+    if not method or num < 0 or num >= 2**31:
+        raise SipParseError(f"bad CSeq {msg.get('CSeq')!r}")
+    if isinstance(msg, Request) and method != msg.method:
+        raise SipParseError(f"CSeq method {method} does not match {msg.method}")
+    length = msg.get("Content-Length")
+    if length is not None:
+        if not length.isdigit():
+            raise SipParseError(f"bad Content-Length {length!r}")
+        n = int(length)
+        if n > len(body):
+            raise SipParseError(f"Content-Length {n} but only {len(body)} body bytes")
+        body = body[:n]
+    msg.body = body
+    return msg

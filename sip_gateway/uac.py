@@ -1,0 +1,137 @@
+"""The UAC over UDP on asyncio: one socket, every call's state machine behind it.
+
+`Uac.call(number)` places a call and returns its `CallResult` once the call has ended. Datagrams
+are stamped with the loop's monotonic time where they arrive and routed by Call-ID; each call has
+one timer handle at its earliest deadline. Malformed datagrams are dropped and counted, never
+raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import cast
+
+from sip_gateway.call import OutboundCall, TrunkConfig
+from sip_gateway.errors import SipParseError
+from sip_gateway.message import parse
+from sip_gateway.outcomes import CallResult
+from sip_gateway.transaction import Addr, Send
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Counters:
+    calls: int = 0
+    received: int = 0
+    malformed: int = 0
+    stray: int = 0
+    sent: int = 0
+    send_errors: int = 0
+
+
+class Uac(asyncio.DatagramProtocol):
+    def __init__(self, cfg: TrunkConfig) -> None:
+        self.cfg = cfg
+        self.counters = Counters()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.calls: dict[str, OutboundCall] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.waiters: dict[str, asyncio.Future[CallResult]] = {}
+        self.holds: dict[str, float] = {}
+        self.loop = asyncio.get_running_loop()
+
+    @classmethod
+    async def open(cls, cfg: TrunkConfig) -> Uac:
+        """Bind the local address (port 0: any free one; `cfg.local` is then updated)."""
+        loop = asyncio.get_running_loop()
+        transport, proto = await loop.create_datagram_endpoint(lambda: cls(cfg), local_addr=cfg.local)
+        bound = transport.get_extra_info("sockname")
+        if bound and bound[1] != cfg.local[1]:
+            proto.cfg = TrunkConfig(**{**cfg.__dict__, "local": (cfg.local[0], bound[1])})
+        return proto
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # CPython's selector datagram transport does not subclass DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def close(self) -> None:
+        for h in self.timers.values():
+            h.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    async def call(self, number: str, hold_s: float | None = None) -> CallResult:
+        """Dial `number`; if answered, hang up after `hold_s` seconds (None: when the far end
+        does). Returns when the call has ended."""
+        now = self.loop.time()
+        c = OutboundCall(number, self.cfg, now)
+        self.calls[c.call_id] = c
+        fut: asyncio.Future[CallResult] = self.loop.create_future()
+        self.waiters[c.call_id] = fut
+        if hold_s is not None:
+            self.holds[c.call_id] = hold_s
+        self.counters.calls += 1
+        self._apply(c, c.start(now))
+        return await fut
+
+    def hangup(self, call_id: str) -> None:
+        c = self.calls.get(call_id)
+        if c is not None:
+            self._apply(c, c.hangup(self.loop.time()))
+
+    # --- asyncio callbacks -----------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        now = self.loop.time()
+        self.counters.received += 1
+        if not data.strip():
+            return  # keep-alive
+        try:
+            msg = parse(data)
+        except SipParseError as e:
+            self.counters.malformed += 1
+            log.debug("dropped a malformed datagram from %s: %s", addr, e)
+            return
+        c = self.calls.get(msg.call_id)
+        if c is None:
+            self.counters.stray += 1
+            return
+        answered_before = c.result.answered_at is not None
+        self._apply(c, c.on_message(msg, addr[:2], now))
+        hold = self.holds.pop(c.call_id, None) if not answered_before and c.result.answered_at else None
+        if hold is not None:
+            self.loop.call_at(now + hold, self.hangup, c.call_id)
+
+    def error_received(self, exc: Exception) -> None:
+        self.counters.send_errors += 1
+        log.debug("transport error: %s", exc)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _apply(self, c: OutboundCall, sends: list[Send]) -> None:
+        if self.transport is not None:
+            for s in sends:
+                self.transport.sendto(s.data, s.addr)
+                self.counters.sent += 1
+        old = self.timers.pop(c.call_id, None)
+        if old is not None:
+            old.cancel()
+        if c.finished:
+            fut = self.waiters.pop(c.call_id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(c.result)
+        deadline = c.deadline
+        if deadline is not None:
+            self.timers[c.call_id] = self.loop.call_at(deadline, self._on_timer, c.call_id)
+        elif c.finished:
+            self.calls.pop(c.call_id, None)
+            self.holds.pop(c.call_id, None)
+
+    def _on_timer(self, call_id: str) -> None:
+        self.timers.pop(call_id, None)
+        c = self.calls.get(call_id)
+        if c is not None:
+            self._apply(c, c.on_timer(self.loop.time()))

@@ -1,0 +1,90 @@
+"""sipp as the carrier: a UAS scenario from loadtest/sipp/ on a free loopback UDP port."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "loadtest" / "sipp"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def udp_port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+@dataclass
+class Sipp:
+    """A running sipp UAS. `wait()` returns its exit code: 0 when every call went as scripted
+    (every final response ACKed, every expected request received)."""
+
+    scenario: str
+    calls: int
+    workdir: Path
+    keys: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = 90.0
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Sipp:
+        self.port = free_udp_port()
+        builtin = not self.scenario.endswith(".xml")
+        cmd = ["sipp", "-i", "127.0.0.1", "-p", str(self.port), "-m", str(self.calls), "-nostdin",
+               "-timeout", f"{self.timeout_s:g}s", "-timeout_error", "-trace_err",
+               "-error_file", str(self.workdir / f"sipp-{self.port}-errors.log")]
+        if builtin:
+            cmd += ["-sn", self.scenario]
+        else:
+            # A template: @KEY@ placeholders take the keys' values (sipp's own -key cannot be
+            # used in a status line).
+            text = (SCENARIOS / self.scenario).read_text()
+            for k, v in self.keys.items():
+                text = text.replace(f"@{k.upper()}@", v)
+            rendered = self.workdir / f"{self.port}-{self.scenario}"
+            rendered.write_text(text)
+            cmd += ["-sf", str(rendered)]
+        stderr = self.workdir / f"sipp-{self.port}.stderr"
+        with open(stderr, "wb") as err:
+            self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 10
+        while not udp_port_taken(self.port):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sipp exited at start: {stderr.read_text(errors='replace')}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("sipp did not bind its port within 10 s")
+            time.sleep(0.02)
+        return self
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def errors(self) -> str:
+        p = self.workdir / f"sipp-{self.port}-errors.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
