@@ -32,15 +32,26 @@ _START_RESPONSE = re.compile(r"^SIP/2\.0 ([1-6]\d\d) ?(.*)$")
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
 
 
+_SEEN: dict[str, str] = {}
+
+
 def canonical(name: str) -> str:
-    n = name.strip()
-    if len(n) == 1 and n.lower() in COMPACT:
-        return COMPACT[n.lower()]
-    return CANONICAL.get(n.lower(), n)
+    """The canonical spelling of a header name (compact forms expanded), memoised."""
+    c = _SEEN.get(name)
+    if c is None:
+        n = name.strip()
+        c = COMPACT[n.lower()] if len(n) == 1 and n.lower() in COMPACT else CANONICAL.get(n.lower(), n)
+        if len(_SEEN) < 4096:  # names from the network: bounded
+            _SEEN[name] = c
+    return c
 
 
 def split_list(value: str) -> list[str]:
     """Split a header value on commas that are not inside quotes or angle brackets."""
+    if "," not in value:
+        return [value]
+    if '"' not in value and "<" not in value:
+        return [v.strip() for v in value.split(",") if v.strip()]
     out: list[str] = []
     cur: list[str] = []
     quoted, angle = False, 0
@@ -68,14 +79,14 @@ class Message:
     body: bytes = b""
 
     def get(self, name: str) -> str | None:
-        name = canonical(name)
+        """The first value of header `name`, given in its canonical spelling ("Call-ID")."""
         for k, v in self.headers:
             if k == name:
                 return v
         return None
 
     def get_all(self, name: str) -> list[str]:
-        name = canonical(name)
+        """Every value of header `name` (canonical spelling), in order."""
         return [v for k, v in self.headers if k == name]
 
     def add(self, name: str, value: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass
 from typing import cast
 
@@ -20,6 +21,9 @@ from sip_gateway.outcomes import CallResult
 from sip_gateway.transaction import Addr, Send
 
 log = logging.getLogger(__name__)
+
+#: Socket send and receive buffers (bytes): forced past rmem_max when we may (root).
+SOCKET_BUFFER = 8 * 1024 * 1024
 
 
 @dataclass
@@ -38,7 +42,9 @@ class Uac(asyncio.DatagramProtocol):
         self.counters = Counters()
         self.transport: asyncio.DatagramTransport | None = None
         self.calls: dict[str, OutboundCall] = {}
-        self.timers: dict[str, asyncio.TimerHandle] = {}
+        # One timer per call, armed at a deadline: kept when the call's next deadline is later
+        # (it fires, finds nothing due, and re-arms), replaced only when it is earlier.
+        self.timers: dict[str, tuple[float, asyncio.TimerHandle]] = {}
         self.waiters: dict[str, asyncio.Future[CallResult]] = {}
         self.holds: dict[str, float] = {}
         self.loop = asyncio.get_running_loop()
@@ -47,7 +53,17 @@ class Uac(asyncio.DatagramProtocol):
     async def open(cls, cfg: TrunkConfig) -> Uac:
         """Bind the local address (port 0: any free one; `cfg.local` is then updated)."""
         loop = asyncio.get_running_loop()
-        transport, proto = await loop.create_datagram_endpoint(lambda: cls(cfg), local_addr=cfg.local)
+        sock = socket.socket(socket.AF_INET6 if ":" in cfg.local[0] else socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        # Thousands of calls a second come back in bursts: a default-sized receive buffer
+        # (~200 kB) overflows, and every lost response costs a retransmission and a call.
+        for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):  # 33/32: *BUFFORCE
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, force, SOCKET_BUFFER)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+        sock.bind(cfg.local)
+        transport, proto = await loop.create_datagram_endpoint(lambda: cls(cfg), sock=sock)
         bound = transport.get_extra_info("sockname")
         if bound and bound[1] != cfg.local[1]:
             proto.cfg = TrunkConfig(**{**cfg.__dict__, "local": (cfg.local[0], bound[1])})
@@ -58,7 +74,7 @@ class Uac(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def close(self) -> None:
-        for h in self.timers.values():
+        for _, h in self.timers.values():
             h.cancel()
         if self.transport is not None:
             self.transport.close()
@@ -115,23 +131,30 @@ class Uac(asyncio.DatagramProtocol):
         if self.transport is not None:
             for s in sends:
                 self.transport.sendto(s.data, s.addr)
-                self.counters.sent += 1
-        old = self.timers.pop(c.call_id, None)
-        if old is not None:
-            old.cancel()
+            self.counters.sent += len(sends)
         if c.finished:
             fut = self.waiters.pop(c.call_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(c.result)
         deadline = c.deadline
-        if deadline is not None:
-            self.timers[c.call_id] = self.loop.call_at(deadline, self._on_timer, c.call_id)
-        elif c.finished:
-            self.calls.pop(c.call_id, None)
-            self.holds.pop(c.call_id, None)
+        armed = self.timers.get(c.call_id)
+        if deadline is None:
+            if armed is not None:
+                armed[1].cancel()
+                del self.timers[c.call_id]
+            if c.finished:
+                self.calls.pop(c.call_id, None)
+                self.holds.pop(c.call_id, None)
+        elif armed is None or deadline < armed[0]:
+            if armed is not None:
+                armed[1].cancel()
+            self.timers[c.call_id] = (deadline, self.loop.call_at(deadline, self._on_timer, c.call_id))
 
     def _on_timer(self, call_id: str) -> None:
         self.timers.pop(call_id, None)
         c = self.calls.get(call_id)
-        if c is not None:
-            self._apply(c, c.on_timer(self.loop.time()))
+        if c is None:
+            return
+        now = self.loop.time()
+        deadline = c.deadline
+        self._apply(c, c.on_timer(now) if deadline is not None and now >= deadline else [])
