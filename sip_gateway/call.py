@@ -16,7 +16,7 @@ import enum
 import os
 from dataclasses import dataclass
 
-from sip_gateway import sdp
+from sip_gateway import auth, sdp
 from sip_gateway.message import Message, Request, Response, host_port, uri_of
 from sip_gateway.outcomes import CallResult, Outcome, outcome_of
 from sip_gateway.transaction import (
@@ -48,6 +48,9 @@ class TrunkConfig:
     ring_timeout_s: float = 25.0
     rtp_port: int = 0
     transport: str = "UDP"
+    #: Digest credentials for a trunk that challenges (401/407).
+    username: str | None = None
+    password: str | None = None
 
     def __post_init__(self) -> None:
         if self.ring_timeout_s < MIN_RING_TIMEOUT_S:
@@ -85,6 +88,9 @@ class OutboundCall:
         self.route_set: list[str] = []
         self.remote_to = ""
         self.ack: tuple[bytes, Addr] | None = None
+        #: The Retry-After of a 503 (the UAC pauses new calls for it).
+        self.retry_after: str | None = None
+        self.authenticated = False
 
     # --- building requests -----------------------------------------------------------------
 
@@ -113,7 +119,12 @@ class OutboundCall:
     # --- events --------------------------------------------------------------------------
 
     def start(self, now: float) -> list[Send]:
+        return self._invite(now, None)
+
+    def _invite(self, now: float, credentials: tuple[str, str] | None) -> list[Send]:
         inv = self._request("INVITE", self.uri, self.to_hdr, self.cseq, [])
+        if credentials is not None:
+            inv.add(*credentials)
         inv.add("Contact", self.contact)
         inv.add("P-Asserted-Identity", f"<sip:{self.cfg.caller_id}@{self.cfg.local[0]}>")
         inv.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
@@ -197,8 +208,11 @@ class OutboundCall:
             return []
         if resp.status < 300:
             return self._on_2xx(resp, now)
+        if resp.status in (401, 407) and not self.authenticated and self.cfg.username is not None:
+            return self._authenticate(resp, now)
         r = self.result
         r.code, r.reason = resp.status, resp.reason
+        self.retry_after = resp.get("Retry-After")
         r.outcome = outcome_of(resp.status, cancelled=self.state is CallState.CANCELLING)
         if r.outcome is Outcome.NO_ANSWER and self.state is CallState.CANCELLING:
             r.reason = f"ring timeout ({self.cfg.ring_timeout_s:g} s), {resp.status} {resp.reason}"
@@ -223,6 +237,23 @@ class OutboundCall:
         if cancelled:
             out += self._bye(now)
         return out
+
+    def _authenticate(self, resp: Response, now: float) -> list[Send]:
+        """Answer the trunk's challenge once: the INVITE again, CSeq + 1, with credentials."""
+        header = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
+        reply = "Authorization" if resp.status == 401 else "Proxy-Authorization"
+        challenge = resp.get(header)
+        self.authenticated = True
+        try:
+            value = auth.authorization(challenge or "", "INVITE", self.uri, self.cfg.username or "", self.cfg.password or "")
+        except ValueError as e:
+            r = self.result
+            r.code, r.reason, r.outcome = resp.status, f"cannot answer the challenge: {e}", Outcome.REJECTED
+            self._end(now)
+            return []
+        self.cseq += 1
+        self.state = CallState.CALLING
+        return self._invite(now, (reply, value))
 
     @property
     def invite_cseq(self) -> int:

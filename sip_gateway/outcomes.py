@@ -27,7 +27,7 @@ def outcome_of(status: int, cancelled: bool = False) -> Outcome:
         return Outcome.BUSY
     if status in (408, 480, 487):
         return Outcome.NO_ANSWER
-    if status in (403, 603):
+    if status in (401, 403, 407, 603):  # 401/407: a challenge we could not (or did not) answer
         return Outcome.REJECTED
     if status in (404, 484):
         return Outcome.INVALID_NUMBER

@@ -18,6 +18,7 @@ from sip_gateway.call import OutboundCall, TrunkConfig
 from sip_gateway.errors import SipParseError
 from sip_gateway.message import parse
 from sip_gateway.outcomes import CallResult
+from sip_gateway.rate import RateLimit
 from sip_gateway.transaction import Addr, Send
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,9 @@ class Counters:
 
 
 class Uac(asyncio.DatagramProtocol):
-    def __init__(self, cfg: TrunkConfig) -> None:
+    def __init__(self, cfg: TrunkConfig, limit: RateLimit | None = None) -> None:
         self.cfg = cfg
+        self.limit = limit or RateLimit()
         self.counters = Counters()
         self.transport: asyncio.DatagramTransport | None = None
         self.calls: dict[str, OutboundCall] = {}
@@ -50,7 +52,7 @@ class Uac(asyncio.DatagramProtocol):
         self.loop = asyncio.get_running_loop()
 
     @classmethod
-    async def open(cls, cfg: TrunkConfig) -> Uac:
+    async def open(cls, cfg: TrunkConfig, limit: RateLimit | None = None) -> Uac:
         """Bind the local address (port 0: any free one; `cfg.local` is then updated)."""
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET6 if ":" in cfg.local[0] else socket.AF_INET, socket.SOCK_DGRAM)
@@ -63,7 +65,7 @@ class Uac(asyncio.DatagramProtocol):
             except OSError:
                 sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
         sock.bind(cfg.local)
-        transport, proto = await loop.create_datagram_endpoint(lambda: cls(cfg), sock=sock)
+        transport, proto = await loop.create_datagram_endpoint(lambda: cls(cfg, limit), sock=sock)
         bound = transport.get_extra_info("sockname")
         if bound and bound[1] != cfg.local[1]:
             proto.cfg = TrunkConfig(**{**cfg.__dict__, "local": (cfg.local[0], bound[1])})
@@ -81,7 +83,10 @@ class Uac(asyncio.DatagramProtocol):
 
     async def call(self, number: str, hold_s: float | None = None) -> CallResult:
         """Dial `number`; if answered, hang up after `hold_s` seconds (None: when the far end
-        does). Returns when the call has ended."""
+        does). Waits first for the trunk's rate limit (CPS, channels, a 503's Retry-After).
+        Returns when the call has ended."""
+        while (again := self.limit.admit(self.loop.time())) is not None:
+            await asyncio.sleep(max(0.0, again - self.loop.time()))
         now = self.loop.time()
         c = OutboundCall(number, self.cfg, now)
         self.calls[c.call_id] = c
@@ -135,6 +140,9 @@ class Uac(asyncio.DatagramProtocol):
         if c.finished:
             fut = self.waiters.pop(c.call_id, None)
             if fut is not None and not fut.done():
+                self.limit.release()
+                if c.result.code == 503:
+                    self.limit.overloaded(self.loop.time(), c.retry_after)
                 fut.set_result(c.result)
         deadline = c.deadline
         armed = self.timers.get(c.call_id)

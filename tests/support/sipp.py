@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -53,6 +54,7 @@ class Sipp:
             text = (SCENARIOS / self.scenario).read_text()
             for k, v in self.keys.items():
                 text = text.replace(f"@{k.upper()}@", v)
+            text = re.sub(r"^@[A-Z_]+@\n", "", text, flags=re.M)  # optional ones not given
             rendered = self.workdir / f"{self.port}-{self.scenario}"
             rendered.write_text(text)
             cmd += ["-sf", str(rendered)]
