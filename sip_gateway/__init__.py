@@ -7,6 +7,7 @@ Built so far (issue 4, first part):
 - `call`: one outbound call as the transaction user: ringing, ring timeout -> CANCEL, 2xx ACKed
   end to end (Contact, Record-Route), the CANCEL/200 race (ACK then BYE), BYE both ways.
 - `outcomes`: the outcome of a call from its final response.
+- `auth`: Digest answers to 401/407; `rate`: CPS, channels, 503 back-off per trunk.
 - `uac`: the asyncio (uvloop) UDP transport that drives them.
-Not yet: TCP, digest authentication, rate control, media (RTP, IVR, DTMF), agent connect.
+Not yet: TCP, session timers, media (RTP, IVR, DTMF), agent connect. See docs/sip.md.
 """
