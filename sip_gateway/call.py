@@ -47,12 +47,15 @@ class TrunkConfig:
     caller_id: str = "dialer"
     ring_timeout_s: float = 25.0
     rtp_port: int = 0
+    #: "UDP", or "TCP": one connection to the trunk, every call's messages on it.
     transport: str = "UDP"
     #: Digest credentials for a trunk that challenges (401/407).
     username: str | None = None
     password: str | None = None
 
     def __post_init__(self) -> None:
+        if self.transport not in ("UDP", "TCP"):
+            raise ValueError(f"transport={self.transport!r}: expected UDP or TCP")
         if self.ring_timeout_s < MIN_RING_TIMEOUT_S:
             raise ValueError(f"ring_timeout_s={self.ring_timeout_s}: the ring timeout is never under {MIN_RING_TIMEOUT_S} s")
 
@@ -76,7 +79,7 @@ class OutboundCall:
         self.uri = f"sip:{number}@{domain}"
         self.from_hdr = f'"{cfg.caller_id}" <sip:{cfg.caller_id}@{host}>;tag={self.local_tag}'
         self.to_hdr = f"<{self.uri}>"
-        self.contact = f"<sip:{cfg.caller_id}@{host}:{port}>"
+        self.contact = f"<sip:{cfg.caller_id}@{host}:{port}{';transport=tcp' if cfg.transport == 'TCP' else ''}>"
         self.cseq = 1
         self.state = CallState.CALLING
         self.result = CallResult(call_id=self.call_id, number=number, dialed_at=now)
@@ -130,8 +133,12 @@ class OutboundCall:
         inv.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
         inv.add("Content-Type", "application/sdp")
         inv.body = sdp.offer(self.cfg.local[0], self.cfg.rtp_port)
-        self.invite_tx = InviteClientTransaction(inv, self.cfg.trunk)
+        self.invite_tx = InviteClientTransaction(inv, self.cfg.trunk, self.reliable)
         return self._run(self.invite_tx, now)
+
+    @property
+    def reliable(self) -> bool:
+        return self.cfg.transport == "TCP"
 
     @property
     def deadline(self) -> float | None:
@@ -272,13 +279,13 @@ class OutboundCall:
         c.add("Call-ID", self.call_id)
         c.add("CSeq", f"{inv.cseq[0]} CANCEL")
         self.state = CallState.CANCELLING
-        return self._run(NonInviteClientTransaction(c, self.cfg.trunk), now)
+        return self._run(NonInviteClientTransaction(c, self.cfg.trunk, self.reliable), now)
 
     def _bye(self, now: float) -> list[Send]:
         self.cseq = self.invite_cseq + 1
         bye = self._request("BYE", self.remote_target, self.remote_to, self.cseq, self.route_set)
         self.state = CallState.TERMINATING
-        return self._run(NonInviteClientTransaction(bye, self._dialog_addr()), now)
+        return self._run(NonInviteClientTransaction(bye, self._dialog_addr(), self.reliable), now)
 
     def _on_bye(self, req: Request, addr: Addr, now: float) -> list[Send]:
         ok = Response(status=200, reason="OK")

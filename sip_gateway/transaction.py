@@ -8,7 +8,8 @@
 - `NonInviteClientTransaction` (17.1.2): CANCEL and BYE. Timer E retransmits (T1 doubling up to
   T2), Timer F (64*T1) times out, Timer K (T4) absorbs retransmitted finals.
 
-The owner calls `on_timer(now)` when `now >= deadline` and sends what the actions say.
+The owner calls `on_timer(now)` when `now >= deadline` and sends what the actions say. Over a
+reliable transport (`reliable=True`, TCP) nothing is retransmitted and Timers D and K are zero.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ class State(enum.Enum):
 
 
 class InviteClientTransaction:
-    def __init__(self, invite: Request, addr: Addr) -> None:
+    def __init__(self, invite: Request, addr: Addr, reliable: bool = False) -> None:
+        #: Over a reliable transport (TCP) nothing is retransmitted and Timer D is 0.
+        self.reliable = reliable
         self.request = invite
         self.addr = addr
         self.data = invite.encode()
@@ -81,7 +84,7 @@ class InviteClientTransaction:
         return min(times) if times else None
 
     def start(self, now: float) -> list[Action]:
-        self.timer_a = now + T1
+        self.timer_a = None if self.reliable else now + T1
         self.timer_b = now + TIMER_B
         return [Send(self.data, self.addr)]
 
@@ -98,7 +101,7 @@ class InviteClientTransaction:
                 self.timer_d = now + TIMER_M
                 return [Deliver(resp)]
             self.state = State.COMPLETED
-            self.timer_d = now + TIMER_D
+            self.timer_d = now + (0.0 if self.reliable else TIMER_D)
             self.ack = self._ack(resp).encode()
             return [Send(self.ack, self.addr), Deliver(resp)]
         if s is State.ACCEPTED and 200 <= resp.status < 300:
@@ -138,7 +141,8 @@ class InviteClientTransaction:
 
 
 class NonInviteClientTransaction:
-    def __init__(self, request: Request, addr: Addr) -> None:
+    def __init__(self, request: Request, addr: Addr, reliable: bool = False) -> None:
+        self.reliable = reliable
         self.request = request
         self.addr = addr
         self.data = request.encode()
@@ -158,7 +162,7 @@ class NonInviteClientTransaction:
         return min(times) if times else None
 
     def start(self, now: float) -> list[Action]:
-        self.timer_e = now + T1
+        self.timer_e = None if self.reliable else now + T1
         self.timer_f = now + TIMER_F
         return [Send(self.data, self.addr)]
 
@@ -169,7 +173,7 @@ class NonInviteClientTransaction:
                 return [Deliver(resp)]
             self.state = State.COMPLETED
             self.timer_e = self.timer_f = None
-            self.timer_k = now + TIMER_K
+            self.timer_k = now + (0.0 if self.reliable else TIMER_K)
             return [Deliver(resp)]
         return []
 

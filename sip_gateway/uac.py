@@ -1,4 +1,5 @@
-"""The UAC over UDP on asyncio: one socket, every call's state machine behind it.
+"""The UAC on asyncio (uvloop in the service): one UDP socket, or one TCP connection to the trunk,
+and every call's state machine behind it.
 
 `Uac.call(number)` places a call and returns its `CallResult` once the call has ended. Datagrams
 are stamped with the loop's monotonic time where they arrive and routed by Call-ID; each call has
@@ -9,14 +10,16 @@ raised.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from typing import cast
 
 from sip_gateway.call import OutboundCall, TrunkConfig
 from sip_gateway.errors import SipParseError
-from sip_gateway.message import parse
+from sip_gateway.message import MAX_MESSAGE, parse
 from sip_gateway.outcomes import CallResult
 from sip_gateway.rate import RateLimit
 from sip_gateway.transaction import Addr, Send
@@ -50,11 +53,20 @@ class Uac(asyncio.DatagramProtocol):
         self.waiters: dict[str, asyncio.Future[CallResult]] = {}
         self.holds: dict[str, float] = {}
         self.loop = asyncio.get_running_loop()
+        self.stream: asyncio.Transport | None = None
 
     @classmethod
     async def open(cls, cfg: TrunkConfig, limit: RateLimit | None = None) -> Uac:
-        """Bind the local address (port 0: any free one; `cfg.local` is then updated)."""
+        """UDP: bind the local address (port 0: any free one; `cfg.local` is then updated).
+        TCP: connect to the trunk (`cfg.local` becomes the connection's own address)."""
         loop = asyncio.get_running_loop()
+        if cfg.transport == "TCP":
+            uac = cls(cfg, limit)
+            stream, _ = await loop.create_connection(lambda: TcpFraming(uac), cfg.trunk[0], cfg.trunk[1])
+            uac.stream = stream
+            host, port = stream.get_extra_info("sockname")[:2]
+            uac.cfg = dataclasses.replace(cfg, local=(host, port))
+            return uac
         sock = socket.socket(socket.AF_INET6 if ":" in cfg.local[0] else socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
         # Thousands of calls a second come back in bursts: a default-sized receive buffer
@@ -68,7 +80,7 @@ class Uac(asyncio.DatagramProtocol):
         transport, proto = await loop.create_datagram_endpoint(lambda: cls(cfg, limit), sock=sock)
         bound = transport.get_extra_info("sockname")
         if bound and bound[1] != cfg.local[1]:
-            proto.cfg = TrunkConfig(**{**cfg.__dict__, "local": (cfg.local[0], bound[1])})
+            proto.cfg = dataclasses.replace(cfg, local=(cfg.local[0], bound[1]))
         return proto
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -80,6 +92,8 @@ class Uac(asyncio.DatagramProtocol):
             h.cancel()
         if self.transport is not None:
             self.transport.close()
+        if self.stream is not None:
+            self.stream.close()
 
     async def call(self, number: str, hold_s: float | None = None) -> CallResult:
         """Dial `number`; if answered, hang up after `hold_s` seconds (None: when the far end
@@ -106,6 +120,10 @@ class Uac(asyncio.DatagramProtocol):
     # --- asyncio callbacks -----------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:
+        self.received(data, addr)
+
+    def received(self, data: bytes, addr: Addr) -> None:
+        """One SIP message from the network (a datagram, or one framed off the TCP stream)."""
         now = self.loop.time()
         self.counters.received += 1
         if not data.strip():
@@ -132,11 +150,21 @@ class Uac(asyncio.DatagramProtocol):
 
     # --- internals -------------------------------------------------------------------------
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The TCP connection to the trunk closed: every call on it has failed."""
+        now = self.loop.time()
+        for c in list(self.calls.values()):
+            c.transport_error(now, f"connection to the trunk lost ({exc or 'closed'})")
+            self._apply(c, [])
+
     def _apply(self, c: OutboundCall, sends: list[Send]) -> None:
-        if self.transport is not None:
+        if self.stream is not None:
+            for s in sends:
+                self.stream.write(s.data)  # one connection: in-dialog requests go on it too
+        elif self.transport is not None:
             for s in sends:
                 self.transport.sendto(s.data, s.addr)
-            self.counters.sent += len(sends)
+        self.counters.sent += len(sends)
         if c.finished:
             fut = self.waiters.pop(c.call_id, None)
             if fut is not None and not fut.done():
@@ -166,3 +194,53 @@ class Uac(asyncio.DatagramProtocol):
         now = self.loop.time()
         deadline = c.deadline
         self._apply(c, c.on_timer(now) if deadline is not None and now >= deadline else [])
+
+
+_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)", re.I | re.M)
+
+
+class TcpFraming(asyncio.Protocol):
+    """Cuts the TCP byte stream into SIP messages (RFC 3261 18.3: Content-Length is mandatory on
+    a stream). A stream that cannot be framed is closed."""
+
+    def __init__(self, uac: Uac) -> None:
+        self.uac = uac
+        self.buf = bytearray()
+        self.peer: Addr = uac.cfg.trunk
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.peer = transport.get_extra_info("peername")[:2]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            while self.buf[:2] == b"\r\n":
+                del self.buf[:2]  # keep-alives between messages
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > MAX_MESSAGE:
+                    self._give_up("no end of headers within 64 kB")
+                return
+            m = _CONTENT_LENGTH.search(bytes(self.buf[:end]))
+            if m is None:
+                self._give_up("a message without Content-Length on a stream")
+                return
+            total = end + 4 + int(m.group(1))
+            if total > MAX_MESSAGE:
+                self._give_up(f"a message of {total} bytes")
+                return
+            if len(self.buf) < total:
+                return
+            message = bytes(self.buf[:total])
+            del self.buf[:total]
+            self.uac.received(message, self.peer)
+
+    def _give_up(self, why: str) -> None:
+        self.uac.counters.malformed += 1
+        log.warning("closing the TCP connection to %s: %s", self.peer, why)
+        self.buf.clear()
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.uac.connection_lost(exc)

@@ -13,9 +13,17 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "loadtest" / "sipp"
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free for both UDP and TCP on loopback."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            try:
+                t.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
 
 
 def udp_port_taken(port: int) -> bool:
@@ -25,6 +33,11 @@ def udp_port_taken(port: int) -> bool:
         except OSError:
             return True
         return False
+
+
+def tcp_listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass
@@ -37,13 +50,15 @@ class Sipp:
     workdir: Path
     keys: dict[str, str] = field(default_factory=dict)
     timeout_s: float = 90.0
+    #: sipp's -t: "u1" (UDP, one socket) or "t1" (TCP, one connection).
+    transport: str = "u1"
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Sipp:
         self.port = free_udp_port()
         builtin = not self.scenario.endswith(".xml")
-        cmd = ["sipp", "-i", "127.0.0.1", "-p", str(self.port), "-m", str(self.calls), "-nostdin",
+        cmd = ["sipp", "-i", "127.0.0.1", "-p", str(self.port), "-t", self.transport, "-m", str(self.calls), "-nostdin",
                "-timeout", f"{self.timeout_s:g}s", "-timeout_error", "-trace_err",
                "-error_file", str(self.workdir / f"sipp-{self.port}-errors.log")]
         if builtin:
@@ -62,7 +77,8 @@ class Sipp:
         with open(stderr, "wb") as err:
             self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 10
-        while not udp_port_taken(self.port):
+        ready = tcp_listening if self.transport.startswith("t") else udp_port_taken
+        while not ready(self.port):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sipp exited at start: {stderr.read_text(errors='replace')}")
             if time.monotonic() > deadline:

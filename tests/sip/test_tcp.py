@@ -1,0 +1,51 @@
+"""The UAC over TCP (one connection to the trunk) against sipp in TCP mode."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import uvloop
+
+from sip_gateway.call import TrunkConfig
+from sip_gateway.outcomes import Outcome
+from sip_gateway.uac import Uac
+from tests.support.sipp import Sipp
+
+
+def calls(sipp: Sipp, numbers: list[str], hold_s: float | None = 0.05) -> list:  # type: ignore[type-arg]
+    async def main() -> list:  # type: ignore[type-arg]
+        uac = await Uac.open(TrunkConfig(trunk=sipp.addr, local=("127.0.0.1", 0), transport="TCP"))
+        try:
+            return list(await asyncio.gather(*(uac.call(n, hold_s) for n in numbers)))
+        finally:
+            uac.close()
+
+    return uvloop.run(main())
+
+
+def test_mixed_outcomes_over_tcp(tmp_path: Path) -> None:
+    numbers = [f"8490{i}{d}" for i in range(5) for d in "0137"]
+    sipp = Sipp("uas_carrier.xml", len(numbers), tmp_path, transport="t1").start()
+    expected = {"0": Outcome.ANSWERED, "1": Outcome.BUSY, "3": Outcome.INVALID_NUMBER, "7": Outcome.ANSWERED}
+    for n, r in zip(numbers, calls(sipp, numbers)):
+        assert r.outcome is expected[n[-1]], (n, r)
+    assert sipp.wait() == 0, sipp.errors()
+    sipp.stop()
+
+
+def test_the_trunk_closing_the_connection_fails_the_calls_on_it(tmp_path: Path) -> None:
+    sipp = Sipp("uas_carrier.xml", 10, tmp_path, transport="t1").start()
+
+    async def main() -> list:  # type: ignore[type-arg]
+        uac = await Uac.open(TrunkConfig(trunk=sipp.addr, local=("127.0.0.1", 0), transport="TCP"))
+        try:
+            pending = [asyncio.ensure_future(uac.call(f"8490{i}2", None)) for i in range(3)]  # ...2: rings out
+            await asyncio.sleep(0.5)
+            sipp.stop()  # the carrier goes away mid-ring
+            return list(await asyncio.wait_for(asyncio.gather(*pending), 10))
+        finally:
+            uac.close()
+
+    for r in uvloop.run(main()):
+        assert r.outcome is Outcome.TRUNK_FAILURE and "connection" in r.reason, r
