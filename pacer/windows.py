@@ -1,0 +1,120 @@
+"""Calling windows: the hours of the day, in the campaign's time zone, when calls may be placed.
+
+Pure: every question takes the instant it is about (an aware `datetime`), never the clock. The
+pacer asks `is_open(now)` before each decision and sleeps until `next_change(now)` when closed, so
+no INVITE leaves outside a window.
+
+Windows are local wall-clock times (`10:00-12:00`), start included, end excluded, and may cross
+midnight (`21:00-01:00`). On a daylight-saving change the wall clock decides: a window from 02:00
+on the night clocks jump from 02:00 to 03:00 opens at 03:00.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class WindowError(ValueError):
+    """A calling window or time zone is not valid."""
+
+
+def _parse_time(text: str) -> time:
+    try:
+        hh, mm = text.strip().split(":")
+        h, m = int(hh), int(mm)
+    except ValueError:
+        raise WindowError(f"{text!r}: expected HH:MM") from None
+    if h == 24 and m == 0:
+        return time(0, 0)  # "24:00": the end of the day
+    if not (0 <= h < 24 and 0 <= m < 60):
+        raise WindowError(f"{text!r}: expected HH:MM between 00:00 and 24:00")
+    return time(h, m)
+
+
+@dataclass(frozen=True)
+class Window:
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str) -> Window:
+        """`"10:00-12:00"`."""
+        a, sep, b = text.partition("-")
+        if not sep:
+            raise WindowError(f"{text!r}: expected a window such as 10:00-12:00")
+        w = cls(_parse_time(a), _parse_time(b))
+        if w.start == w.end:
+            raise WindowError(f"{text!r}: a window cannot be empty")
+        return w
+
+    def contains(self, t: time) -> bool:
+        if self.end == time(0, 0):  # until midnight
+            return t >= self.start
+        if self.start < self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end  # crosses midnight
+
+    def __str__(self) -> str:
+        end = "24:00" if self.end == time(0, 0) else self.end.strftime("%H:%M")
+        return f"{self.start.strftime('%H:%M')}-{end}"
+
+
+@dataclass(frozen=True)
+class CallingWindows:
+    zone: ZoneInfo
+    windows: tuple[Window, ...]
+
+    @classmethod
+    def parse(cls, tz: str, windows: list[str] | tuple[str, ...]) -> CallingWindows:
+        """`CallingWindows.parse("Asia/Ho_Chi_Minh", ["10:00-12:00", "15:30-17:30"])`."""
+        try:
+            zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise WindowError(f"{tz!r} is not an IANA time zone (such as Asia/Ho_Chi_Minh)") from None
+        if not windows:
+            raise WindowError("at least one calling window is needed")
+        parsed = tuple(Window.parse(w) for w in windows)
+        # Overlaps are refused: they are almost always a typo.
+        minutes = [False] * (24 * 60)
+        for w in parsed:
+            m = w.start.hour * 60 + w.start.minute
+            while True:
+                if minutes[m]:
+                    raise WindowError(f"window {w} overlaps another")
+                minutes[m] = True
+                m = (m + 1) % (24 * 60)
+                if not w.contains(time(m // 60, m % 60)):
+                    break
+        return cls(zone, parsed)
+
+    def local(self, at: datetime) -> datetime:
+        if at.tzinfo is None:
+            raise WindowError("a naive datetime: give an aware one (the instant must be unambiguous)")
+        return at.astimezone(self.zone)
+
+    def is_open(self, at: datetime) -> bool:
+        t = self.local(at).time()
+        return any(w.contains(t) for w in self.windows)
+
+    def next_change(self, at: datetime) -> datetime:
+        """The next instant after `at` when the windows open or close."""
+        loc = self.local(at)
+        now_open = self.is_open(at)
+        for day in range(0, 3):
+            d: date = loc.date() + timedelta(days=day)
+            edges = sorted({w.start for w in self.windows} | {w.end for w in self.windows})
+            for t in edges:
+                cand = datetime.combine(d, t, tzinfo=self.zone)
+                # A wall time that does not exist (clocks jumped over it) maps past the jump.
+                cand = cand.astimezone(self.zone)
+                if cand > loc and self.is_open(cand) != now_open:
+                    return cand
+        raise WindowError("the windows never change")  # unreachable with non-empty windows
+
+    def open_for(self, at: datetime) -> timedelta:
+        """How long the windows stay open from `at` (zero when closed)."""
+        if not self.is_open(at):
+            return timedelta(0)
+        return self.next_change(at) - self.local(at)
