@@ -9,6 +9,7 @@ counts it.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from sip_gateway.errors import SipParseError
@@ -74,7 +75,9 @@ def split_list(value: str) -> list[str]:
 
 
 @dataclass
-class Message:
+class Message(ABC):
+    """A request or a response: headers in order (canonical names), and the body."""
+
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
 
@@ -122,11 +125,12 @@ class Message:
     def to_tag(self) -> str | None:
         return param(self.get("To") or "", "tag")
 
-    def _head(self) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def start_line(self) -> str:
+        """`INVITE sip:... SIP/2.0` or `SIP/2.0 200 OK`."""
 
     def encode(self) -> bytes:
-        lines = self._head()
+        lines = [self.start_line()]
         for k, v in self.headers:
             if k != "Content-Length":
                 lines.append(f"{k}: {v}")
@@ -139,8 +143,8 @@ class Request(Message):
     method: str = "INVITE"
     uri: str = ""
 
-    def _head(self) -> list[str]:
-        return [f"{self.method} {self.uri} SIP/2.0"]
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri} SIP/2.0"
 
 
 @dataclass
@@ -148,8 +152,8 @@ class Response(Message):
     status: int = 200
     reason: str = "OK"
 
-    def _head(self) -> list[str]:
-        return [f"SIP/2.0 {self.status} {self.reason}"]
+    def start_line(self) -> str:
+        return f"SIP/2.0 {self.status} {self.reason}"
 
 
 def param(value: str, name: str) -> str | None:
