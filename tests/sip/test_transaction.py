@@ -20,23 +20,21 @@ from sip_gateway.transaction import (
 ADDR = ("127.0.0.1", 5060)
 
 
+def headers(m: Request | Response, method: str, to: str) -> None:
+    for name, value in (("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKt1"), ("From", "<sip:a@h>;tag=a"),
+                        ("To", to), ("Call-ID", "c1"), ("CSeq", f"1 {method}")):
+        m.add(name, value)
+
+
 def request(method: str = "INVITE") -> Request:
     r = Request(method=method, uri="sip:1@h")
-    r.add("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKt1")
-    r.add("From", "<sip:a@h>;tag=a")
-    r.add("To", "<sip:1@h>")
-    r.add("Call-ID", "c1")
-    r.add("CSeq", f"1 {method}")
+    headers(r, method, "<sip:1@h>")
     return r
 
 
 def response(status: int, method: str = "INVITE") -> Response:
     r = Response(status=status, reason="X")
-    r.add("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKt1")
-    r.add("From", "<sip:a@h>;tag=a")
-    r.add("To", "<sip:1@h>;tag=b")
-    r.add("Call-ID", "c1")
-    r.add("CSeq", f"1 {method}")
+    headers(r, method, "<sip:1@h>;tag=b")
     return r
 
 

@@ -216,6 +216,19 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         }
     }
 
+    /// The checks every call event makes before it changes anything: the call is known, in the
+    /// phase the event needs, and `now` does not go back. Returns the call's index.
+    fn accept<Q>(&mut self, event: &'static str, call: &Q, want: Phase, expected: &'static str, now: f64) -> Result<usize>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + Display + ?Sized,
+    {
+        let i = self.call_slot(event, call)?;
+        self.expect_phase(event, i, want, expected)?;
+        self.tick(event, now)?;
+        Ok(i)
+    }
+
     fn set_phase(&mut self, i: usize, phase: Phase) {
         let old = self.calls[i].phase;
         if old == Phase::Ringing && phase != Phase::Ringing {
@@ -357,9 +370,7 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
     {
-        let i = self.call_slot("call_answered", call)?;
-        self.expect_phase("call_answered", i, Phase::Ringing, "only a ringing call can be answered")?;
-        self.tick("call_answered", now)?;
+        let i = self.accept("call_answered", call, Phase::Ringing, "only a ringing call can be answered", now)?;
         self.dials.close(self.calls[i].cohort, now, LIVE);
         self.set_phase(i, Phase::Waiting);
         self.budget.answered(now);
@@ -374,9 +385,7 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
     {
-        let i = self.call_slot("call_connected", call)?;
-        self.expect_phase("call_connected", i, Phase::Waiting, "report call_answered before call_connected")?;
-        self.tick("call_connected", now)?;
+        let i = self.accept("call_connected", call, Phase::Waiting, "report call_answered before call_connected", now)?;
         self.set_phase(i, Phase::Connected);
         self.totals.connected += 1;
         Ok(())
@@ -388,9 +397,7 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
     {
-        let i = self.call_slot("call_abandoned", call)?;
-        self.expect_phase("call_abandoned", i, Phase::Waiting, "only an answered call waiting for an agent is abandoned")?;
-        self.tick("call_abandoned", now)?;
+        let i = self.accept("call_abandoned", call, Phase::Waiting, "only an answered call waiting for an agent is abandoned", now)?;
         self.set_phase(i, Phase::Closing);
         self.budget.abandoned(now);
         self.control.abandoned(now);
@@ -404,9 +411,7 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
     {
-        let i = self.call_slot("call_unanswered", call)?;
-        self.expect_phase("call_unanswered", i, Phase::Ringing, "call_unanswered is for a call nobody answered")?;
-        self.tick("call_unanswered", now)?;
+        let i = self.accept("call_unanswered", call, Phase::Ringing, "call_unanswered is for a call nobody answered", now)?;
         self.dials.close(self.calls[i].cohort, now, NOT_LIVE);
         self.remove_call(i);
         self.totals.unanswered[reason as usize] += 1;
