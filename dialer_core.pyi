@@ -250,6 +250,13 @@ def normalize(number: str, country: str) -> str:
     """Normalise one number to E.164 ("+84901234567"), `country` being the default for national
     forms. Raises `InvalidNumber` with the reason."""
 
+COUNTRIES: list[str]
+"""ISO 3166-1 alpha-2 codes of the countries `normalize` and the importers know as a default."""
+
+def check_exclusion_rule(rule: str) -> None:
+    """Check an exclusion rule's syntax (`segment in {VIP, GOLD}`) without a file: raises `BadRule`
+    with the reason. Whether its column exists is known only when a file is read."""
+
 def generate_sample(
     path: StrPath,
     rows: int,

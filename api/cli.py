@@ -241,6 +241,47 @@ def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
     return status
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from api.service import serve
+
+    with redis_for(settings) as url:
+        return serve(settings, url, args.host, args.port, log_level=args.log_level, access_log=args.access_log)
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from api import auth
+
+    with redis_for(settings) as url:
+        if args.action == "create":
+            try:
+                token, record = auth.create_token(url, args.role, args.name or "", args.agent)
+            except ValueError as e:
+                print(f"dialer: {e}", file=sys.stderr)
+                return 2
+            if args.json:
+                print(json.dumps({"token": token, **record}, indent=2))
+            else:
+                print(token)
+                print(f"{record['role']} token {record['id']} created; it is shown only this once", file=sys.stderr)
+        elif args.action == "list":
+            rows = auth.list_tokens(url)
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            for r in [] if args.json else rows:
+                print(f"  {r['id']}  {r['role']:<10} {r.get('agent') or '':<16} {r.get('name') or '':<24} {r['created_at']}")
+        else:
+            try:
+                gone = auth.revoke_token(url, args.id)
+            except ValueError as e:
+                print(f"dialer: {e}", file=sys.stderr)
+                return 2
+            if not gone:
+                print(f"dialer: no token with id {args.id}", file=sys.stderr)
+                return 1
+            print(f"revoked token {args.id}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from api.demo import run
 
@@ -335,7 +376,7 @@ def _add_file_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dialer", description="Predictive dialer: contacts, suppression lists, the call queue, pacing.")
+    parser = argparse.ArgumentParser(prog="dialer", description="Predictive dialer: contacts, suppression lists, the call queue, pacing, the control API.")
     parser.add_argument("--state-dir", help="state directory (default: $DIALER_STATE_DIR or ~/.local/state/dialer)")
     parser.add_argument("--redis-url", help="Redis to use (default: $DIALER_REDIS_URL, else an embedded redis-server)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -429,6 +470,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="also write every cell's figures as JSON here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("serve", help="run the control API (FastAPI on uvicorn; OpenAPI at /docs)", description=(
+        "Serve the HTTP control API: campaigns and their lifecycle, contacts, suppression lists, agents, "
+        "live pacing, stats, Server-Sent Events, results.csv, /metrics and /healthz. Stops cleanly on "
+        "SIGTERM or SIGINT. Every route but /healthz and /metrics needs a bearer token (`dialer token create`)."))
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--access-log", action="store_true", help="log every request (numbers masked)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("token", help="create, list and revoke API tokens", description=(
+        "API bearer tokens with roles: admin (everything, approves campaigns), supervisor (runs and tunes "
+        "campaigns; approves only campaigns someone else created), agent (its own calls and customers). "
+        "Only a token's SHA-256 is stored: the token is printed once, at creation."))
+    tsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    t = tsub.add_parser("create", help="create a token and print it (once)")
+    t.add_argument("--role", required=True, choices=["admin", "supervisor", "agent"])
+    t.add_argument("--agent", help="the agent an agent token speaks for (required with --role agent)")
+    t.add_argument("--name", help="a label: who holds it")
+    t.add_argument("--json", action="store_true", help="print token and record as JSON")
+    t = tsub.add_parser("list", help="list tokens (ids, roles, labels; never the tokens)")
+    t.add_argument("--json", action="store_true")
+    t = tsub.add_parser("revoke", help="revoke a token by its id")
+    t.add_argument("id", help="the id `token list` shows (at least 8 characters)")
+    p.set_defaults(func=cmd_token)
 
     p = sub.add_parser("demo", help="run the demo: sample list, suppression, import, claim and complete")
     p.add_argument("--rows", type=int, default=200_000, help="contacts in the sample list (default 200000)")

@@ -45,7 +45,7 @@ class Window:
         if not sep:
             raise WindowError(f"{text!r}: expected a window such as 10:00-12:00")
         w = cls(_parse_time(a), _parse_time(b))
-        if w.start == w.end:
+        if w.start == w.end and b.strip() != "24:00":  # 00:00-24:00 is the whole day
             raise WindowError(f"{text!r}: a window cannot be empty")
         return w
 
@@ -80,7 +80,7 @@ class CallingWindows:
         minutes = [False] * (24 * 60)
         for w in parsed:
             m = w.start.hour * 60 + w.start.minute
-            while True:
+            for _ in range(24 * 60):  # a whole-day window covers every minute once
                 if minutes[m]:
                     raise WindowError(f"window {w} overlaps another")
                 minutes[m] = True

@@ -68,3 +68,12 @@ def test_bad_windows_are_refused(tz: str, windows: list[str], message: str) -> N
 def test_a_naive_datetime_is_refused() -> None:
     with pytest.raises(WindowError, match="naive"):
         CallingWindows.parse("UTC", ["10:00-12:00"]).is_open(datetime(2026, 1, 1, 10))
+
+
+def test_whole_day_window() -> None:
+    w = CallingWindows.parse("Asia/Ho_Chi_Minh", ["00:00-24:00"])
+    assert [str(x) for x in w.windows] == ["00:00-24:00"]
+    d = datetime(2026, 3, 1, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+    assert all(w.is_open(d + timedelta(minutes=m)) for m in range(0, 24 * 60, 7))
+    with pytest.raises(WindowError, match="overlaps"):
+        CallingWindows.parse("UTC", ["00:00-24:00", "10:00-11:00"])

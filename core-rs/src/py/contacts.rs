@@ -23,6 +23,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(delete_suppression_list, m)?)?;
     m.add_function(wrap_pyfunction!(normalize, m)?)?;
     m.add_function(wrap_pyfunction!(generate_sample, m)?)?;
+    m.add_function(wrap_pyfunction!(check_exclusion_rule, m)?)?;
+    let isos: Vec<&str> = crate::contacts::e164::countries().iter().map(|c| c.iso).collect();
+    m.add("COUNTRIES", isos)?;
     Ok(())
 }
 
@@ -225,6 +228,14 @@ fn normalize(number: &str, country: &str) -> PyResult<String> {
     n.normalize(number.as_bytes())
         .map(format_e164)
         .map_err(|why| raise("InvalidNumber", format!("{number:?}: {why}")))
+}
+
+/// Check an exclusion rule's syntax (`segment in {VIP, GOLD}`) without a file: raises `BadRule`
+/// with the reason. Whether its column exists is known only when a file is read.
+#[pyfunction]
+fn check_exclusion_rule(rule: &str) -> PyResult<()> {
+    crate::contacts::rules::Rule::parse(rule)?;
+    Ok(())
 }
 
 /// Write a sample contacts CSV (`phone,name,segment`, Vietnamese numbers in mixed formats, some

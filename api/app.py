@@ -1,0 +1,143 @@
+"""The control API: `create_app(redis_url, state_dir)` builds it; `api.service` serves it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import dialer_core
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from api import schemas
+from api.deps import Queues
+from api.metrics import Metrics, TimingMiddleware, campaign_lines
+from api.routes import agents, campaigns, lists
+from api.store import Conflict, Missing, NotAllowed, Store
+
+log = logging.getLogger("dialer.api")
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.Problem, "description": "no token, or an unknown or revoked one"},
+    403: {"model": schemas.Problem, "description": "the token's role may not do this"},
+    404: {"model": schemas.Problem, "description": "no such campaign, agent, list or call"},
+    409: {"model": schemas.Problem, "description": "not possible in the current state (named in `state`)"},
+}
+
+
+class Purges:
+    """Deleting a campaign's queue keys (hundreds of thousands for a big list) in the background."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, cid: str, partitions: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._purge(cid, partitions))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _purge(self, cid: str, partitions: int) -> None:
+        patterns = [f"{{c:{cid}:p{p}}}*" for p in range(partitions)]
+        removed = int(await self.store.redis.unlink(f"{{c:{cid}}}:meta"))
+        for pattern in patterns:
+            async for batch in _batches(self.store.redis.scan_iter(match=pattern, count=10_000), 1000):
+                removed += int(await self.store.redis.unlink(*batch))
+        log.info("campaign %s: %d queue keys removed", cid, removed)
+
+    async def wait(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def _batches(it: AsyncIterator[str], n: int) -> AsyncIterator[list[str]]:
+    batch: list[str] = []
+    async for x in it:
+        batch.append(x)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def create_app(redis_url: str, state_dir: Path) -> FastAPI:
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(redis_url)
+        app.state.store = store
+        app.state.queues = Queues(redis_url)
+        app.state.upload_dir = state_dir / "uploads"
+        app.state.purges = Purges(store)
+        app.state.metrics = metrics
+        try:
+            yield
+        finally:
+            app.state.stopping.set()
+            await app.state.purges.wait()
+            await store.close()
+
+    app = FastAPI(
+        title="Predictive dialer: control API",
+        version=dialer_core.__version__,
+        description="Campaigns, contacts, suppression lists, agents, live pacing and results. "
+        "Every route but /healthz and /metrics needs `Authorization: Bearer <token>`.",
+        lifespan=lifespan,
+        responses=ERRORS,
+    )
+    app.state.stopping = asyncio.Event()
+
+    @app.exception_handler(Missing)
+    async def missing(request: Request, e: Missing) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def conflict(request: Request, e: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(e), "state": e.state}, status_code=409)
+
+    @app.exception_handler(NotAllowed)
+    async def not_allowed(request: Request, e: NotAllowed) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=403)
+
+    @app.exception_handler(dialer_core.RedisUnavailable)
+    async def redis_down(request: Request, e: dialer_core.RedisUnavailable) -> JSONResponse:
+        log.error("redis unavailable: %s", e)
+        return JSONResponse({"detail": "the dialer's Redis is unavailable; retry shortly"}, status_code=503,
+                            headers={"Retry-After": "1"})
+
+    @app.get("/healthz", tags=["system"], responses={503: {"model": schemas.Problem}})
+    async def healthz(request: Request) -> JSONResponse:
+        """Liveness and Redis reachability (no token needed)."""
+        store: Store = request.app.state.store
+        try:
+            await store.redis.ping()
+        except OSError as e:
+            return JSONResponse({"status": "unavailable", "redis": str(e)}, status_code=503)
+        return JSONResponse({"status": "ok", "redis": "ok"})
+
+    @app.get("/metrics", tags=["system"], response_class=PlainTextResponse)
+    async def prometheus(request: Request) -> PlainTextResponse:
+        """Prometheus text format (no token needed): API latency, calls by outcome, queue depth,
+        campaigns by state, and the pacer's figures while one runs."""
+        store: Store = request.app.state.store
+        queues: Queues = request.app.state.queues
+        all_campaigns = await store.campaigns()
+
+        async def stats(c: dict[str, Any]) -> dict[str, Any]:
+            q = await queues.of(c)
+            return await asyncio.to_thread(q.stats)
+
+        text = metrics.text() + await campaign_lines(all_campaigns, stats, store.live)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    app.include_router(campaigns.router)
+    app.include_router(lists.router)
+    app.include_router(agents.router)
+    app.add_middleware(TimingMiddleware, metrics=metrics)
+    return app

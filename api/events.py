@@ -1,0 +1,54 @@
+"""A campaign's event stream as Server-Sent Events.
+
+Events are entries of the campaign's Redis stream (`{c:<id>}:events`), written in the same
+script or pipeline as the change they report; their stream ids are the SSE ids, so a client that
+reconnects with `Last-Event-ID` misses nothing that is still kept (the last ~10,000).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from starlette.requests import Request
+
+from api.store import events_key
+
+BLOCK_MS = 1_000
+KEEPALIVE_S = 15.0
+
+
+async def stream(request: Request, redis_url: str, cid: str, start: str) -> AsyncIterator[str]:
+    """Yield SSE frames from `start` (a stream id, or `$` for only new events) until the client
+    goes away or the server stops."""
+    # A blocking XREAD holds its connection: each listener gets its own, closed when it leaves.
+    conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    stopping = request.app.state.stopping
+    key = events_key(cid)
+    last = start
+    if last == "$":
+        # Pin "now" to an id once: a bare `$` on every read would skip what arrives between reads.
+        newest = cast(list[tuple[str, Any]], await conn.xrevrange(key, count=1))
+        last = newest[0][0] if newest else "0-0"
+    idle = 0.0
+    try:
+        yield "retry: 2000\n\n"
+        while not stopping.is_set() and not await request.is_disconnected():
+            batch = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]],
+                         await conn.xread({key: last}, block=BLOCK_MS, count=200))
+            if not batch:
+                idle += BLOCK_MS / 1000
+                if idle >= KEEPALIVE_S:
+                    idle = 0.0
+                    yield ": keep-alive\n\n"
+                continue
+            idle = 0.0
+            frames = []
+            for _, entries in batch:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    frames.append(f"id: {entry_id}\nevent: {fields.get('type', 'message')}\ndata: {fields.get('data', '{}')}\n\n")
+            yield "".join(frames)
+    finally:
+        await conn.aclose()

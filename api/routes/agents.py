@@ -1,0 +1,159 @@
+"""Agents: the roster, joining and leaving campaigns, the next customer (manual and preview
+modes) and the disposition of a call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+import dialer_core
+from fastapi import APIRouter, HTTPException, Response
+
+from api import schemas
+from api.auth import Principal
+from api.deps import Anyone, Ops, QueuesDep, StoreDep, bad_field
+from api.store import Conflict
+
+log = logging.getLogger("dialer.api")
+router = APIRouter(tags=["agents"])
+
+# A customer handed to an agent stays leased to it this long; past that, the contact goes back to
+# the queue and a late disposition answers 409.
+AGENT_LEASE_S = 4 * 3600.0
+HANDS_OUT = ("manual", "preview")
+
+
+def _own(who: Principal, agent: str) -> None:
+    """Agents act only for themselves; admins and supervisors for anyone."""
+    if who.role == "agent" and who.agent != agent:
+        raise HTTPException(403, f"this token speaks for agent {who.agent}, not {agent}")
+
+
+@router.post("/v1/agents", status_code=201, response_model=schemas.Agent)
+async def create_agent(body: schemas.AgentCreate, store: StoreDep, who: Ops) -> dict[str, Any]:
+    await store.create_agent(body.model_dump())
+    log.info("agent %s created by %s", body.id, who.label)
+    return await store.agent(body.id)
+
+
+@router.get("/v1/agents", response_model=schemas.AgentList)
+async def list_agents(store: StoreDep, who: Ops) -> dict[str, Any]:
+    return {"agents": await store.agents()}
+
+
+@router.get("/v1/agents/{agent}", response_model=schemas.Agent)
+async def get_agent(agent: str, store: StoreDep, who: Anyone) -> dict[str, Any]:
+    _own(who, agent)
+    return await store.agent(agent)
+
+
+@router.post("/v1/campaigns/{cid}/agents/{agent}/join", response_model=schemas.Agent)
+async def join(cid: str, agent: str, store: StoreDep, who: Anyone) -> dict[str, Any]:
+    """Log the agent in to the campaign (allowed before its start time: nothing is dialled until
+    then)."""
+    _own(who, agent)
+    c = await store.campaign(cid)
+    await store.agent(agent)
+    if c["mode"] == "ivr":
+        raise Conflict(f"campaign {cid} is agentless (ivr mode): agents do not join it", c["state"])
+    if c["state"] in ("stopped", "completed"):
+        raise Conflict(f"campaign {cid} is {c['state']}", c["state"])
+    if c["agents"] and agent not in c["agents"]:
+        raise HTTPException(403, f"agent {agent} does not take part in campaign {cid} (see the campaign's agents)")
+    await store.join(cid, agent)
+    return await store.agent(agent)
+
+
+@router.post("/v1/campaigns/{cid}/agents/{agent}/leave", response_model=schemas.Agent)
+async def leave(cid: str, agent: str, store: StoreDep, who: Anyone) -> dict[str, Any]:
+    _own(who, agent)
+    await asyncio.gather(store.campaign(cid), store.agent(agent))
+    await store.leave(cid, agent)
+    return await store.agent(agent)
+
+
+@router.post("/v1/agents/{agent}/next", response_model=schemas.NextResponse,
+             responses={409: {"model": schemas.Problem}})
+async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, queues: QueuesDep, who: Anyone) -> dict[str, Any]:
+    """Manual and preview modes: hand the agent its next customer, with the customer's attributes.
+    Only when the previous one is finished (its disposition set): otherwise 409. `customer` is
+    null when nobody is due now."""
+    _own(who, agent)
+    a = await store.agent(agent)
+    if a["call"]:
+        raise Conflict(f"agent {agent} has call {a['call']} open: set its disposition first", "on_call")
+    joined = [cid for cid in a["campaigns"] if body.campaign is None or cid == body.campaign]
+    if body.campaign is not None and not joined:
+        raise Conflict(f"agent {agent} has not joined campaign {body.campaign}")
+    running = []
+    for cid in joined:
+        c = await store.campaign(cid)
+        if c["mode"] in HANDS_OUT and c["state"] == "running":
+            running.append(c)
+    if not running:
+        raise Conflict(f"agent {agent} has joined no running manual or preview campaign")
+    if len(running) > 1 and body.campaign is None:
+        raise bad_field(("body", "campaign"), f"agent {agent} is in several such campaigns: name one of {[c['id'] for c in running]}")
+    c = running[0]
+    q = await queues.of(c)
+    now = time.time()
+    for partition in range(c["partitions"]):
+        claims = await asyncio.to_thread(q.claim, 1, partition=partition, lease_s=AGENT_LEASE_S, with_attrs=True)
+        if claims:
+            break
+    else:
+        return {"customer": None}
+    claim = claims[0]
+    call_id = f"{c['id']}:{claim.partition}:{claim.token}"
+    record = {"campaign": c["id"], "number": claim.number, "token": str(claim.token), "partition": str(claim.partition),
+              "agent": agent, "handed_at": str(now)}
+    if not await store.begin_call(agent, call_id, record):
+        # Another request for the same agent won the race: give this contact back untouched.
+        await asyncio.to_thread(q.complete, [dialer_core.Completion(claim.number, claim.token, "released", release=True)])
+        raise Conflict(f"agent {agent} has a call open: set its disposition first", "on_call")
+    await store.publish(c["id"], "call", {"agent": agent, "call_id": call_id, "source": claim.source})
+    return {"customer": {"call_id": call_id, "campaign": c["id"], "number": claim.number, "attempts": claim.attempts,
+                         "source": claim.source, "attrs": claim.attrs}}
+
+
+@router.post("/v1/calls/{call_id}/disposition", response_model=schemas.DispositionResult,
+             responses={409: {"model": schemas.Problem}})
+async def disposition(call_id: str, body: schemas.Disposition, store: StoreDep, queues: QueuesDep, who: Anyone) -> dict[str, Any]:
+    """Finish a call: its outcome, the survey answers, and either a callback time (the customer
+    comes back to the same agent) or do-not-call-back (for the campaign's period)."""
+    call = await store.call(call_id)
+    _own(who, call["agent"])
+    c = await store.campaign(call["campaign"])
+    now = time.time()
+    callback_at = body.callback_at.timestamp() if body.callback_at else None
+    if callback_at is not None and callback_at <= now:
+        raise bad_field(("body", "callback_at"), "must be in the future")
+    if body.callback_at is not None and c["end_at"] and body.callback_at > datetime.fromisoformat(c["end_at"]):
+        raise bad_field(("body", "callback_at"), f"is after the campaign's end ({c['end_at']})")
+    dnc_until = now + c["do_not_call_back_days"] * 86_400 if body.do_not_call_back else None
+    q = await queues.of(c)
+    completion = dialer_core.Completion(
+        call["number"], int(call["token"]), body.outcome, callback_at=callback_at,
+        agent=call["agent"] if callback_at is not None else None, do_not_call_back_until=dnc_until,
+    )
+    (result,) = await asyncio.to_thread(q.complete, [completion])
+    event = {"agent": call["agent"], "call_id": call_id, "outcome": body.outcome, "result": result}
+    await store.end_call(call_id, call["agent"], c["id"], call["number"], body.answers, event)
+    if result == "stale":
+        raise Conflict(f"call {call_id}: the customer's lease ran out before the disposition; "
+                       "the contact went back to the queue and nothing was recorded", "stale")
+    return {"call_id": call_id, "result": result}
+
+
+@router.delete("/v1/agents/{agent}", status_code=204)
+async def delete_agent(agent: str, store: StoreDep, who: Ops) -> Response:
+    a = await store.agent(agent)
+    if a["call"]:
+        raise Conflict(f"agent {agent} has call {a['call']} open", "on_call")
+    for cid in a["campaigns"]:
+        await store.leave(cid, agent)
+    await store.delete_agent(agent)
+    return Response(status_code=204)

@@ -1,0 +1,328 @@
+"""Campaigns: settings, lifecycle, contacts, live pacing, results."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import dialer_core
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+
+from api import events, schemas
+from api.deps import Admin, Ops, QueuesDep, StoreDep, bad_field, unprocessable, upload_dir
+from api.store import TRANSITIONS, Conflict
+
+log = logging.getLogger("dialer.api")
+router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "the file itself: CSV with a header row (one column holds the number, the others "
+        "become attributes), or one number per line; gzip-compressed is accepted",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "text/plain": {"schema": {"type": "string"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+CHUNK = 1 << 20
+
+
+async def receive_file(request: Request, where: Path) -> Path:
+    """Write the request body to a file in `where`, 1 MB at a time: a list of any size is never held
+    in memory."""
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / f"upload-{secrets.token_hex(8)}"
+    fh = await asyncio.to_thread(open, path, "wb")
+    try:
+        buf = bytearray()
+        async for chunk in request.stream():
+            buf += chunk
+            if len(buf) >= CHUNK:
+                await asyncio.to_thread(fh.write, bytes(buf))
+                buf.clear()
+        if buf:
+            await asyncio.to_thread(fh.write, bytes(buf))
+    except BaseException:
+        fh.close()
+        path.unlink(missing_ok=True)
+        raise
+    fh.close()
+    return path
+
+
+def _validated(data: dict[str, Any]) -> schemas.CampaignSpec:
+    try:
+        return schemas.CampaignSpec.model_validate(data)
+    except ValidationError as e:
+        raise unprocessable(e, "body") from None
+
+
+@router.post("", status_code=201, response_model=schemas.Campaign)
+async def create_campaign(body: schemas.CampaignCreate, store: StoreDep, who: Ops) -> dict[str, Any]:
+    """Create a campaign; it waits in `pending_approval` until an admin (or another supervisor)
+    approves it."""
+    cid = body.id or f"c-{secrets.token_hex(5)}"
+    spec = body.model_dump(mode="json", exclude={"id"})
+    campaign = await store.create_campaign(cid, spec, who.label)
+    log.info("campaign %s created by %s (%s mode)", cid, who.label, body.mode)
+    return campaign
+
+
+@router.get("", response_model=schemas.CampaignList)
+async def list_campaigns(store: StoreDep, who: Ops, state: schemas.State | None = None) -> dict[str, Any]:
+    return {"campaigns": await store.campaigns(state)}
+
+
+@router.get("/{cid}", response_model=schemas.Campaign)
+async def get_campaign(cid: str, store: StoreDep, who: Ops) -> dict[str, Any]:
+    return await store.campaign(cid)
+
+
+async def _apply(store: StoreDep, queues: QueuesDep, cid: str, change: Any, event: str) -> dict[str, Any]:
+    """Merge a change into the stored spec, validate the whole, store it if nothing moved meanwhile."""
+    for _ in range(5):
+        current = await store.campaign(cid)
+        spec = {k: current[k] for k in schemas.CampaignSpec.model_fields}
+        merged = change(spec)
+        new = _validated(merged).model_dump(mode="json")
+        changed = {k: v for k, v in new.items() if spec.get(k) != v}
+        try:
+            await store.update_spec(cid, current["revision"], new, event, {"changed": changed})
+        except Conflict:
+            continue  # someone else changed it between our read and write: merge again
+        if "suppression_lists" in changed:
+            q = await queues.of(await store.campaign(cid))
+            if (await asyncio.to_thread(q.stats))["exists"]:
+                await asyncio.to_thread(q.set_suppression_lists, new["suppression_lists"])
+        return await store.campaign(cid)
+    raise Conflict(f"campaign {cid} keeps changing; retry")
+
+
+@router.patch("/{cid}", response_model=schemas.Campaign)
+async def patch_campaign(cid: str, body: schemas.CampaignPatch, store: StoreDep, queues: QueuesDep, who: Ops) -> dict[str, Any]:
+    """Change settings. The result is validated as a whole; a rejected change leaves the campaign as
+    it was."""
+    campaign = await _apply(store, queues, cid, body.merged, "updated")
+    log.info("campaign %s changed by %s: %s", cid, who.label, sorted(body.model_fields_set))
+    return campaign
+
+
+@router.delete("/{cid}", status_code=204)
+async def delete_campaign(cid: str, store: StoreDep, queues: QueuesDep, request: Request, who: Admin) -> Response:
+    """Delete a campaign that is not running or paused, with its queue (removed in the background). Admin only."""
+    c = await store.campaign(cid)
+    await store.delete_campaign(cid)
+    queues.forget(cid)
+    request.app.state.purges.start(cid, c["partitions"])
+    log.info("campaign %s deleted by %s", cid, who.label)
+    return Response(status_code=204)
+
+
+def _lifecycle(action: str) -> None:
+    t = TRANSITIONS[action]
+
+    async def act(cid: str, store: StoreDep, who: Ops) -> dict[str, Any]:
+        not_creator = action == "approve" and who.role != "admin"
+        campaign = await store.transition(cid, action, who.label, not_creator=not_creator)
+        log.info("campaign %s: %s by %s -> %s", cid, action, who.label, campaign["state"])
+        return campaign
+
+    act.__name__ = f"{action}_campaign"
+    summary = {
+        "approve": "Approve a pending campaign (admin; a supervisor only for a campaign someone else created).",
+        "start": "Start an approved campaign: it dials from its start time, inside its calling windows.",
+        "pause": "Pause: no new calls; calls in progress finish.",
+        "resume": "Resume a paused campaign.",
+        "stop": "Stop for good: no new calls; calls in progress finish.",
+    }[action]
+    router.post(
+        f"/{{cid}}/{action}", response_model=schemas.Campaign, description=f"{summary} Allowed from: {', '.join(t.allowed)}; "
+        "otherwise 409 naming the current state.", responses={409: {"model": schemas.Problem}},
+    )(act)
+
+
+for _action in TRANSITIONS:
+    _lifecycle(_action)
+
+
+# -- contacts ---------------------------------------------------------------------------------
+
+
+@router.post("/{cid}/contacts", response_model=schemas.ImportReport, openapi_extra=UPLOAD_BODY)
+async def import_contacts(
+    cid: str, request: Request, store: StoreDep, queues: QueuesDep, who: Ops,
+    number_column: Annotated[str | None, Query(max_length=200, description="CSV column holding the number (default: phone, number, msisdn, ...)")] = None,
+    format: Annotated[Literal["auto", "csv", "plain"], Query(description="file format")] = "auto",
+) -> dict[str, Any]:
+    """Stream a contacts file into the campaign's queue with the campaign's country, suppression
+    lists and exclusion rules. Good rows are loaded, bad ones reported with line and reason; sending
+    the same file again loads only what is missing. Progress goes to the event stream."""
+    c = await store.campaign(cid)
+    if c["state"] in ("stopped", "completed"):
+        raise Conflict(f"campaign {cid} is {c['state']}: it takes no more contacts", c["state"])
+    path = await receive_file(request, upload_dir(request))
+    loop = asyncio.get_running_loop()
+    last = [0.0]
+
+    def progress(report: dialer_core.ImportReport) -> None:  # called from the importer's thread
+        now = time.monotonic()
+        if now - last[0] >= 1.0:
+            last[0] = now
+            data = {k: v for k, v in report.items() if k != "rejections"}
+            asyncio.run_coroutine_threadsafe(store.publish(cid, "import_progress", data), loop)
+
+    try:
+        report = await asyncio.to_thread(
+            dialer_core.import_contacts, store.url, path, cid, country=c["country"], partitions=c["partitions"],
+            number_column=number_column, format=format, suppression_lists=c["suppression_lists"],
+            exclusions=c["exclusions"], progress=progress,
+        )
+    except (dialer_core.MissingColumn, dialer_core.MalformedFile) as e:
+        raise bad_field(("body",), str(e)) from None
+    finally:
+        await asyncio.to_thread(path.unlink, True)
+    await store.publish(cid, "imported", {k: v for k, v in report.items() if k != "rejections"})
+    log.info("campaign %s: %s imported %d of %d rows", cid, who.label, report["accepted"], report["read"])
+    return dict(report)
+
+
+@router.get("/{cid}/contacts", response_model=schemas.ContactPage)
+async def list_contacts(
+    cid: str, store: StoreDep, queues: QueuesDep, who: Ops,
+    state: Annotated[Literal["ready", "claimed", "waiting_retry", "callback", "do_not_call_back", "done"] | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="`next` of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """A page of the campaign's contacts: state, attempts, last outcome, callback or
+    do-not-call-back time, attributes, survey answers."""
+    c = await store.campaign(cid)
+    q = await queues.of(c)
+    try:
+        page = await asyncio.to_thread(q.contacts, state=state, cursor=cursor, count=limit)
+    except dialer_core.InvalidInput as e:
+        raise bad_field(("query", "cursor"), str(e)) from None
+    answers = await store.answers(cid, [x["number"] for x in page["contacts"]])
+    for contact, a in zip(page["contacts"], answers):
+        contact["answers"] = a
+    return dict(page)
+
+
+# -- pacing -----------------------------------------------------------------------------------
+
+
+def _pacing_view(c: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
+    return {"settings": c["pacing"], "mode": c["mode"], "revision": c["revision"], "live": live}
+
+
+@router.get("/{cid}/pacing", response_model=schemas.PacingView)
+async def get_pacing(cid: str, store: StoreDep, who: Ops) -> dict[str, Any]:
+    """The pacing settings and, while a pacer runs the campaign, its engine's live estimates."""
+    c = await store.campaign(cid)
+    return _pacing_view(c, await store.live(cid))
+
+
+@router.patch("/{cid}/pacing", response_model=schemas.PacingView)
+async def patch_pacing(cid: str, body: schemas.PacingPatch, store: StoreDep, queues: QueuesDep, who: Ops) -> dict[str, Any]:
+    """Change pacing while the campaign runs: the running pacer applies it within a second. All
+    values are checked together first; a refused change changes nothing."""
+    change = body.model_dump(exclude_unset=True)
+
+    def merge(spec: dict[str, Any]) -> dict[str, Any]:
+        return {**spec, "pacing": {**spec["pacing"], **change}}
+
+    c = await _apply(store, queues, cid, merge, "pacing")
+    log.info("campaign %s: pacing changed by %s: %s", cid, who.label, change)
+    return _pacing_view(c, await store.live(cid))
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+@router.get("/{cid}/stats", response_model=schemas.Stats)
+async def stats(cid: str, store: StoreDep, queues: QueuesDep, who: Ops) -> dict[str, Any]:
+    """Queue depth, attempts and outcomes so far; with a pacer running, its live figures."""
+    c = await store.campaign(cid)
+    q = await queues.of(c)
+    s, present, live = await asyncio.gather(asyncio.to_thread(q.stats), store.present(cid), store.live(cid))
+    counters: dict[str, int] = s["counters"]
+    completed = {k: v for k, v in counters.items() if k in schemas.COMPLETION_RESULTS}
+    return {
+        "campaign": cid, "state": c["state"],
+        "queue": {k: s[k] for k in ("ready", "retry_due", "retry_waiting", "callbacks_due", "callbacks_waiting", "leased")},
+        "attempted": sum(v for k, v in completed.items() if k in schemas.ATTEMPT_RESULTS),
+        "completed": completed,
+        "outcomes": {k.removeprefix("outcome:"): v for k, v in counters.items() if k.startswith("outcome:")},
+        "agents_joined": present, "live": live,
+    }
+
+
+@router.get("/{cid}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                             "description": "Server-Sent Events: `id` (resume with Last-Event-ID), `event` (created, "
+                             "state, updated, pacing, import_progress, imported, agent, call, disposition), `data` (JSON)"}})
+async def campaign_events(
+    cid: str, request: Request, store: StoreDep, who: Ops,
+    last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
+    since: Annotated[str | None, Query(pattern=r"^(\d+(-\d+)?)$", description="replay from this event id; 0 for all kept")] = None,
+) -> StreamingResponse:
+    """The campaign's events as they happen (Server-Sent Events), for live dashboards."""
+    await store.campaign(cid)
+    start = last_event_id or since or "$"
+    return StreamingResponse(
+        events.stream(request, store.url, cid, start), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+RESULT_COLUMNS = ["number", "state", "attempts", "last_outcome", "time", "agent", "answers"]
+
+
+@router.get("/{cid}/results.csv", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+async def results_csv(cid: str, store: StoreDep, queues: QueuesDep, who: Ops) -> StreamingResponse:
+    """One row per contact, streamed: state, attempts, last outcome, time, agent, survey answers
+    (JSON), then the contact's attributes."""
+    c = await store.campaign(cid)
+    q = await queues.of(c)
+
+    async def rows() -> AsyncIterator[str]:
+        cursor: str | None = None
+        attr_columns: list[str] | None = None
+        buf = io.StringIO()
+        out = csv.writer(buf)
+        while True:
+            page = await asyncio.to_thread(q.contacts, cursor=cursor, count=1000)
+            contacts = page["contacts"]
+            answers = await store.answers(cid, [x["number"] for x in contacts])
+            for x, a in zip(contacts, answers):
+                if attr_columns is None:
+                    attr_columns = list(x["attrs"])
+                    out.writerow(RESULT_COLUMNS + attr_columns)
+                out.writerow([x["number"], x["state"], x["attempts"], x["last_outcome"] or "",
+                              "" if x["time"] is None else x["time"], x["agent"] or "", json.dumps(a) if a else ""]
+                             + [x["attrs"].get(k, "") for k in attr_columns])
+            if attr_columns is None and page["next"] is None:
+                out.writerow(RESULT_COLUMNS)
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+            cursor = page["next"]
+            if cursor is None:
+                return
+
+    return StreamingResponse(rows(), media_type="text/csv",
+                             headers={"Content-Disposition": f'attachment; filename="{cid}-results.csv"'})
+

@@ -1,0 +1,67 @@
+"""Suppression lists: named lists of numbers (do-not-call, VIP, business lines ...) shared by
+campaigns. A number on a list a campaign honours is never dialled, even if added after the
+import: the claim checks it too."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any, Literal
+
+import dialer_core
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from api import schemas
+from api.deps import Admin, Ops, StoreDep, bad_field, upload_dir
+from api.routes.campaigns import UPLOAD_BODY, receive_file
+from api.store import Missing
+
+log = logging.getLogger("dialer.api")
+router = APIRouter(prefix="/v1/suppression-lists", tags=["suppression lists"])
+ListName = Annotated[str, Path(pattern=schemas.NAME_RE)]
+
+
+@router.put("/{name}", response_model=schemas.ListReport, openapi_extra=UPLOAD_BODY)
+async def put_list(
+    name: ListName, request: Request, store: StoreDep, who: Ops,
+    country: Annotated[str, Query(min_length=2, max_length=2, description="default country for national numbers (ISO code)")],
+    mode: Annotated[Literal["replace", "append"], Query(description="replace the list (switched atomically at the end) or add to it")] = "replace",
+    number_column: Annotated[str | None, Query(max_length=200)] = None,
+    format: Annotated[Literal["auto", "csv", "plain"], Query()] = "auto",
+) -> dict[str, Any]:
+    """Upload a list (CSV or one number per line, streamed, of any size)."""
+    if country.upper() not in dialer_core.COUNTRIES:
+        raise bad_field(("query", "country"), f"{country!r} is not an ISO 3166-1 alpha-2 country code the dialer knows")
+    path = await receive_file(request, upload_dir(request))
+    try:
+        report = await asyncio.to_thread(
+            dialer_core.load_suppression_list, store.url, name, path, country=country.upper(), mode=mode,
+            number_column=number_column, format=format,
+        )
+    except (dialer_core.MissingColumn, dialer_core.MalformedFile) as e:
+        raise bad_field(("body",), str(e)) from None
+    finally:
+        await asyncio.to_thread(path.unlink, True)
+    log.info("suppression list %s: %s by %s, %d numbers now", name, mode, who.label, report["total"])
+    return dict(report)
+
+
+@router.get("", response_model=list[schemas.ListInfo])
+async def lists(store: StoreDep, who: Ops) -> list[dict[str, Any]]:
+    return [dict(x) for x in await asyncio.to_thread(dialer_core.suppression_lists, store.url)]
+
+
+@router.get("/{name}", response_model=schemas.ListInfo)
+async def get_list(name: ListName, store: StoreDep, who: Ops) -> dict[str, Any]:
+    for x in await asyncio.to_thread(dialer_core.suppression_lists, store.url):
+        if x["name"] == name:
+            return dict(x)
+    raise Missing(f"no suppression list {name!r}")
+
+
+@router.delete("/{name}", status_code=204)
+async def delete_list(name: ListName, store: StoreDep, who: Admin) -> Response:
+    if not await asyncio.to_thread(dialer_core.delete_suppression_list, store.url, name):
+        raise Missing(f"no suppression list {name!r}")
+    log.info("suppression list %s deleted by %s", name, who.label)
+    return Response(status_code=204)
