@@ -190,8 +190,8 @@ async def import_contacts(
             number_column=number_column, format=format, suppression_lists=c["suppression_lists"],
             exclusions=c["exclusions"], progress=progress,
         )
-    except (dialer_core.MissingColumn, dialer_core.MalformedFile) as e:
-        raise bad_field(("body",), str(e)) from None
+    except dialer_core.InvalidInput as e:  # no number column, not a CSV, a rule's column missing ...
+        raise bad_field(("body",), str(e).replace(str(path), "the uploaded file")) from None
     finally:
         await asyncio.to_thread(path.unlink, True)
     await store.publish(cid, "imported", {k: v for k, v in report.items() if k != "rejections"})

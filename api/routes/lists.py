@@ -38,8 +38,8 @@ async def put_list(
             dialer_core.load_suppression_list, store.url, name, path, country=country.upper(), mode=mode,
             number_column=number_column, format=format,
         )
-    except (dialer_core.MissingColumn, dialer_core.MalformedFile) as e:
-        raise bad_field(("body",), str(e)) from None
+    except dialer_core.InvalidInput as e:
+        raise bad_field(("body",), str(e).replace(str(path), "the uploaded file")) from None
     finally:
         await asyncio.to_thread(path.unlink, True)
     log.info("suppression list %s: %s by %s, %d numbers now", name, mode, who.label, report["total"])

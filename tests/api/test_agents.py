@@ -1,0 +1,122 @@
+"""Agents over real HTTP: roster, join/leave, the next customer in manual mode only when the
+previous one is finished, dispositions (final, callback to the same agent, do not call back)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dialer_core
+import httpx
+
+from tests.api.conftest import Client, read_events
+from tests.api.test_campaigns import create
+from tests.api.test_contacts import upload
+
+MANUAL = {
+    "name": "Contact centre", "mode": "manual", "caller_id": "0281234567", "country": "VN",
+    "survey": [{"id": "satisfied", "text": "Are you satisfied?", "choices": ["yes", "no"]}],
+    "do_not_call_back_days": 7,
+}
+
+
+def running_manual(admin: httpx.Client, numbers: int = 3, **extra: Any) -> None:
+    create(admin, {**MANUAL, **extra}, id="cc")
+    body = ("phone,name\n" + "".join(f"090200000{i},Customer {i}\n" for i in range(numbers))).encode()
+    assert upload(admin, "cc", body).json()["accepted"] == numbers
+    assert admin.post("/v1/campaigns/cc/approve").status_code == 200
+    assert admin.post("/v1/campaigns/cc/start").status_code == 200
+
+
+def agent(admin: httpx.Client, aid: str) -> None:
+    r = admin.post("/v1/agents", json={"id": aid, "name": aid.title(), "sip_uri": f"sip:{aid}@127.0.0.1:5070"})
+    assert r.status_code == 201, r.text
+
+
+def test_roster_join_leave(admin: httpx.Client, client: Client) -> None:
+    running_manual(admin, agents=["alice", "bob"])
+    agent(admin, "alice")
+    agent(admin, "bob")
+    agent(admin, "carol")
+    assert admin.post("/v1/agents", json={"id": "alice", "name": "A", "sip_uri": "sip:a@h"}).status_code == 409
+    r = admin.post("/v1/agents", json={"id": "dave", "name": "D", "sip_uri": "http://nope"})
+    assert r.status_code == 422 and "sip_uri" in r.text
+    alice, bob = client("agent", agent="alice"), client("agent", agent="bob")
+    assert alice.post("/v1/campaigns/cc/agents/alice/join").json()["campaigns"] == ["cc"]
+    assert alice.post("/v1/campaigns/cc/agents/bob/join").status_code == 403  # not for someone else
+    assert admin.post("/v1/campaigns/cc/agents/carol/join").status_code == 403  # not on the roster
+    assert admin.post("/v1/campaigns/cc/agents/nobody/join").status_code == 404
+    assert bob.get("/v1/agents/alice").status_code == 403
+    assert alice.get("/v1/agents").status_code == 403
+    assert [a["id"] for a in admin.get("/v1/agents").json()["agents"]] == ["alice", "bob", "carol"]
+    assert admin.get("/v1/campaigns/cc/stats").json()["agents_joined"] == 1
+    assert alice.post("/v1/campaigns/cc/agents/alice/leave").json()["campaigns"] == []
+    kinds = [(e, d.get("agent")) for _, e, d in read_events(admin, "cc", 6) if e == "agent"]
+    assert kinds == [("agent", "alice"), ("agent", "alice")]
+
+
+def test_manual_next_and_dispositions(admin: httpx.Client, client: Client, redis_url: str) -> None:
+    running_manual(admin, numbers=3)
+    agent(admin, "alice")
+    agent(admin, "bob")
+    alice, bob = client("agent", agent="alice"), client("agent", agent="bob")
+    r = alice.post("/v1/agents/alice/next", json={})
+    assert r.status_code == 409 and "joined no running" in r.json()["detail"]
+    alice.post("/v1/campaigns/cc/agents/alice/join")
+    bob.post("/v1/campaigns/cc/agents/bob/join")
+    first = alice.post("/v1/agents/alice/next", json={}).json()["customer"]
+    assert first["campaign"] == "cc" and first["attrs"]["name"].startswith("Customer") and first["source"] == "fresh"
+    # Not another one before this one is finished.
+    r = alice.post("/v1/agents/alice/next", json={})
+    assert r.status_code == 409 and first["call_id"] in r.json()["detail"]
+    assert admin.get("/v1/agents/alice").json()["call"] == first["call_id"]
+    # Bob cannot finish Alice's call.
+    assert bob.post(f"/v1/calls/{first['call_id']}/disposition", json={"outcome": "agreed"}).status_code == 403
+    r = alice.post(f"/v1/calls/{first['call_id']}/disposition", json={"outcome": "agreed", "answers": {"satisfied": "yes"}})
+    assert r.status_code == 200 and r.json()["result"] == "final"
+    assert alice.post(f"/v1/calls/{first['call_id']}/disposition", json={"outcome": "agreed"}).status_code == 404
+
+    second = alice.post("/v1/agents/alice/next", json={}).json()["customer"]
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    r = alice.post(f"/v1/calls/{second['call_id']}/disposition", json={"outcome": "call_later", "callback_at": soon.isoformat()})
+    assert r.json()["result"] == "callback"
+
+    third = bob.post("/v1/agents/bob/next", json={}).json()["customer"]
+    r = bob.post(f"/v1/calls/{third['call_id']}/disposition", json={"outcome": "declined", "do_not_call_back": True})
+    assert r.json()["result"] == "do_not_call_back"
+
+    assert bob.post("/v1/agents/bob/next", json={}).json() == {"customer": None}  # nobody due now
+    q = dialer_core.CallQueue(redis_url, "cc")
+    c2 = q.contact(second["number"]) or {}
+    assert c2["state"] == "callback" and c2["agent"] == "alice" and abs(c2["time"] - soon.timestamp()) < 0.01
+    c3 = q.contact(third["number"]) or {}
+    assert c3["state"] == "do_not_call_back" and c3["time"] > time.time() + 6.9 * 86400
+    page = admin.get("/v1/campaigns/cc/contacts", params={"state": "done"}).json()["contacts"]
+    assert [(x["number"], x["answers"]) for x in page] == [(first["number"], {"satisfied": "yes"})]
+
+    # The callback comes due and goes back to the same agent.
+    time.sleep(max(0.0, soon.timestamp() - time.time()) + 0.05)
+    back = alice.post("/v1/agents/alice/next", json={}).json()["customer"]
+    assert back["number"] == second["number"] and back["source"] == "callback" and back["attempts"] == 1
+
+
+def test_disposition_validation(admin: httpx.Client, client: Client) -> None:
+    running_manual(admin, numbers=1)
+    agent(admin, "alice")
+    alice = client("agent", agent="alice")
+    alice.post("/v1/campaigns/cc/agents/alice/join")
+    call = alice.post("/v1/agents/alice/next", json={}).json()["customer"]["call_id"]
+    url = f"/v1/calls/{call}/disposition"
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    for body, field in [
+        ({"outcome": "Agreed!"}, "outcome"),
+        ({"outcome": "x", "callback_at": past}, "callback_at"),
+        ({"outcome": "x", "callback_at": "2030-01-01T10:00:00"}, "callback_at"),
+        ({"outcome": "x", "callback_at": "2030-01-01T10:00:00Z", "do_not_call_back": True}, "exclude"),
+        ({"outcome": "x", "answers": {"Bad Key": "1"}}, "answers"),
+    ]:
+        r = alice.post(url, json=body)
+        assert r.status_code == 422 and field in r.text, (body, r.text)
+    assert admin.get("/v1/agents/alice").json()["call"] == call  # nothing changed
+    assert alice.post(url, json={"outcome": "agreed"}).status_code == 200
