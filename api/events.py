@@ -13,7 +13,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from starlette.requests import Request
 
-from api.store import events_key
+from pacer.keys import events_key
 
 BLOCK_MS = 1_000
 KEEPALIVE_S = 15.0

@@ -29,32 +29,14 @@ from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 
+from pacer.keys import answers_key, api_key, events_key, live_key, present_key
+
 _Value = bytes | bytearray | memoryview | str | int | float
 _Mapping = dict[_Value, _Value]  # what redis-py's hset(mapping=) is typed to take
 
 CAMPAIGNS: Final = "dialer:campaigns"
 AGENTS: Final = "dialer:agents"
 EVENTS_KEPT: Final = 10_000
-
-
-def api_key(cid: str) -> str:
-    return f"{{c:{cid}}}:api"
-
-
-def events_key(cid: str) -> str:
-    return f"{{c:{cid}}}:events"
-
-
-def present_key(cid: str) -> str:
-    return f"{{c:{cid}}}:present"
-
-
-def answers_key(cid: str) -> str:
-    return f"{{c:{cid}}}:answers"
-
-
-def live_key(cid: str) -> str:
-    return f"{{c:{cid}}}:live"
 
 
 def agent_key(aid: str) -> str:

@@ -1,0 +1,30 @@
+"""Redis keys of a campaign's control records, shared by the API (which writes settings) and the
+pacer (which follows them and writes its live figures). A campaign's keys share the hash tag
+`{c:<id>}` with the call queue's meta key, so one script touches one slot."""
+
+from __future__ import annotations
+
+
+def api_key(cid: str) -> str:
+    """hash: spec (JSON), state, created_at, updated_at, created_by, approved_by, revision."""
+    return f"{{c:{cid}}}:api"
+
+
+def events_key(cid: str) -> str:
+    """stream: the campaign's events (type, data JSON)."""
+    return f"{{c:{cid}}}:events"
+
+
+def live_key(cid: str) -> str:
+    """string: the running pacer's figures (JSON), expiring when it stops writing them."""
+    return f"{{c:{cid}}}:live"
+
+
+def present_key(cid: str) -> str:
+    """set: agents joined to the campaign."""
+    return f"{{c:{cid}}}:present"
+
+
+def answers_key(cid: str) -> str:
+    """hash: number -> survey answers (JSON)."""
+    return f"{{c:{cid}}}:answers"
