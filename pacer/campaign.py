@@ -116,7 +116,7 @@ async def write_live(redis: aioredis.Redis, cid: str, figures: dict[str, Any]) -
 
 def live_figures(engine: dialer_core.PacingEngine, *, cps: float, decisions: int) -> dict[str, Any]:
     """The engine's estimates in the shape the API and /metrics read."""
-    s = dict(engine.stats())
+    s = engine.stats()
     return {
         **s,
         "abandon_rate": s["window_abandon_rate"],
