@@ -11,7 +11,12 @@ from typing import Any
 
 import dialer_core
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
 
 from api import schemas
 from api.deps import Queues
@@ -22,6 +27,7 @@ from api.store import Conflict, Missing, NotAllowed, Store
 log = logging.getLogger("dialer.api")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.Problem, "description": "the body cannot be read (not UTF-8 where text is expected)"},
     401: {"model": schemas.Problem, "description": "no token, or an unknown or revoked one"},
     403: {"model": schemas.Problem, "description": "the token's role may not do this"},
     404: {"model": schemas.Problem, "description": "no such campaign, agent, list or call"},
@@ -92,6 +98,15 @@ def create_app(redis_url: str, state_dir: Path) -> FastAPI:
         responses=ERRORS,
     )
     app.state.stopping = asyncio.Event()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException) -> Response:
+        if e.status_code == 405:
+            # Starlette names only the first route that matched the path; list every method it has.
+            allowed = sorted({m for r in app.router.routes if isinstance(r, APIRoute)
+                              and r.matches(request.scope)[0] != Match.NONE for m in r.methods or ()})
+            return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)})
+        return await http_exception_handler(request, e)
 
     @app.exception_handler(Missing)
     async def missing(request: Request, e: Missing) -> JSONResponse:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import dialer_core
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from pacer.windows import CallingWindows, WindowError
 from sip_gateway.ivr.script import Script, ScriptError
@@ -44,31 +45,32 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Constraints shared by a setting and its PATCH, so that both say the same in the OpenAPI schema.
+Rate = Annotated[float, Field(gt=0, le=0.2, description="abandoned / live answers over the window (UK Ofcom: 0.03)")]
+WindowS = Annotated[float, Field(ge=60, le=30 * 86_400, description="regulatory window the rate is counted over, seconds")]
+DialRatio = Annotated[float, Field(ge=1, le=20, description="ringing lines per staffed agent, at most")]
+Channels = Annotated[int, Field(ge=1, le=100_000, description="concurrent calls, at most (required in ivr mode)")]
+Cps = Annotated[float, Field(gt=0, le=10_000, description="new calls per second, at most")]
+
+
 class PacingSettings(Strict):
     """How hard the pacer may dial. Changes apply to a running campaign within a second."""
 
-    target_abandon_rate: float = Field(0.03, gt=0, le=0.2, description="abandoned / live answers over the window (UK Ofcom: 0.03)")
-    abandon_window_s: float = Field(86_400.0, ge=60, le=30 * 86_400, description="regulatory window the rate is counted over, seconds")
-    max_dial_ratio: float = Field(3.0, ge=1, le=20, description="ringing lines per staffed agent, at most")
-    max_channels: int | None = Field(None, ge=1, le=100_000, description="concurrent calls, at most (required in ivr mode)")
-    max_cps: float | None = Field(None, gt=0, le=10_000, description="new calls per second, at most")
+    target_abandon_rate: Rate = 0.03
+    abandon_window_s: WindowS = 86_400.0
+    max_dial_ratio: DialRatio = 3.0
+    max_channels: Channels | None = None
+    max_cps: Cps | None = None
 
 
 class PacingPatch(Strict):
     """Any subset of the pacing settings; `null` clears `max_channels` / `max_cps`."""
 
-    target_abandon_rate: float | None = Field(None, gt=0, le=0.2)
-    abandon_window_s: float | None = Field(None, ge=60, le=30 * 86_400)
-    max_dial_ratio: float | None = Field(None, ge=1, le=20)
-    max_channels: int | None = Field(None, ge=1, le=100_000)
-    max_cps: float | None = Field(None, gt=0, le=10_000)
-
-    @model_validator(mode="after")
-    def _not_null(self) -> PacingPatch:
-        for key in ("target_abandon_rate", "abandon_window_s", "max_dial_ratio"):
-            if key in self.model_fields_set and getattr(self, key) is None:
-                raise ValueError(f"{key} cannot be null")
-        return self
+    target_abandon_rate: Rate | SkipJsonSchema[None] = None
+    abandon_window_s: WindowS | SkipJsonSchema[None] = None
+    max_dial_ratio: DialRatio | SkipJsonSchema[None] = None
+    max_channels: Channels | None = None
+    max_cps: Cps | None = None
 
 
 class SmsSettings(Strict):
@@ -82,30 +84,54 @@ class SurveyQuestion(Strict):
     choices: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(None, max_length=20)
 
 
+COUNTRY_RE = "^(" + "|".join(sorted(dialer_core.COUNTRIES)) + ")$"
+Title = Annotated[str, Field(min_length=1, max_length=200)]
+CallerId = Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$", description="number shown to the subscriber (From, P-Asserted-Identity)")]
+TimeZone = Annotated[str, Field(min_length=1, max_length=64, description="IANA time zone of the calling windows, e.g. Asia/Ho_Chi_Minh")]
+Windows = Annotated[
+    list[Annotated[str, Field(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")]],
+    Field(min_length=1, max_length=24, description="daily calling windows, local HH:MM-HH:MM, not overlapping"),
+]
+Country = Annotated[str, Field(pattern=COUNTRY_RE, description="default country for national numbers (ISO 3166-1 alpha-2)")]
+Attempts = Annotated[int, Field(ge=1, le=20, description="attempts per contact, the first included")]
+RetryDelay = Annotated[float, Field(ge=0, le=30 * 86_400, description="seconds before a retried outcome is due again")]
+RetryOn = Annotated[list[Annotated[str, Field(pattern=OUTCOME_RE)]], Field(max_length=32, description="outcomes retried")]
+RingTimeout = Annotated[float, Field(ge=15, le=300, description="CANCEL an unanswered INVITE after this long (never under 15 s)")]
+ListNames = Annotated[list[Name], Field(max_length=64, description="suppression lists the campaign honours")]
+Rules = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=500)]],
+    Field(max_length=64, description="rules on contact attributes, e.g. 'segment in {VIP, GOLD}'"),
+]
+ScriptName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$", description="shipped IVR script (ivr mode), e.g. seed_survey")]
+Survey = Annotated[list[SurveyQuestion], Field(max_length=50, description="the agents' survey form")]
+AgentIds = Annotated[list[Name], Field(max_length=10_000, description="agents taking part; empty: any agent may join")]
+DncDays = Annotated[float, Field(ge=0, le=3650, description="a do-not-call-back customer is eligible again after this many days")]
+
+
 class CampaignSpec(Strict):
     """A campaign's settings: everything ops staff choose."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Title
     mode: Mode = Field(description="manual, preview, progressive, predictive, or ivr (agentless)")
-    caller_id: str = Field(pattern=r"^\+?[0-9]{3,20}$", description="number shown to the subscriber (From, P-Asserted-Identity)")
-    timezone: str = Field("UTC", description="IANA time zone of the calling windows, e.g. Asia/Ho_Chi_Minh")
-    windows: list[str] = Field(["00:00-24:00"], min_length=1, max_length=24, description="daily calling windows, local HH:MM-HH:MM")
+    caller_id: CallerId
+    timezone: TimeZone = "UTC"
+    windows: Windows = ["00:00-24:00"]
     start_at: AwareDatetime | None = Field(None, description="nothing is dialled before this instant")
     end_at: AwareDatetime | None = Field(None, description="the campaign completes at this instant")
-    country: str = Field("VN", description="default country for national numbers (ISO 3166-1 alpha-2)")
+    country: Country = "VN"
     partitions: int = Field(1, ge=1, le=256, description="queue partitions (dialer nodes can share a campaign); fixed at creation")
-    max_attempts: int = Field(2, ge=1, le=20)
-    retry_delay_s: float = Field(3600.0, ge=0, le=30 * 86_400)
-    retry_on: list[Annotated[str, Field(pattern=OUTCOME_RE)]] = Field(["no_answer", "busy"], max_length=32)
-    ring_timeout_s: float = Field(25.0, ge=15, le=300, description="CANCEL an unanswered INVITE after this long (never under 15 s)")
-    suppression_lists: list[Name] = Field([], max_length=64)
-    exclusions: list[str] = Field([], max_length=64, description="rules on contact attributes, e.g. 'segment in {VIP, GOLD}'")
+    max_attempts: Attempts = 2
+    retry_delay_s: RetryDelay = 3600.0
+    retry_on: RetryOn = ["no_answer", "busy"]
+    ring_timeout_s: RingTimeout = 25.0
+    suppression_lists: ListNames = []
+    exclusions: Rules = []
     pacing: PacingSettings = Field(default_factory=PacingSettings)
-    ivr_script: str | None = Field(None, pattern=r"^[a-z0-9_]{1,64}$", description="shipped IVR script (ivr mode), e.g. seed_survey")
-    survey: list[SurveyQuestion] = Field([], max_length=50, description="the agents' survey form")
+    ivr_script: ScriptName | None = None
+    survey: Survey = []
     sms: SmsSettings | None = None
-    agents: list[Name] = Field([], max_length=10_000, description="agents taking part; empty: any agent may join")
-    do_not_call_back_days: float = Field(30.0, ge=0, le=3650, description="a do-not-call-back customer is eligible again after this long")
+    agents: AgentIds = []
+    do_not_call_back_days: DncDays = 30.0
 
     @field_validator("timezone")
     @classmethod
@@ -124,13 +150,6 @@ class CampaignSpec(Strict):
         except WindowError as e:
             raise ValueError(str(e)) from None
         return [str(w) for w in parsed.windows]
-
-    @field_validator("country")
-    @classmethod
-    def _country(cls, v: str) -> str:
-        if v.upper() not in dialer_core.COUNTRIES:
-            raise ValueError(f"{v!r} is not an ISO 3166-1 alpha-2 country code the dialer knows")
-        return v.upper()
 
     @field_validator("exclusions")
     @classmethod
@@ -173,27 +192,28 @@ class CampaignCreate(CampaignSpec):
 
 
 class CampaignPatch(Strict):
-    """Any subset of the settings; merged into the stored ones, then validated as a whole."""
+    """Any subset of the settings; merged into the stored ones, then validated as a whole. `null`
+    clears the settings that may be absent (start_at, end_at, ivr_script, sms)."""
 
-    name: str | None = None
-    caller_id: str | None = None
-    timezone: str | None = None
-    windows: list[str] | None = None
-    start_at: datetime | None = None
-    end_at: datetime | None = None
-    country: str | None = None
-    max_attempts: int | None = None
-    retry_delay_s: float | None = None
-    retry_on: list[str] | None = None
-    ring_timeout_s: float | None = None
-    suppression_lists: list[str] | None = None
-    exclusions: list[str] | None = None
-    pacing: PacingPatch | None = None
-    ivr_script: str | None = None
-    survey: list[SurveyQuestion] | None = None
+    name: Title | SkipJsonSchema[None] = None
+    caller_id: CallerId | SkipJsonSchema[None] = None
+    timezone: TimeZone | SkipJsonSchema[None] = None
+    windows: Windows | SkipJsonSchema[None] = None
+    start_at: AwareDatetime | None = None
+    end_at: AwareDatetime | None = None
+    country: Country | SkipJsonSchema[None] = None
+    max_attempts: Attempts | SkipJsonSchema[None] = None
+    retry_delay_s: RetryDelay | SkipJsonSchema[None] = None
+    retry_on: RetryOn | SkipJsonSchema[None] = None
+    ring_timeout_s: RingTimeout | SkipJsonSchema[None] = None
+    suppression_lists: ListNames | SkipJsonSchema[None] = None
+    exclusions: Rules | SkipJsonSchema[None] = None
+    pacing: PacingPatch | SkipJsonSchema[None] = None
+    ivr_script: ScriptName | None = None
+    survey: Survey | SkipJsonSchema[None] = None
     sms: SmsSettings | None = None
-    agents: list[str] | None = None
-    do_not_call_back_days: float | None = None
+    agents: AgentIds | SkipJsonSchema[None] = None
+    do_not_call_back_days: DncDays | SkipJsonSchema[None] = None
 
     def merged(self, spec: dict[str, Any]) -> dict[str, Any]:
         out = dict(spec)

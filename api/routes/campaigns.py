@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -275,11 +276,13 @@ async def stats(cid: str, store: StoreDep, queues: QueuesDep, who: Ops) -> dict[
                              "state, updated, pacing, import_progress, imported, agent, call, disposition), `data` (JSON)"}})
 async def campaign_events(
     cid: str, request: Request, store: StoreDep, who: Ops,
-    last_event_id: Annotated[str | None, Header(pattern=r"^\d+-\d+$")] = None,
+    last_event_id: Annotated[str | None, Header(description="resume after this event (sent by EventSource on reconnect)")] = None,
     since: Annotated[str | None, Query(pattern=r"^(\d+(-\d+)?)$", description="replay from this event id; 0 for all kept")] = None,
 ) -> StreamingResponse:
     """The campaign's events as they happen (Server-Sent Events), for live dashboards."""
     await store.campaign(cid)
+    if last_event_id is not None and not re.fullmatch(r"\d+-\d+", last_event_id):
+        last_event_id = None  # not one of ours: start from now
     start = last_event_id or since or "$"
     return StreamingResponse(
         events.stream(request, store.url, cid, start), media_type="text/event-stream",

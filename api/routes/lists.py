@@ -24,18 +24,16 @@ ListName = Annotated[str, Path(pattern=schemas.NAME_RE)]
 @router.put("/{name}", response_model=schemas.ListReport, openapi_extra=UPLOAD_BODY)
 async def put_list(
     name: ListName, request: Request, store: StoreDep, who: Ops,
-    country: Annotated[str, Query(min_length=2, max_length=2, description="default country for national numbers (ISO code)")],
+    country: Annotated[str, Query(pattern=schemas.COUNTRY_RE, description="default country for national numbers (ISO 3166-1 alpha-2)")],
     mode: Annotated[Literal["replace", "append"], Query(description="replace the list (switched atomically at the end) or add to it")] = "replace",
     number_column: Annotated[str | None, Query(max_length=200)] = None,
     format: Annotated[Literal["auto", "csv", "plain"], Query()] = "auto",
 ) -> dict[str, Any]:
     """Upload a list (CSV or one number per line, streamed, of any size)."""
-    if country.upper() not in dialer_core.COUNTRIES:
-        raise bad_field(("query", "country"), f"{country!r} is not an ISO 3166-1 alpha-2 country code the dialer knows")
     path = await receive_file(request, upload_dir(request))
     try:
         report = await asyncio.to_thread(
-            dialer_core.load_suppression_list, store.url, name, path, country=country.upper(), mode=mode,
+            dialer_core.load_suppression_list, store.url, name, path, country=country, mode=mode,
             number_column=number_column, format=format,
         )
     except dialer_core.InvalidInput as e:
