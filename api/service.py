@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
@@ -51,7 +52,12 @@ class _Server(uvicorn.Server):
         # Tell live event streams at once: uvicorn waits for open responses before the lifespan ends.
         if self.on_exit is not None:
             self.on_exit()
-        super().handle_exit(sig, frame)
+        # Unlike uvicorn's own, this does not raise the signal again once the server has stopped:
+        # a SIGTERM would then kill the process before the embedded Redis is stopped. A stop
+        # asked for is a clean exit (status 0); a second Ctrl-C forces it.
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
 
 
 def serve(settings: Settings, redis_url: str, host: str, port: int, *, log_level: str = "info", access_log: bool = False) -> int:
