@@ -19,9 +19,9 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from api import schemas
-from api.deps import Queues
+from api.deps import Queues, TokenCache
 from api.metrics import Metrics, TimingMiddleware, campaign_lines
-from api.routes import agents, campaigns, lists
+from api.routes import agents, campaigns, lists, tokens
 from api.store import Conflict, Missing, NotAllowed, Store
 
 log = logging.getLogger("dialer.api")
@@ -79,13 +79,16 @@ def create_app(redis_url: str, state_dir: Path) -> FastAPI:
         store = Store(redis_url)
         app.state.store = store
         app.state.queues = Queues(redis_url)
+        app.state.tokens = TokenCache()
         app.state.upload_dir = state_dir / "uploads"
         app.state.purges = Purges(store)
         app.state.metrics = metrics
+        lag = asyncio.create_task(metrics.watch_loop(app.state.stopping))
         try:
             yield
         finally:
             app.state.stopping.set()
+            await lag
             await app.state.purges.wait()
             await store.close()
 
@@ -154,5 +157,6 @@ def create_app(redis_url: str, state_dir: Path) -> FastAPI:
     app.include_router(campaigns.router)
     app.include_router(lists.router)
     app.include_router(agents.router)
+    app.include_router(tokens.router)
     app.add_middleware(TimingMiddleware, metrics=metrics)
     return app

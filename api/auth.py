@@ -46,15 +46,20 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(redis_url: str, role: str, name: str = "", agent: str | None = None) -> tuple[str, dict[str, Any]]:
-    """Create a token; return it (shown once) and its stored record."""
+def new_token(role: str, name: str = "", agent: str | None = None) -> tuple[str, str, dict[str, Any]]:
+    """A new token, its digest (the key it is stored under) and its record; nothing stored yet."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if (role == "agent") != (agent is not None):
         raise ValueError("an agent token names its agent (--agent), and only an agent token does")
     token = PREFIX + secrets.token_urlsafe(32)
     h = digest(token)
-    record = {"id": h[:12], "role": role, "name": name, "agent": agent, "created_at": now_iso()}
+    return token, h, {"id": h[:12], "role": role, "name": name, "agent": agent, "created_at": now_iso()}
+
+
+def create_token(redis_url: str, role: str, name: str = "", agent: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Create a token; return it (shown once) and its stored record."""
+    token, h, record = new_token(role, name, agent)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         client.hset(TOKENS, h, json.dumps(record))

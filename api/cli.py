@@ -493,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print token and record as JSON")
     t = tsub.add_parser("list", help="list tokens (ids, roles, labels; never the tokens)")
     t.add_argument("--json", action="store_true")
-    t = tsub.add_parser("revoke", help="revoke a token by its id")
+    t = tsub.add_parser("revoke", help="revoke a token by its id (running servers stop accepting it within 1 s)")
     t.add_argument("id", help="the id `token list` shows (at least 8 characters)")
     p.set_defaults(func=cmd_token)
 

@@ -4,6 +4,8 @@ one shape of a 422."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -21,34 +23,49 @@ _bearer = HTTPBearer(auto_error=False, description="a token from `dialer token c
 
 
 class Queues:
-    """One `CallQueue` per campaign, rebuilt when the campaign's revision (its retry policy) moves."""
+    """A few `CallQueue`s per campaign, used in turn: each holds one Redis connection and serves one
+    call at a time, so several let claims, completions and stats of one campaign overlap. When the
+    campaign's revision moves, its retry policy is applied to them (no new connections)."""
+
+    POOL = 4
 
     def __init__(self, redis_url: str) -> None:
         self.redis_url = redis_url
-        self._cache: dict[str, tuple[tuple[int, str], dialer_core.CallQueue]] = {}
+        self._pools: dict[str, tuple[str, list[dialer_core.CallQueue]]] = {}
+        self._revision: dict[str, int] = {}
+        self._turn = itertools.count()
 
     async def of(self, campaign: dict[str, Any]) -> dialer_core.CallQueue:
-        version = (campaign["revision"], campaign["created_at"])  # a re-created campaign starts at 1 again
-        hit = self._cache.get(campaign["id"])
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        q = await asyncio.to_thread(
-            dialer_core.CallQueue, self.redis_url, campaign["id"], partitions=campaign["partitions"],
-            max_attempts=campaign["max_attempts"], retry_delay_s=campaign["retry_delay_s"], retry_on=campaign["retry_on"],
+        cid = campaign["id"]
+        pool = self._pools.get(cid)
+        if pool is None or pool[0] != campaign["created_at"]:  # new, or deleted and created again
+            queues = [await asyncio.to_thread(self._open, campaign) for _ in range(self.POOL)]
+            self._pools[cid] = pool = (campaign["created_at"], queues)
+            self._revision[cid] = campaign["revision"]
+        elif self._revision.get(cid) != campaign["revision"]:
+            for q in pool[1]:
+                await asyncio.to_thread(q.configure, max_attempts=campaign["max_attempts"],
+                                        retry_delay_s=campaign["retry_delay_s"], retry_on=campaign["retry_on"])
+            self._revision[cid] = campaign["revision"]
+        return pool[1][next(self._turn) % self.POOL]
+
+    def _open(self, campaign: dict[str, Any]) -> dialer_core.CallQueue:
+        return dialer_core.CallQueue(
+            self.redis_url, campaign["id"], partitions=campaign["partitions"], max_attempts=campaign["max_attempts"],
+            retry_delay_s=campaign["retry_delay_s"], retry_on=campaign["retry_on"],
         )
-        self._cache[campaign["id"]] = (version, q)
-        return q
 
     def forget(self, cid: str) -> None:
-        self._cache.pop(cid, None)
+        self._pools.pop(cid, None)
+        self._revision.pop(cid, None)
 
 
-def store(request: Request) -> Store:
+async def store(request: Request) -> Store:
     s: Store = request.app.state.store
     return s
 
 
-def queues(request: Request) -> Queues:
+async def queues(request: Request) -> Queues:
     q: Queues = request.app.state.queues
     return q
 
@@ -62,11 +79,39 @@ StoreDep = Annotated[Store, Depends(store)]
 QueuesDep = Annotated[Queues, Depends(queues)]
 
 
+class TokenCache:
+    """Tokens looked up in the last second: a revocation takes effect within `TTL_S`, and a busy
+    agent's requests skip one Redis round trip each."""
+
+    TTL_S = 1.0
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, Principal | None]] = {}
+
+    async def lookup(self, s: Store, token: str) -> Principal | None:
+        now = time.monotonic()
+        hit = self._seen.get(token)
+        if hit is not None and now - hit[0] < self.TTL_S:
+            return hit[1]
+        p = principal_of(cast(str | None, await s.redis.hget(TOKENS, digest(token))))
+        if len(self._seen) >= self.MAX:
+            self._seen.clear()
+        self._seen[token] = (now, p)
+        return p
+
+    def forget(self, token_id: str) -> None:
+        """A token revoked through this process stops working at once."""
+        for token, (_, p) in list(self._seen.items()):
+            if p is not None and p.id == token_id:
+                del self._seen[token]
+
+
 async def principal(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     if creds is None:
         raise HTTPException(401, "a bearer token is required (Authorization: Bearer <token>)", headers={"WWW-Authenticate": "Bearer"})
-    record = await store(request).redis.hget(TOKENS, digest(creds.credentials))
-    p = principal_of(cast(str | None, record))
+    cache: TokenCache = request.app.state.tokens
+    p = await cache.lookup(request.app.state.store, creds.credentials)
     if p is None:
         raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = p

@@ -31,6 +31,18 @@ class Metrics:
             ["method", "route", "status"], registry=self.registry, buckets=BUCKETS,
         )
 
+        self.loop_lag = Histogram(
+            "dialer_event_loop_lag_seconds", "How late the event loop ran a timer (a busy or blocked loop delays every request)",
+            registry=self.registry, buckets=BUCKETS,
+        )
+
+    async def watch_loop(self, stop: asyncio.Event, every_s: float = 0.1) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            due = loop.time() + every_s
+            await asyncio.sleep(every_s)
+            self.loop_lag.observe(max(0.0, loop.time() - due))
+
     def text(self) -> str:
         return generate_latest(self.registry).decode()
 

@@ -108,8 +108,9 @@ AgentIds = Annotated[list[Name], Field(max_length=10_000, description="agents ta
 DncDays = Annotated[float, Field(ge=0, le=3650, description="a do-not-call-back customer is eligible again after this many days")]
 
 
-class CampaignSpec(Strict):
-    """A campaign's settings: everything ops staff choose."""
+class CampaignFields(Strict):
+    """A campaign's settings: everything ops staff choose (their shape; `CampaignSpec` adds the
+    rules that need the dialer's knowledge: time zones, windows, rules, scripts, pacing)."""
 
     name: Title
     mode: Mode = Field(description="manual, preview, progressive, predictive, or ivr (agentless)")
@@ -132,6 +133,10 @@ class CampaignSpec(Strict):
     sms: SmsSettings | None = None
     agents: AgentIds = []
     do_not_call_back_days: DncDays = 30.0
+
+
+class CampaignSpec(CampaignFields):
+    """Settings as they are accepted: every rule checked."""
 
     @field_validator("timezone")
     @classmethod
@@ -228,7 +233,9 @@ class CampaignPatch(Strict):
         return out
 
 
-class Campaign(CampaignSpec):
+class Campaign(CampaignFields):
+    """A stored campaign (its settings were checked when stored, not again on every read)."""
+
     id: str
     state: State
     created_at: datetime

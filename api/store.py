@@ -220,11 +220,13 @@ class Store:
             raise Conflict(f"agent {agent['id']} already exists")
 
     async def agent(self, aid: str) -> dict[str, Any]:
-        raw = await self.redis.hget(AGENTS, aid)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(AGENTS, aid)
+            pipe.hgetall(agent_key(aid))
+            raw, info = await pipe.execute()
         if raw is None:
             raise Missing(f"no agent {aid!r}")
-        info = cast(dict[str, str], await self.redis.hgetall(agent_key(aid)))
-        return _agent(json.loads(raw), info)
+        return _agent(json.loads(raw), cast(dict[str, str], info))
 
     async def agents(self) -> list[dict[str, Any]]:
         rows = cast(dict[str, str], await self.redis.hgetall(AGENTS))
@@ -260,11 +262,14 @@ class Store:
 
     # -- calls handed to agents ---------------------------------------------------------------
 
-    async def begin_call(self, aid: str, call_id: str, record: dict[str, str]) -> bool:
+    async def begin_call(self, aid: str, call_id: str, record: dict[str, str], event: dict[str, Any]) -> bool:
         """Make `call_id` the agent's current call, unless it already has one (then False)."""
         if not await self.redis.hsetnx(agent_key(aid), "call", call_id):
             return False
-        await self.redis.hset(call_key(call_id), mapping=cast(_Mapping, record))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(call_key(call_id), mapping=cast(_Mapping, record))
+            pipe.xadd(events_key(record["campaign"]), {"type": "call", "data": json.dumps(event)}, maxlen=EVENTS_KEPT, approximate=True)
+            await pipe.execute()
         return True
 
     async def current_call(self, aid: str) -> str | None:

@@ -76,17 +76,18 @@ class CallingWindows:
         if not windows:
             raise WindowError("at least one calling window is needed")
         parsed = tuple(Window.parse(w) for w in windows)
-        # Overlaps are refused: they are almost always a typo.
-        minutes = [False] * (24 * 60)
+        # Overlaps are refused: they are almost always a typo. Each window is one or two minute
+        # ranges of the day (two when it crosses midnight); sorted, no range may start before the
+        # previous one ends.
+        spans: list[tuple[int, int, Window]] = []
         for w in parsed:
-            m = w.start.hour * 60 + w.start.minute
-            for _ in range(24 * 60):  # a whole-day window covers every minute once
-                if minutes[m]:
-                    raise WindowError(f"window {w} overlaps another")
-                minutes[m] = True
-                m = (m + 1) % (24 * 60)
-                if not w.contains(time(m // 60, m % 60)):
-                    break
+            a = w.start.hour * 60 + w.start.minute
+            b = w.end.hour * 60 + w.end.minute or 24 * 60
+            spans += [(a, b, w)] if a < b else [(a, 24 * 60, w), (0, b, w)]
+        spans.sort(key=lambda x: (x[0], x[1]))
+        for (_, end, _), (start, _, w) in zip(spans, spans[1:]):
+            if start < end:
+                raise WindowError(f"window {w} overlaps another")
         return cls(zone, parsed)
 
     def local(self, at: datetime) -> datetime:

@@ -110,11 +110,11 @@ async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, 
     call_id = f"{c['id']}:{claim.partition}:{claim.token}"
     record = {"campaign": c["id"], "number": claim.number, "token": str(claim.token), "partition": str(claim.partition),
               "agent": agent, "handed_at": str(now)}
-    if not await store.begin_call(agent, call_id, record):
+    event = {"agent": agent, "call_id": call_id, "source": claim.source}
+    if not await store.begin_call(agent, call_id, record, event):
         # Another request for the same agent won the race: give this contact back untouched.
         await asyncio.to_thread(q.complete, [dialer_core.Completion(claim.number, claim.token, "released", release=True)])
         raise Conflict(f"agent {agent} has a call open: set its disposition first", "on_call")
-    await store.publish(c["id"], "call", {"agent": agent, "call_id": call_id, "source": claim.source})
     return {"customer": {"call_id": call_id, "campaign": c["id"], "number": claim.number, "attempts": claim.attempts,
                          "source": claim.source, "attrs": claim.attrs}}
 

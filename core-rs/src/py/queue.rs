@@ -197,16 +197,19 @@ impl PyCallQueue {
 
     /// Change the outcome policy (attempts, retry delay, retried outcomes) for later completions.
     #[pyo3(signature = (*, max_attempts=None, retry_delay_s=None, retry_on=None))]
-    fn configure(&self, max_attempts: Option<u32>, retry_delay_s: Option<f64>, retry_on: Option<Vec<String>>) -> PyResult<()> {
-        let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let cur = q.policy().clone();
-        let delay = match retry_delay_s {
-            Some(s) => seconds_to_ms("retry_delay_s", s)?,
-            None => cur.retry_delay_ms,
-        };
-        let p = OutcomePolicy::new(max_attempts.unwrap_or(cur.max_attempts), delay, retry_on.unwrap_or(cur.retry_on))?;
-        q.set_policy(p);
-        Ok(())
+    fn configure(&self, py: Python<'_>, max_attempts: Option<u32>, retry_delay_s: Option<f64>, retry_on: Option<Vec<String>>) -> PyResult<()> {
+        let delay = retry_delay_s.map(|s| seconds_to_ms("retry_delay_s", s)).transpose()?;
+        // Another thread may hold the queue for a Redis round trip: wait for it without the GIL.
+        self.with(py, |q| {
+            let cur = q.policy().clone();
+            let p = OutcomePolicy::new(
+                max_attempts.unwrap_or(cur.max_attempts),
+                delay.unwrap_or(cur.retry_delay_ms),
+                retry_on.unwrap_or(cur.retry_on),
+            )?;
+            q.set_policy(p);
+            Ok(())
+        })
     }
 
     /// Claim up to `n` due contacts of `partition`: due callbacks first, then due retries, then
