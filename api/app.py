@@ -23,6 +23,7 @@ from api.deps import Queues, TokenCache
 from api.metrics import Metrics, TimingMiddleware, campaign_lines
 from api.routes import agents, campaigns, lists, tokens
 from api.store import Conflict, Missing, NotAllowed, Store
+from pacer.cdr import Archive, Recorder
 
 log = logging.getLogger("dialer.api")
 
@@ -71,8 +72,12 @@ async def _batches(it: AsyncIterator[str], n: int) -> AsyncIterator[list[str]]:
         yield batch
 
 
-def create_app(redis_url: str, state_dir: Path) -> FastAPI:
+def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None, recorder: bool = True) -> FastAPI:
+    """The API on `redis_url`; uploads land in `state_dir`; the CDR archive is `cdr_path`
+    (default `state_dir/cdr.sqlite3`), which this process also records into unless `recorder`
+    is False (one recorder runs per Redis at a time; the others stand by)."""
     metrics = Metrics()
+    cdr_file = cdr_path or state_dir / "cdr.sqlite3"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,12 +88,17 @@ def create_app(redis_url: str, state_dir: Path) -> FastAPI:
         app.state.upload_dir = state_dir / "uploads"
         app.state.purges = Purges(store)
         app.state.metrics = metrics
-        lag = asyncio.create_task(metrics.watch_loop(app.state.stopping))
+        app.state.archive = Archive(cdr_file)
+        tasks = [asyncio.create_task(metrics.watch_loop(app.state.stopping))]
+        if recorder:
+            app.state.recorder = Recorder(redis_url, cdr_file)
+            tasks.append(asyncio.create_task(app.state.recorder.run(app.state.stopping)))
         try:
             yield
         finally:
             app.state.stopping.set()
-            await lag
+            for t in tasks:
+                await t
             await app.state.purges.wait()
             await store.close()
 

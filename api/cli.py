@@ -245,7 +245,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from api.service import serve
 
     with redis_for(settings) as url:
-        return serve(settings, url, args.host, args.port, log_level=args.log_level, access_log=args.access_log)
+        return serve(settings, url, args.host, args.port, log_level=args.log_level, access_log=args.access_log,
+                     cdr_path=args.cdr_db, recorder=not args.no_recorder)
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
@@ -479,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--access-log", action="store_true", help="log every request (numbers masked)")
+    p.add_argument("--cdr-db", type=Path, help="the CDR archive, SQLite (default: STATE_DIR/cdr.sqlite3)")
+    p.add_argument("--no-recorder", action="store_true",
+                   help="do not record CDRs in this process (one recorder per Redis records at a time; others stand by)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("token", help="create, list and revoke API tokens", description=(

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 from starlette.requests import Request
 
 from pacer.keys import events_key
+from pacer.redis_async import connect
 
 BLOCK_MS = 1_000
 KEEPALIVE_S = 15.0
@@ -23,7 +23,7 @@ async def stream(request: Request, redis_url: str, cid: str, start: str) -> Asyn
     """Yield SSE frames from `start` (a stream id, or `$` for only new events) until the client
     goes away or the server stops."""
     # A blocking XREAD holds its connection: each listener gets its own, closed when it leaves.
-    conn = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    conn = connect(redis_url)
     stopping = request.app.state.stopping
     key = events_key(cid)
     last = start

@@ -12,7 +12,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import dialer_core
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from pacer.windows import CallingWindows, WindowError
@@ -295,6 +302,29 @@ class ContactState(BaseModel):
 class ContactPage(BaseModel):
     contacts: list[ContactState]
     next: str | None = Field(description="cursor of the next page; null at the end")
+
+
+class CallRecord(BaseModel):
+    """One record of the CDR archive: a call attempt, or an SMS sent after one."""
+
+    id: str = Field(description="the record's id (its Redis stream id)")
+    kind: Literal["call", "sms"]
+    campaign: str
+    number: str
+    attempt: int
+    call_id: str | None
+    dialled_at: float | None
+    ringing_at: float | None
+    answered_at: float | None
+    ended_at: float | None
+    sip_code: int | None
+    outcome: str
+    dtmf: str
+    agent: str | None
+    answers: dict[str, str]
+    sms_status: str | None
+    detail: str
+    recorded_at: float
 
 
 class PacingView(BaseModel):

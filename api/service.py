@@ -12,6 +12,7 @@ import re
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -60,9 +61,10 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(settings: Settings, redis_url: str, host: str, port: int, *, log_level: str = "info", access_log: bool = False) -> int:
+def serve(settings: Settings, redis_url: str, host: str, port: int, *, log_level: str = "info", access_log: bool = False,
+          cdr_path: Path | None = None, recorder: bool = True) -> int:
     configure_logging(log_level)
-    app = create_app(redis_url, settings.state_dir)
+    app = create_app(redis_url, settings.state_dir, cdr_path=cdr_path, recorder=recorder)
     config = uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on", log_config=None,
         access_log=access_log, timeout_graceful_shutdown=10, proxy_headers=False,

@@ -30,6 +30,7 @@ from typing import Any, Final, cast
 import redis.asyncio as aioredis
 
 from pacer.keys import answers_key, api_key, events_key, live_key, present_key
+from pacer.redis_async import connect
 
 _Value = bytes | bytearray | memoryview | str | int | float
 _Mapping = dict[_Value, _Value]  # what redis-py's hset(mapping=) is typed to take
@@ -127,7 +128,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True)
+        self.redis: aioredis.Redis = connect(url)
         self._transition = self.redis.register_script(_TRANSITION)
         self._update = self.redis.register_script(_UPDATE)
 

@@ -22,6 +22,7 @@ import dialer_core
 import redis.asyncio as aioredis
 
 from pacer.keys import api_key, events_key, live_key
+from pacer.redis_async import connect
 
 log = logging.getLogger("dialer.pacer")
 
@@ -77,7 +78,7 @@ class CampaignFollower:
 
     async def run(self, stop: asyncio.Event) -> None:
         # A blocking XREAD holds its connection: this follower has its own.
-        redis = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
+        redis = connect(self.redis_url)
         key = events_key(self.cid)
         try:
             newest = cast(list[tuple[str, Any]], await redis.xrevrange(key, count=1))

@@ -16,6 +16,7 @@ from api import schemas
 from api.auth import Principal
 from api.deps import Anyone, Ops, QueuesDep, StoreDep, bad_field
 from api.store import Conflict
+from pacer import cdr
 
 log = logging.getLogger("dialer.api")
 router = APIRouter(tags=["agents"])
@@ -109,7 +110,7 @@ async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, 
     claim = claims[0]
     call_id = f"{c['id']}:{claim.partition}:{claim.token}"
     record = {"campaign": c["id"], "number": claim.number, "token": str(claim.token), "partition": str(claim.partition),
-              "agent": agent, "handed_at": str(now)}
+              "agent": agent, "handed_at": str(now), "attempts": str(claim.attempts)}
     event = {"agent": agent, "call_id": call_id, "source": claim.source}
     if not await store.begin_call(agent, call_id, record, event):
         # Another request for the same agent won the race: give this contact back untouched.
@@ -142,6 +143,11 @@ async def disposition(call_id: str, body: schemas.Disposition, store: StoreDep, 
     (result,) = await asyncio.to_thread(q.complete, [completion])
     event = {"agent": call["agent"], "call_id": call_id, "outcome": body.outcome, "result": result}
     await store.end_call(call_id, call["agent"], c["id"], call["number"], body.answers, event)
+    if result != "stale":
+        await cdr.record(store.redis, cdr.CallRecord(
+            campaign=c["id"], number=call["number"], outcome=body.outcome, attempt=int(call.get("attempts", "0")) + 1,
+            call_id=call_id, dialled_at=float(call["handed_at"]), ended_at=now, agent=call["agent"], answers=body.answers,
+            detail=result))
     if result == "stale":
         raise Conflict(f"call {call_id}: the customer's lease ran out before the disposition; "
                        "the contact went back to the queue and nothing was recorded", "stale")

@@ -16,12 +16,22 @@ from typing import Annotated, Any, Literal
 
 import dialer_core
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from api import events, schemas
-from api.deps import Admin, Ops, QueuesDep, StoreDep, bad_field, unprocessable, upload_dir
+from api.deps import (
+    Admin,
+    Ops,
+    QueuesDep,
+    StoreDep,
+    bad_field,
+    unprocessable,
+    upload_dir,
+)
 from api.store import TRANSITIONS, Conflict
+from pacer.cdr import Archive
 
 log = logging.getLogger("dialer.api")
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
@@ -221,6 +231,19 @@ async def list_contacts(
     return dict(page)
 
 
+@router.get("/{cid}/contacts/{number}/calls", response_model=list[schemas.CallRecord])
+async def contact_calls(cid: str, number: Annotated[str, PathParam(max_length=32)], request: Request, store: StoreDep, who: Ops) -> list[dict[str, Any]]:
+    """One contact's calls and SMS as the CDR archive has them, oldest first (the number in any
+    form the campaign's country reads)."""
+    c = await store.campaign(cid)
+    try:
+        e164 = dialer_core.normalize(number, c["country"])
+    except dialer_core.InvalidNumber as e:
+        raise bad_field(("path", "number"), str(e)) from None
+    archive: Archive = request.app.state.archive
+    return await asyncio.to_thread(archive.calls, cid, e164)
+
+
 # -- pacing -----------------------------------------------------------------------------------
 
 
@@ -290,16 +313,19 @@ async def campaign_events(
     )
 
 
-RESULT_COLUMNS = ["number", "state", "attempts", "last_outcome", "time", "agent", "answers"]
+RESULT_COLUMNS = ["number", "state", "attempts", "last_outcome", "time", "agent", "answers", "calls", "last_sip_code",
+                  "dtmf", "sms_status"]
 
 
 @router.get("/{cid}/results.csv", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
-async def results_csv(cid: str, store: StoreDep, queues: QueuesDep, who: Ops) -> StreamingResponse:
+async def results_csv(cid: str, request: Request, store: StoreDep, queues: QueuesDep, who: Ops) -> StreamingResponse:
     """One row per contact, streamed: state, attempts, last outcome, time, agent, survey answers
-    (JSON), then the contact's attributes."""
+    (JSON); from the CDR archive, calls recorded, the last call's SIP code and DTMF, the SMS
+    status; then the contact's attributes."""
     c = await store.campaign(cid)
     q = await queues.of(c)
+    archive: Archive = request.app.state.archive
 
     async def rows() -> AsyncIterator[str]:
         cursor: str | None = None
@@ -309,13 +335,16 @@ async def results_csv(cid: str, store: StoreDep, queues: QueuesDep, who: Ops) ->
         while True:
             page = await asyncio.to_thread(q.contacts, cursor=cursor, count=1000)
             contacts = page["contacts"]
-            answers = await store.answers(cid, [x["number"] for x in contacts])
+            numbers = [x["number"] for x in contacts]
+            answers, archived = await asyncio.gather(store.answers(cid, numbers), asyncio.to_thread(archive.latest, cid, numbers))
             for x, a in zip(contacts, answers):
                 if attr_columns is None:
                     attr_columns = list(x["attrs"])
                     out.writerow(RESULT_COLUMNS + attr_columns)
+                cdr = archived.get(x["number"], {})
                 out.writerow([x["number"], x["state"], x["attempts"], x["last_outcome"] or "",
-                              "" if x["time"] is None else x["time"], x["agent"] or "", json.dumps(a) if a else ""]
+                              "" if x["time"] is None else x["time"], x["agent"] or "", json.dumps(a) if a else "",
+                              cdr.get("calls", 0), cdr.get("sip_code") or "", cdr.get("dtmf", ""), cdr.get("sms_status") or ""]
                              + [x["attrs"].get(k, "") for k in attr_columns])
             if attr_columns is None and page["next"] is None:
                 out.writerow(RESULT_COLUMNS)

@@ -3,6 +3,8 @@ previous one is finished, dispositions (final, callback to the same agent, do no
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,12 +23,12 @@ MANUAL = {
 }
 
 
-def running_manual(admin: httpx.Client, numbers: int = 3, **extra: Any) -> None:
-    create(admin, {**MANUAL, **extra}, id="cc")
+def running_manual(admin: httpx.Client, numbers: int = 3, cid: str = "cc", **extra: Any) -> None:
+    create(admin, {**MANUAL, **extra}, id=cid)
     body = ("phone,name\n" + "".join(f"090200000{i},Customer {i}\n" for i in range(numbers))).encode()
-    assert upload(admin, "cc", body).json()["accepted"] == numbers
-    assert admin.post("/v1/campaigns/cc/approve").status_code == 200
-    assert admin.post("/v1/campaigns/cc/start").status_code == 200
+    assert upload(admin, cid, body).json()["accepted"] == numbers
+    assert admin.post(f"/v1/campaigns/{cid}/approve").status_code == 200
+    assert admin.post(f"/v1/campaigns/{cid}/start").status_code == 200
 
 
 def agent(admin: httpx.Client, aid: str) -> None:
@@ -120,3 +122,27 @@ def test_disposition_validation(admin: httpx.Client, client: Client) -> None:
         assert r.status_code == 422 and field in r.text, (body, r.text)
     assert admin.get("/v1/agents/alice").json()["call"] == call  # nothing changed
     assert alice.post(url, json={"outcome": "agreed"}).status_code == 200
+
+
+def test_dispositions_reach_the_cdr_archive_and_results(admin: httpx.Client, client: Client) -> None:
+    running_manual(admin, numbers=2, cid="cdr-test")  # the archive outlives the per-test flush: an id of its own
+    agent(admin, "alice")
+    alice = client("agent", agent="alice")
+    alice.post("/v1/campaigns/cdr-test/agents/alice/join")
+    first = alice.post("/v1/agents/alice/next", json={}).json()["customer"]
+    alice.post(f"/v1/calls/{first['call_id']}/disposition", json={"outcome": "agreed", "answers": {"satisfied": "yes"}})
+    national = "0" + first["number"][3:]  # +8490... -> 090...
+    deadline = time.monotonic() + 10
+    calls: list[dict[str, Any]] = []
+    while not calls and time.monotonic() < deadline:  # the recorder commits in batches, every 0.5 s at most
+        calls = admin.get(f"/v1/campaigns/cdr-test/contacts/{national}/calls").json()
+        time.sleep(0.05)
+    assert len(calls) == 1
+    c = calls[0]
+    assert (c["kind"], c["outcome"], c["agent"], c["answers"], c["attempt"], c["call_id"]) == (
+        "call", "agreed", "alice", {"satisfied": "yes"}, 1, first["call_id"])
+    assert c["dialled_at"] <= c["ended_at"] <= c["recorded_at"]
+    assert admin.get("/v1/campaigns/cdr-test/contacts/not-a-number/calls").status_code == 422
+    rows = {r["number"]: r for r in csv.DictReader(io.StringIO(admin.get("/v1/campaigns/cdr-test/results.csv").text))}
+    assert rows[first["number"]]["calls"] == "1" and rows[first["number"]]["last_outcome"] == "agreed"
+    assert sum(r["calls"] == "0" for r in rows.values()) == 1

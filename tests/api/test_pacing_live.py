@@ -11,7 +11,13 @@ import dialer_core
 import httpx
 import redis.asyncio as aioredis
 
-from pacer.campaign import CampaignFollower, CampaignView, apply_pacing, live_figures, write_live
+from pacer.campaign import (
+    CampaignFollower,
+    CampaignView,
+    apply_pacing,
+    live_figures,
+    write_live,
+)
 from tests.api.test_campaigns import create
 from tests.support.api_server import ApiServer
 
