@@ -24,6 +24,7 @@ from api.metrics import Metrics, TimingMiddleware, campaign_lines
 from api.routes import agents, campaigns, lists, tokens
 from api.store import Conflict, Missing, NotAllowed, Store
 from pacer.cdr import Archive, Recorder
+from pacer.sms import SmscConfig, SmsSender
 
 log = logging.getLogger("dialer.api")
 
@@ -72,10 +73,12 @@ async def _batches(it: AsyncIterator[str], n: int) -> AsyncIterator[list[str]]:
         yield batch
 
 
-def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None, recorder: bool = True) -> FastAPI:
+def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None, recorder: bool = True,
+               smsc: SmscConfig | None = None) -> FastAPI:
     """The API on `redis_url`; uploads land in `state_dir`; the CDR archive is `cdr_path`
     (default `state_dir/cdr.sqlite3`), which this process also records into unless `recorder`
-    is False (one recorder runs per Redis at a time; the others stand by)."""
+    is False (one recorder per archive file records at a time; the others stand by). With
+    `smsc`, this process also sends the campaigns' SMS through that SMSC."""
     metrics = Metrics()
     cdr_file = cdr_path or state_dir / "cdr.sqlite3"
 
@@ -93,6 +96,9 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
         if recorder:
             app.state.recorder = Recorder(redis_url, cdr_file)
             tasks.append(asyncio.create_task(app.state.recorder.run(app.state.stopping)))
+        if smsc is not None:
+            app.state.sms = SmsSender(redis_url, smsc)
+            tasks.append(asyncio.create_task(app.state.sms.run(app.state.stopping)))
         try:
             yield
         finally:

@@ -243,10 +243,19 @@ def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from api.service import serve
+    from pacer.sms import SmscConfig
 
+    smsc = None
+    if args.smsc:
+        try:
+            smsc = SmscConfig.parse(args.smsc, args.smsc_system_id, settings.smsc_password,
+                                    retry_delay_s=args.sms_retry_delay, window=args.sms_window)
+        except ValueError as e:
+            print(f"dialer: {e}", file=sys.stderr)
+            return 2
     with redis_for(settings) as url:
         return serve(settings, url, args.host, args.port, log_level=args.log_level, access_log=args.access_log,
-                     cdr_path=args.cdr_db, recorder=not args.no_recorder)
+                     cdr_path=args.cdr_db, recorder=not args.no_recorder, smsc=smsc)
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
@@ -482,7 +491,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--access-log", action="store_true", help="log every request (numbers masked)")
     p.add_argument("--cdr-db", type=Path, help="the CDR archive, SQLite (default: STATE_DIR/cdr.sqlite3)")
     p.add_argument("--no-recorder", action="store_true",
-                   help="do not record CDRs in this process (one recorder per Redis records at a time; others stand by)")
+                   help="do not record CDRs in this process (one recorder per archive file records at a time; others stand by)")
+    p.add_argument("--smsc", metavar="HOST:PORT", help="send the campaigns' SMS through this SMPP 3.4 SMSC (password: $DIALER_SMSC_PASSWORD)")
+    p.add_argument("--smsc-system-id", default="dialer", help="SMPP system_id to bind with (default dialer)")
+    p.add_argument("--sms-retry-delay", type=float, default=30.0, metavar="SECONDS",
+                   help="send a message the SMSC refused again after this long (default 30)")
+    p.add_argument("--sms-window", type=int, default=10, help="SMS in flight at most (default 10)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("token", help="create, list and revoke API tokens", description=(

@@ -25,6 +25,7 @@ class Settings:
     state_dir: Path
     redis_url: str | None
     redis_server: str = "redis-server"
+    smsc_password: str = ""
 
     @classmethod
     def from_env(cls, state_dir: str | None = None, redis_url: str | None = None) -> Settings:
@@ -34,4 +35,5 @@ class Settings:
             state_dir=Path(sd).expanduser() if sd else default_state_dir(),
             redis_url=url,
             redis_server=os.environ.get("DIALER_REDIS_SERVER", "redis-server"),
+            smsc_password=os.environ.get("DIALER_SMSC_PASSWORD", ""),
         )

@@ -1,0 +1,423 @@
+"""SMS after a call (the seed's "press 1" thank-you), over SMPP 3.4, at most once per subscriber
+per campaign, ever.
+
+`request_sms()` records the request and queues it in one Lua script: the subscriber's entry in
+the campaign's SMS hash is created only if absent (HSETNX), and only then is the message put in
+the campaign's outbox stream. Asking twice sends once.
+
+`SmsSender` (run by `dialer serve --smsc ...`) binds to the SMSC as a transceiver with
+`smpp34` and sends the outboxes, at most `window` messages in flight. Each message's state:
+    queued -> sending -> sent -> delivered            (a delivery receipt came back)
+                      -> retry (the SMSC refused: sent again after `retry_delay_s`, up to
+                                `max_attempts`, then failed)
+                      -> unknown (the connection broke while the SMSC had it: it may have been
+                                  delivered, so it is never sent again)
+"sending" is written before the submit_sm leaves: a sender killed mid-submit leaves "sending",
+which the next sender turns into "unknown" rather than risking a second message. A refusal
+(any command_status but 0) is certain, so it is retried. Every final state goes to the CDR
+archive as a record of kind "sms".
+
+Keys (a campaign's share its hash tag):
+    {c:<id>}:sms          hash    number -> "state|detail|time"
+    {c:<id>}:sms:outbox   stream  {number, text, sender}; consumer group "sms"
+    dialer:sms:campaigns  set     campaigns with an outbox
+    dialer:sms:ids        hash    SMSC message id -> "campaign|number" (for delivery receipts)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any, Final, cast
+
+import redis.asyncio as aioredis
+import smpp34
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from pacer import cdr
+from pacer.redis_async import connect
+
+log = logging.getLogger("dialer.sms")
+
+CAMPAIGNS: Final = "dialer:sms:campaigns"
+IDS: Final = "dialer:sms:ids"
+GROUP: Final = "sms"
+FINAL: Final = ("sent", "delivered", "undelivered", "failed", "unknown")
+REBIND_AFTER: Final = 50
+
+_REQUEST = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], 'queued||' .. ARGV[4]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'number', ARGV[1], 'text', ARGV[2], 'sender', ARGV[3])
+return 1
+"""
+
+
+def state_key(cid: str) -> str:
+    return f"{{c:{cid}}}:sms"
+
+
+def outbox_key(cid: str) -> str:
+    return f"{{c:{cid}}}:sms:outbox"
+
+
+async def request_sms(redis: aioredis.Redis, cid: str, number: str, text: str, sender: str) -> bool:
+    """Queue one SMS to `number` for campaign `cid`; False if this subscriber already had one
+    requested in this campaign (then nothing is queued)."""
+    if not re.fullmatch(r"[A-Za-z0-9 ]{1,11}", sender):
+        raise ValueError(f"sender {sender!r}: an alphanumeric sender id is 1-11 letters, digits or spaces")
+    if not text:
+        raise ValueError("an SMS needs a text")
+    added = await redis.eval(_REQUEST, 2, state_key(cid), outbox_key(cid), number, text, sender, f"{time.time():.3f}")
+    if added:
+        await redis.sadd(CAMPAIGNS, cid)
+    return bool(added)
+
+
+async def sms_state(redis: aioredis.Redis, cid: str, number: str) -> tuple[str, str] | None:
+    raw = cast(str | None, await redis.hget(state_key(cid), number))
+    if raw is None:
+        return None
+    state, detail, _ = raw.split("|", 2)
+    return state, detail
+
+
+def refusal_status(e: Exception) -> int | None:
+    """The command_status of an SMSC's negative answer, which smpp34 raises as
+    `SmppError("ESME_RTHROTTLED (0x00000058)")`; None for an error that is not an answer."""
+    m = re.search(r"\(0x([0-9a-fA-F]{8})\)", str(e))
+    return int(m.group(1), 16) if m else None
+
+
+def encode(text: str) -> tuple[bytes, int]:
+    """The message body and its data_coding: the SMSC default alphabet (0) for ASCII text, UCS-2
+    (8) otherwise (Vietnamese needs it)."""
+    if text.isascii():
+        return text.encode("ascii"), 0
+    return text.encode("utf-16-be"), 8
+
+
+@dataclass(frozen=True)
+class SmscConfig:
+    host: str
+    port: int
+    system_id: str
+    password: str = ""
+    window: int = 10
+    max_attempts: int = 5
+    retry_delay_s: float = 30.0
+    receipts: bool = True
+
+    @classmethod
+    def parse(cls, address: str, system_id: str, password: str = "", **kw: Any) -> SmscConfig:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"SMSC address {address!r}: expected host:port")
+        return cls(host=host, port=int(port), system_id=system_id, password=password, **kw)
+
+
+class SmsSender:
+    """Sends the SMS outboxes through one SMPP session, reconnecting when it breaks."""
+
+    def __init__(self, redis_url: str, smsc: SmscConfig, *, consumer: str | None = None) -> None:
+        self.redis_url = redis_url
+        self.smsc = smsc
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
+        self.counts: dict[str, int] = {}
+        self._session: smpp34.Smsc | None = None
+        self._client: smpp34.Client | None = None
+        self._in_flight = 0
+        self._refusals = 0
+        self._slots = asyncio.Condition()
+        self._campaigns: dict[str, asyncio.Task[None]] = {}
+        self._receipt_queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(maxsize=10_000)
+        self._early: dict[str, tuple[str, float]] = {}
+        self._receipt_tasks: set[asyncio.Task[None]] = set()
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.redis = connect(self.redis_url)
+        receipts: asyncio.Task[None] | None = None
+        # Receipts are matched by a few workers: each may wait for our record of its message id.
+        self._receipt_tasks = {asyncio.create_task(self._receipt_worker()) for _ in range(8)}
+        try:
+            while not stop.is_set():
+                if self._session is None:
+                    session = await self._bind()
+                    if session is None:
+                        await _sleep_or_stop(stop, 2.0)
+                        continue
+                    receipts = asyncio.create_task(self._receipts(session, stop))
+                try:
+                    for cid in cast(set[str], await self.redis.smembers(CAMPAIGNS)):
+                        if cid not in self._campaigns or self._campaigns[cid].done():
+                            self._campaigns[cid] = asyncio.create_task(self._outbox(cid, stop))
+                    await self._sweep_early()
+                except RedisConnectionError as e:
+                    log.warning("SMS sender: %s", e)
+                await _sleep_or_stop(stop, 1.0)
+        finally:
+            # The outboxes see `stop` within one blocking read; cancelling one in the middle of a
+            # Redis command would leave its connection unusable.
+            if self._campaigns:
+                await asyncio.wait(self._campaigns.values(), timeout=5.0)
+            for t in self._campaigns.values():
+                t.cancel()
+            await asyncio.gather(*self._campaigns.values(), return_exceptions=True)
+            if receipts is not None:
+                receipts.cancel()  # waits in session.next(), outside Redis
+                await asyncio.gather(receipts, return_exceptions=True)
+            for _ in self._receipt_tasks:
+                await self._receipt_queue.put(None)
+            await asyncio.gather(*self._receipt_tasks, return_exceptions=True)
+            await self._unbind()
+            await self.redis.aclose()
+
+    async def _bind(self) -> smpp34.Smsc | None:
+        c = self.smsc
+        client = smpp34.Client(c.host, c.port, c.system_id, c.password, bind_type="TRX", window_size=c.window)
+        try:
+            session = await client.connect()
+        except Exception as e:  # smpp34 raises its own and OSError subclasses; all mean: not bound
+            log.warning("SMS sender: cannot bind to the SMSC at %s:%d: %s", c.host, c.port, e)
+            return None
+        self._session, self._client = session, client
+        addrs = {ai[4][0] for ai in await asyncio.get_running_loop().getaddrinfo(c.host, c.port)}
+        tuned = await asyncio.to_thread(nodelay, lambda local, remote: remote[1] == c.port and remote[0] in addrs)
+        log.info("SMS sender bound to the SMSC at %s:%d as %s (TCP_NODELAY set on %d socket(s))", c.host, c.port,
+                 c.system_id, tuned)
+        return session
+
+    async def _unbind(self) -> None:
+        session, client, self._session, self._client = self._session, self._client, None, None
+        for close in ((session.unbind if session else None), (client.stop if client else None)):
+            if close is not None:
+                try:
+                    await close()
+                except Exception:  # already gone
+                    pass
+
+    async def _outbox(self, cid: str, stop: asyncio.Event) -> None:
+        try:
+            await self._drain(cid, stop)
+        except (RedisConnectionError, aioredis.ResponseError) as e:
+            log.warning("SMS sender, campaign %s: %s (again in a second)", cid, e)
+
+    async def _drain(self, cid: str, stop: asyncio.Event) -> None:
+        key = outbox_key(cid)
+        try:
+            await self.redis.xgroup_create(key, GROUP, id="0", mkstream=True)
+        except aioredis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+        retry_ms = int(self.smsc.retry_delay_s * 1000)
+        last_claim = 0.0
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set() and self._session is not None:
+                # A steady flow, not batch-and-wait: a message is read as soon as one in flight ends.
+                async with self._slots:
+                    await self._slots.wait_for(lambda: self._in_flight < self.smsc.window)
+                free = self.smsc.window - self._in_flight
+                entries: list[tuple[str, dict[str, str]]] = []
+                if time.monotonic() - last_claim >= min(self.smsc.retry_delay_s, 5.0):
+                    # Refused earlier and due again, or left by a sender that died.
+                    last_claim = time.monotonic()
+                    reply = await self.redis.xautoclaim(key, GROUP, self.consumer, min_idle_time=retry_ms, start_id="0-0", count=free)
+                    entries = [e for e in reply[1] if e[1] is not None]
+                if not entries:
+                    got = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], await self.redis.xreadgroup(
+                        GROUP, self.consumer, {key: ">"}, count=free, block=500))
+                    entries = [e for _, es in got for e in es]
+                for entry_id, fields in entries:
+                    self._in_flight += 1
+                    t = asyncio.create_task(self._send(cid, entry_id, fields))
+                    tasks.add(t)
+                    t.add_done_callback(self._sent)
+                    t.add_done_callback(tasks.discard)
+        finally:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._in_flight -= 1
+        if not task.cancelled() and task.exception() is not None:
+            log.error("SMS sender: %s", task.exception())
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._slots:
+            self._slots.notify_all()
+
+    async def _send(self, cid: str, entry_id: str, fields: dict[str, str]) -> None:
+        number, text, sender = fields["number"], fields["text"], fields.get("sender", "")
+        state = await sms_state(self.redis, cid, number)
+        if state is not None and state[0] in FINAL:
+            await self.redis.xack(outbox_key(cid), GROUP, entry_id)  # done before: never twice
+            return
+        attempt = int(state[1]) + 1 if state is not None and state[0] == "retry" else 1
+        if state is not None and state[0] == "sending":
+            # A sender died while this one was with the SMSC: it may have gone out.
+            await self._final(cid, entry_id, number, "unknown", "sender stopped mid-submit")
+            return
+        session = self._session
+        if session is None:
+            return  # not bound: stays pending, comes back after the retry delay
+        await self._set(cid, number, "sending", str(attempt))
+        body, coding = encode(text)
+        try:
+            resp = await session.submit_sm(
+                number.lstrip("+"), body, source_addr=sender, source_addr_ton=5, source_addr_npi=0,
+                dest_addr_ton=1, dest_addr_npi=1, data_coding=coding, registered_delivery=1 if self.smsc.receipts else 0,
+            )
+        except smpp34.SmppError as e:
+            status = refusal_status(e)
+            if status is None:  # no answer from the SMSC: the PDU may be there
+                log.warning("SMS to %s: submit_sm failed without an answer (%s): not sent again", number, e)
+                await self._final(cid, entry_id, number, "unknown", f"no answer: {e}")
+                await self._unbind()
+                return
+            await self._refused(cid, entry_id, number, attempt, status)
+            return
+        except Exception as e:  # the session broke with the PDU possibly at the SMSC
+            log.warning("SMS to %s: session broke during submit_sm (%s): not sent again", number, e)
+            await self._final(cid, entry_id, number, "unknown", f"session broke: {e}")
+            await self._unbind()
+            return
+        if resp.is_success:
+            self._refusals = 0
+            msg_id = resp.message_id or ""
+            # "sent" first: a receipt is matched only through IDS, so it cannot be overwritten.
+            await self._final(cid, entry_id, number, "sent", msg_id)
+            if msg_id:
+                await self.redis.hset(IDS, msg_id, f"{cid}|{number}")
+                early = self._early.pop(msg_id, None)
+                if early is not None:
+                    await self._receipt_queue.put((msg_id, early[0]))
+        else:
+            await self._refused(cid, entry_id, number, attempt, resp.command_status)
+
+    async def _refused(self, cid: str, entry_id: str, number: str, attempt: int, status: int) -> None:
+        """The SMSC answered no: certain, so sent again after the retry delay (the entry stays
+        pending), until `max_attempts`."""
+        self._refusals += 1
+        if self._refusals >= REBIND_AFTER and self._session is not None:
+            # Everything refused for a while: the session is sick (seen with smpp34 after bursts
+            # of receipts: every submit_sm then answers ESME_RSYSERR). A fresh bind cures it.
+            log.warning("SMS sender: %d refusals in a row; binding again", self._refusals)
+            self._refusals = 0
+            await self._unbind()
+        if attempt < self.smsc.max_attempts:
+            await self._set(cid, number, "retry", str(attempt))
+            self._count("refused")
+        else:
+            await self._final(cid, entry_id, number, "failed", f"command_status 0x{status:08x} x{attempt}")
+
+    async def _set(self, cid: str, number: str, state: str, detail: str) -> None:
+        await self.redis.hset(state_key(cid), number, f"{state}|{detail}|{time.time():.3f}")
+
+    async def _final(self, cid: str, entry_id: str, number: str, state: str, detail: str) -> None:
+        """Record a final state, its CDR, and acknowledge the outbox entry: one round trip."""
+        rec = cdr.CallRecord(campaign=cid, number=number, kind="sms", outcome="sms", sms_status=state,
+                             ended_at=time.time(), detail=detail)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(state_key(cid), number, f"{state}|{detail}|{time.time():.3f}")
+            pipe.xadd(cdr.STREAM, {"r": rec.to_json()})
+            pipe.xack(outbox_key(cid), GROUP, entry_id)
+            await pipe.execute()
+        self._count(state)
+
+    async def _receipts(self, session: smpp34.Smsc, stop: asyncio.Event) -> None:
+        """Delivery receipts: `id:<message id> ... stat:DELIVRD` (or UNDELIV, EXPIRED, REJECTD ...)."""
+        while not stop.is_set():
+            ev = await session.next()
+            if isinstance(ev, smpp34.Disconnected):
+                if self._session is session:
+                    log.warning("SMS sender: the SMSC closed the session")
+                    await self._unbind()
+                return
+            m = re.search(rb"id:(\S+).*stat:(\w+)", ev.short_message)
+            if not (ev.esm_class & 0x04) or m is None:
+                continue
+            await self._receipt_queue.put((m.group(1).decode(), m.group(2).decode()))
+
+    async def _sweep_early(self) -> None:
+        """Receipts parked for a while: their message went out from another process (its record
+        is in Redis by now), or they are not ours (dropped after a minute)."""
+        now = time.monotonic()
+        for msg_id, (stat, since) in list(self._early.items()):
+            if now - since < 2.0:
+                continue
+            if await self.redis.hexists(IDS, msg_id):
+                del self._early[msg_id]
+                await self._receipt_queue.put((msg_id, stat))
+            elif now - since > 60.0:
+                del self._early[msg_id]
+                log.warning("SMS sender: delivery receipt for unknown message id %s dropped", msg_id)
+
+    async def _receipt_worker(self) -> None:
+        while (item := await self._receipt_queue.get()) is not None:
+            msg_id, stat = item
+            try:
+                await self._receipt(msg_id, stat)
+            except (RedisConnectionError, aioredis.ResponseError) as e:
+                log.warning("SMS sender: receipt for %s not recorded: %s", msg_id, e)
+
+    async def _receipt(self, msg_id: str, stat: str) -> None:
+        ref = cast(str | None, await self.redis.hget(IDS, msg_id))
+        if ref is None:
+            # The receipt overtook our record of the message id (the SMSC may send it as soon as
+            # it answers the submit_sm): park it; `_send` or the sweep picks it up.
+            self._early.setdefault(msg_id, (stat, time.monotonic()))
+            return
+        cid, number = ref.split("|", 1)
+        status = "delivered" if stat == "DELIVRD" else "undelivered"
+        rec = cdr.CallRecord(campaign=cid, number=number, kind="sms", outcome="sms", sms_status=status,
+                             ended_at=time.time(), detail=f"{msg_id} {stat}")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(state_key(cid), number, f"{status}|{stat}|{time.time():.3f}")
+            pipe.hdel(IDS, msg_id)
+            pipe.xadd(cdr.STREAM, {"r": rec.to_json()})
+            await pipe.execute()
+        self._count(status)
+
+
+def nodelay(match: Callable[[tuple[Any, ...], tuple[Any, ...]], bool]) -> int:
+    """Set TCP_NODELAY on this process's TCP sockets whose (local, peer) addresses `match`;
+    answers how many. smpp34 (Rust, tokio) leaves Nagle's algorithm on and offers no option:
+    with receipts flowing back, a submit_sm or deliver_sm_resp then waits for the peer's delayed
+    ACK, and the sender ran 3.5 times slower (268 against 931 messages/s measured here). The
+    sockets are found through /proc/self/fd (Linux); only the option is touched."""
+    done = 0
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return 0
+    for name in fds:
+        try:
+            s = socket.socket(fileno=os.dup(int(name)))
+        except (OSError, ValueError):
+            continue
+        try:
+            if s.type == socket.SOCK_STREAM and s.family in (socket.AF_INET, socket.AF_INET6) \
+                    and match(s.getsockname(), s.getpeername()):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                done += 1
+        except OSError:
+            pass
+        finally:
+            s.close()  # the duplicate only; the original stays open
+    return done
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,136 @@
+"""SMS over SMPP against the SMSC simulator (a real SMPP server on loopback) and a real Redis: one
+message per subscriber per campaign whatever is asked, refusals retried, delivery receipts
+recorded, and a sender killed with SIGKILL never doubles a message."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import redis as sync_redis
+
+from api.auth import create_token
+from pacer.cdr import STREAM
+from pacer.redis_async import connect
+from pacer.sms import SmscConfig, SmsSender, encode, request_sms, state_key
+from tests.support.api_server import api_server
+from tests.support.smsc import smsc
+
+
+def numbers(n: int, base: int = 0) -> list[str]:
+    return [f"+849{base + i:08d}" for i in range(n)]
+
+
+def test_one_message_per_subscriber_with_receipts(redis_url: str, tmp_path: Path) -> None:
+    subs = numbers(300)
+    with smsc(tmp_path) as sim:
+        async def scenario() -> tuple[list[bool], dict[str, int]]:
+            r = connect(redis_url)
+            firsts = [await request_sms(r, "seed", n, "Cảm ơn quý khách! / Thank you", "Operator") for n in subs]
+            again = [await request_sms(r, "seed", n, "Thank you", "Operator") for n in subs[:50]]
+            other = await request_sms(r, "other", subs[0], "Thank you", "Operator")  # another campaign: its own
+            sender = SmsSender(redis_url, SmscConfig.parse(sim.address, "dialer", retry_delay_s=0.2))
+            stop = asyncio.Event()
+            task = asyncio.create_task(sender.run(stop))
+            deadline = time.monotonic() + 30
+            while sender.counts.get("delivered", 0) < 301 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+            await r.aclose()
+            assert all(firsts) and other
+            return again, sender.counts
+
+        again, counts = asyncio.run(scenario())
+        msgs = sim.messages()
+    assert not any(again)  # asked twice: queued once
+    to = Counter((m["to"]) for m in msgs)
+    assert len(msgs) == 301 and to[subs[0].lstrip("+")] == 2 and max(c for n, c in to.items() if n != subs[0].lstrip("+")) == 1
+    assert msgs[0]["from"] == "Operator" and msgs[0]["from_ton"] == 5
+    assert {m["text"] for m in msgs} == {"Cảm ơn quý khách! / Thank you", "Thank you"}  # UCS-2 round trip
+    assert counts["sent"] == 301 and counts["delivered"] == 301
+    r = sync_redis.Redis.from_url(redis_url, decode_responses=True)
+    states = r.hgetall(state_key("seed"))
+    assert len(states) == 300 and all(v.startswith("delivered|DELIVRD") for v in states.values())
+    cdr = [e[1]["r"] for e in r.xrange(STREAM)]
+    assert sum('"sms_status":"sent"' in x for x in cdr) == 301 and sum('"sms_status":"delivered"' in x for x in cdr) == 301
+    r.close()
+
+
+def test_refusals_are_retried_never_doubled(redis_url: str, tmp_path: Path) -> None:
+    subs = numbers(20)
+    with smsc(tmp_path, refuse_first=7, receipts=False) as sim:
+        async def scenario() -> dict[str, int]:
+            r = connect(redis_url)
+            for n in subs:
+                await request_sms(r, "seed", n, "Thank you", "Operator")
+            sender = SmsSender(redis_url, SmscConfig.parse(sim.address, "dialer", retry_delay_s=0.2, window=4))
+            stop = asyncio.Event()
+            task = asyncio.create_task(sender.run(stop))
+            deadline = time.monotonic() + 30
+            while sender.counts.get("sent", 0) < 20 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+            await r.aclose()
+            return sender.counts
+
+        counts = asyncio.run(scenario())
+        msgs = sim.messages()
+    assert counts["refused"] == 7 and counts["sent"] == 20
+    assert sorted(m["to"] for m in msgs) == sorted(n.lstrip("+") for n in subs)
+
+
+def test_bad_requests() -> None:
+    async def scenario() -> None:
+        import pytest
+
+        with pytest.raises(ValueError, match="alphanumeric"):
+            await request_sms(None, "c", "+84900000000", "x", "Way too long a sender")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="text"):
+            await request_sms(None, "c", "+84900000000", "", "Operator")  # type: ignore[arg-type]
+
+    asyncio.run(scenario())
+    assert encode("Thanks") == (b"Thanks", 0) and encode("Cảm ơn")[1] == 8
+
+
+def test_sigkill_of_the_sender_never_doubles(redis_url: str, tmp_path: Path) -> None:
+    total = 3000
+    subs = numbers(total, base=50_000)
+    r = sync_redis.Redis.from_url(redis_url, decode_responses=True)
+    create_token(redis_url, "admin")
+
+    async def enqueue() -> None:
+        ar = connect(redis_url)
+        for n in subs:
+            await request_sms(ar, "kill", n, "Thank you", "Operator")
+        await ar.aclose()
+
+    asyncio.run(enqueue())
+    with smsc(tmp_path, receipts=False) as sim:
+        extra = ["--smsc", sim.address, "--no-recorder", "--sms-retry-delay", "1"]
+        with api_server(redis_url, tmp_path / "a", extra=extra) as first:
+            deadline = time.monotonic() + 30
+            while len(sim.messages()) < total // 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            first.stop(signal.SIGKILL)
+        sent_by_first = len(sim.messages())
+        with api_server(redis_url, tmp_path / "b", extra=extra) as second:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                states = Counter(v.split("|")[0] for v in r.hgetall(state_key("kill")).values())
+                if states["sent"] + states["unknown"] == total:
+                    break
+                time.sleep(0.1)
+            second.stop()
+        msgs = sim.messages()
+    to = Counter(m["to"] for m in msgs)
+    assert 0 < sent_by_first < total
+    assert max(to.values()) == 1, [n for n, c in to.items() if c > 1][:5]  # never twice
+    assert states["sent"] + states["unknown"] == total, states
+    assert states["unknown"] <= 10  # at most a window's worth was with the SMSC when the sender died
+    assert len(msgs) >= total - states["unknown"]
+    r.close()
