@@ -13,7 +13,7 @@ import pytest
 import redis as sync_redis
 
 from api.auth import create_token
-from pacer.cdr import STREAM, Archive, CallRecord, Recorder, archive_id, group_of, lease_of, open_db, record
+from pacer.cdr import ARCHIVES, STREAM, Archive, CallRecord, Recorder, archive_id, group_of, lease_of, open_db, record
 from pacer.redis_async import connect
 from tests.support.api_server import api_server
 
@@ -28,6 +28,12 @@ def test_records_reach_sqlite_once_with_their_fields(redis_url: str, tmp_path: P
 
     async def scenario() -> list[str]:
         r = connect(redis_url)
+        # The recorder first: another test's server may be recording (and trimming) this stream.
+        stop = asyncio.Event()
+        rec = Recorder(redis_url, db, block_ms=50)
+        task = asyncio.create_task(rec.run(stop))
+        while not rec.holding:
+            await asyncio.sleep(0.01)
         ids = await record(r, *[
             CallRecord(campaign="c1", number=f"+8490100000{i}", outcome="answered" if i % 2 else "busy", attempt=1,
                        call_id=f"c1:0:{i}", dialled_at=1000.0 + i, answered_at=1008.0 + i if i % 2 else None,
@@ -35,9 +41,6 @@ def test_records_reach_sqlite_once_with_their_fields(redis_url: str, tmp_path: P
             for i in range(5)
         ])
         await record(r, CallRecord(campaign="c1", number="+84901000001", kind="sms", outcome="sms", sms_status="delivered"))
-        stop = asyncio.Event()
-        rec = Recorder(redis_url, db, block_ms=50)
-        task = asyncio.create_task(rec.run(stop))
         while rec.recorded < 6:
             await asyncio.sleep(0.02)
         # Recording the same entries again (a recorder died between commit and XACK) stores nothing new.
@@ -84,7 +87,13 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(redis_url: str, tmp_path: 
             pipe.xadd(STREAM, {"r": CallRecord(campaign="k", number=f"+849{i:08d}", outcome="answered", attempt=1).to_json()})
         pipe.execute()
 
+    def recording() -> None:  # its archive registered: the stream is not trimmed past it
+        deadline = time.monotonic() + 10
+        while not any(str(db) in v for v in r.hvals(ARCHIVES)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     with api_server(redis_url, tmp_path / "a", extra=["--cdr-db", str(db)]) as first:
+        recording()
         for start in range(0, total // 2, 1000):
             pour(start, 1000)
         deadline = time.monotonic() + 30
