@@ -483,7 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the control API (FastAPI on uvicorn; OpenAPI at /docs)", description=(
         "Serve the HTTP control API: campaigns and their lifecycle, contacts, suppression lists, agents, "
-        "live pacing, stats, Server-Sent Events, results.csv, /metrics and /healthz. Stops cleanly on "
+        "live pacing, stats, Server-Sent Events, results.csv, /metrics and /healthz. The same process records "
+        "every call's CDR into the SQLite archive (--cdr-db) and, with --smsc, sends the campaigns' SMS over "
+        "SMPP 3.4. Stops cleanly on "
         "SIGTERM or SIGINT. Every route but /healthz and /metrics needs a bearer token (`dialer token create`)."))
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
