@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
+from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -140,7 +141,8 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
         return JSONResponse({"detail": str(e)}, status_code=403)
 
     @app.exception_handler(dialer_core.RedisUnavailable)
-    async def redis_down(request: Request, e: dialer_core.RedisUnavailable) -> JSONResponse:
+    @app.exception_handler(RedisConnectionError)  # the same outage met by the asyncio client
+    async def redis_down(request: Request, e: Exception) -> JSONResponse:
         log.error("redis unavailable: %s", e)
         return JSONResponse({"detail": "the dialer's Redis is unavailable; retry shortly"}, status_code=503,
                             headers={"Retry-After": "1"})

@@ -201,7 +201,7 @@ class Recorder:
                 except (RedisConnectionError, aioredis.ResponseError) as e:
                     log.warning("CDR recorder %s: %s; again in 1 s", self.consumer, e)
                     self.holding = False
-                    await _sleep_or_stop(stop, 1.0)
+                    await sleep_or_stop(stop, 1.0)
         finally:
             await redis.aclose()
             await asyncio.to_thread(db.close)
@@ -226,7 +226,7 @@ class Recorder:
                     log.info("CDR recorder %s: recording into %s", self.consumer, self.db_path)
                     await self._take_over(redis, db)
             if not self.holding:
-                await _sleep_or_stop(stop, 2.0)
+                await sleep_or_stop(stop, 2.0)
                 continue
             got = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], await redis.xreadgroup(
                 self.group, self.consumer, {STREAM: ">"}, count=self.batch, block=self.block_ms))
@@ -286,7 +286,8 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less if `stop` is set meanwhile."""
     try:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:

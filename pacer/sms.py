@@ -32,8 +32,8 @@ import os
 import re
 import socket
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
@@ -152,7 +152,7 @@ class SmsSender:
                 if self._session is None:
                     session = await self._bind()
                     if session is None:
-                        await _sleep_or_stop(stop, 2.0)
+                        await cdr.sleep_or_stop(stop, 2.0)
                         continue
                     receipts = asyncio.create_task(self._receipts(session, stop))
                 try:
@@ -162,7 +162,7 @@ class SmsSender:
                     await self._sweep_early()
                 except RedisConnectionError as e:
                     log.warning("SMS sender: %s", e)
-                await _sleep_or_stop(stop, 1.0)
+                await cdr.sleep_or_stop(stop, 1.0)
         finally:
             # The outboxes see `stop` within one blocking read; cancelling one in the middle of a
             # Redis command would leave its connection unusable.
@@ -414,10 +414,3 @@ def nodelay(match: Callable[[tuple[Any, ...], tuple[Any, ...]], bool]) -> int:
         finally:
             s.close()  # the duplicate only; the original stays open
     return done
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass

@@ -74,3 +74,19 @@ def test_numbers_are_masked_in_logs(redis_url: str, tmp_path: Path) -> None:
         log = server.log_text()
     assert "/v1/campaigns/c1/contacts" in log
     assert "84901234567" not in log and "8490*****67" in log  # URL-encoded: %2B8490*****67
+
+
+def test_redis_outage_answers_503_not_500(tmp_path: Path) -> None:
+    from tests.support.redis_server import redis_server
+
+    with redis_server(tmp_path / "r") as redis:
+        with api_server(redis.url, tmp_path / "s") as server:
+            token, _ = create_token(redis.url, "admin")
+            headers = {"Authorization": f"Bearer {token}"}
+            assert httpx.get(server.base_url + "/v1/campaigns", headers=headers).status_code == 200
+            redis.stop()
+            time.sleep(1.1)  # past the 1 s token cache: the token lookup itself meets the outage
+            r = httpx.get(server.base_url + "/v1/campaigns", headers=headers, timeout=30)
+            assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+            assert httpx.get(server.base_url + "/healthz").status_code == 503
+            assert "Traceback" not in server.log_text()
