@@ -469,3 +469,84 @@ def simulate(
     logged-in time), the abandon rate over the day and the worst over every `abandon_window_s`
     window ending at an abandon, and per-`series_step_s` series.
     """
+
+# --- media --------------------------------------------------------------------------------
+
+class MediaStats(TypedDict):
+    calls: int
+    ticks: int
+    #: Ticks that began more than one frame late (the engine could not keep up).
+    overruns: int
+    frames_sent: int
+    frames_received: int
+    #: Datagrams on an RTP port that were not RTP.
+    malformed: int
+    digits: int
+    send_errors: int
+    #: How late frames left against their 20 ms schedule (100 µs resolution).
+    late_p50_ms: float
+    late_p99_ms: float
+    late_p999_ms: float
+    late_max_ms: float
+    frames_late_over_20ms: int
+
+MediaEvent = tuple[Literal["played", "digit", "inactive"], int, str]
+
+@final
+class MediaEngine:
+    """The RTP media engine: one thread plays prompts to, and hears RFC 4733 DTMF from, every
+    call. Each call has its own UDP socket; every `ptime_ms` the thread reads what arrived and
+    sends each connected call one frame (its prompt, a digit being sent, or silence unless
+    `send_silence` is off). Methods hand a command to the thread and return at once.
+
+    `inactivity_s`: report a connected call that received no RTP for that long. `ports`: bind
+    even ports in this inclusive range (default: any free port).
+    """
+
+    def __new__(
+        cls,
+        bind: str = "127.0.0.1",
+        ptime_ms: int = 20,
+        inactivity_s: float | None = None,
+        send_silence: bool = True,
+        ports: tuple[int, int] | None = None,
+    ) -> MediaEngine: ...
+    @property
+    def bind(self) -> str:
+        """The address RTP sockets are bound to (the one to put in SDP)."""
+    def add_prompt(self, name: str, pcm: bytes) -> float:
+        """Register (or replace) a prompt from 8 kHz mono 16-bit little-endian samples; returns
+        its length in seconds."""
+    def has_prompt(self, name: str) -> bool: ...
+    def open(self) -> tuple[int, int]:
+        """A new call's media: `(call, local RTP port)`."""
+    def connect(
+        self, call: int, host: str, port: int, payload_type: int = 0, dtmf_payload_type: int | None = 101
+    ) -> None:
+        """Send the call's RTP to `host:port` in `payload_type` (0 PCMU, 8 PCMA);
+        `dtmf_payload_type` is the far end's telephone-event type (None: no RFC 4733)."""
+    def play(self, call: int, prompts: list[str]) -> None:
+        """Play prompts in order, replacing what plays now; a "played" event follows each one
+        played to its end (a prompt cut short is not reported)."""
+    def stop(self, call: int) -> None:
+        """Stop playing (silence follows)."""
+    def send_digits(self, call: int, keys: str, duration_ms: int = 100) -> None:
+        """Send DTMF keys as RFC 4733 events of `duration_ms` each (40-2000)."""
+    def close(self, call: int) -> None:
+        """End the call's media and free its port (closing twice does nothing)."""
+    def events(self) -> list[MediaEvent]:
+        """Events since the last call: `("played", call, prompt)`, `("digit", call, key)`,
+        `("inactive", call, "")`."""
+    def fileno(self) -> int:
+        """A file descriptor that becomes readable when events wait (for `loop.add_reader`)."""
+    def stats(self) -> MediaStats: ...
+    def reset_stats(self) -> None: ...
+    def shutdown(self) -> None:
+        """Stop the engine's thread; every call's media ends."""
+
+def wav_to_pcm8k(data: bytes) -> bytes:
+    """A WAV file (PCM 8-32 bit, u-law or A-law; any rate and channel count) as 8 kHz mono
+    16-bit little-endian samples (windowed-sinc resampling)."""
+
+def pcm8k_to_wav(pcm: bytes) -> bytes:
+    """8 kHz mono 16-bit little-endian samples as a WAV file."""

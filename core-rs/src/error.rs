@@ -12,31 +12,59 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// Redis could not be reached, or the connection broke.
     #[error("Redis at {url} is unavailable during {op}: {detail}")]
-    RedisUnavailable { url: String, op: &'static str, detail: String },
+    RedisUnavailable {
+        url: String,
+        op: &'static str,
+        detail: String,
+    },
 
     /// Redis refused a write because it reached `maxmemory`.
     #[error("Redis at {url} is full (maxmemory reached) during {op}: {detail}")]
-    RedisFull { url: String, op: &'static str, detail: String },
+    RedisFull {
+        url: String,
+        op: &'static str,
+        detail: String,
+    },
 
     /// Any other error answered by Redis (a script error, a wrong type at a key ...).
     #[error("Redis at {url} answered an error during {op} on {target}: {detail}")]
-    Redis { url: String, op: &'static str, target: String, detail: String },
+    Redis {
+        url: String,
+        op: &'static str,
+        target: String,
+        detail: String,
+    },
 
     /// Redis answered something this code does not expect (a key of another program?).
     #[error("unexpected Redis reply during {op} on {target}: {detail}")]
-    Protocol { op: &'static str, target: String, detail: String },
+    Protocol {
+        op: &'static str,
+        target: String,
+        detail: String,
+    },
 
     #[error("unknown country {iso:?}: give an ISO 3166-1 alpha-2 code such as VN, US or GB")]
     UnknownCountry { iso: String },
 
     #[error("{path}: no column {column:?} in the header (columns: {found})")]
-    MissingColumn { path: PathBuf, column: String, found: String },
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        found: String,
+    },
 
     #[error("{path}, line {line}: {reason}")]
-    MalformedFile { path: PathBuf, line: u64, reason: String },
+    MalformedFile {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
 
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("bad exclusion rule {rule:?}: {reason}")]
     BadRule { rule: String, reason: String },
@@ -54,15 +82,30 @@ pub enum Error {
 
     /// A pacing event arrived in a state where it cannot happen (answered before dialled, ...).
     #[error("{event}: call {call:?} is {state}; {expected}")]
-    UnexpectedEvent { event: &'static str, call: String, state: &'static str, expected: &'static str },
+    UnexpectedEvent {
+        event: &'static str,
+        call: String,
+        state: &'static str,
+        expected: &'static str,
+    },
 
     /// A pacing event is stamped earlier than one the engine already took: one monotonic clock.
-    #[error("{event}: now={now} is earlier than the last event the engine took (now={last}); \
-             times must come from one monotonic clock")]
-    TimeWentBackwards { event: &'static str, now: f64, last: f64 },
+    #[error(
+        "{event}: now={now} is earlier than the last event the engine took (now={last}); \
+             times must come from one monotonic clock"
+    )]
+    TimeWentBackwards {
+        event: &'static str,
+        now: f64,
+        last: f64,
+    },
 
     #[error("campaign {campaign:?} is stored with {stored} partition(s), not {asked}")]
-    PartitionMismatch { campaign: String, stored: u32, asked: u32 },
+    PartitionMismatch {
+        campaign: String,
+        stored: u32,
+        asked: u32,
+    },
 
     /// An import stopped part-way: `report` says what was loaded before `source` happened.
     /// Loading is idempotent, so running the same import again completes it.
@@ -71,18 +114,28 @@ pub enum Error {
          ({} line(s) read); running it again skips those as duplicates: {source}",
         report.accepted, report.read
     )]
-    ImportInterrupted { campaign: String, report: Box<ImportReport>, source: Box<Error> },
+    ImportInterrupted {
+        campaign: String,
+        report: Box<ImportReport>,
+        source: Box<Error>,
+    },
 }
 
 impl Error {
     #[cold]
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidArgument { what, reason: reason.into() }
+        Error::InvalidArgument {
+            what,
+            reason: reason.into(),
+        }
     }
 
     #[cold]
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// Classify a Redis client error: unreachable, full, or an answered error.
@@ -95,16 +148,34 @@ impl Error {
             || e.is_timeout()
             || e.is_unrecoverable_error() && e.code().is_none()
         {
-            Error::RedisUnavailable { url: url.to_string(), op, detail }
-        } else if e.code() == Some("OOM") || detail.contains("OOM") && detail.contains("maxmemory") {
-            Error::RedisFull { url: url.to_string(), op, detail }
+            Error::RedisUnavailable {
+                url: url.to_string(),
+                op,
+                detail,
+            }
+        } else if e.code() == Some("OOM") || detail.contains("OOM") && detail.contains("maxmemory")
+        {
+            Error::RedisFull {
+                url: url.to_string(),
+                op,
+                detail,
+            }
         } else {
-            Error::Redis { url: url.to_string(), op, target: target.to_string(), detail }
+            Error::Redis {
+                url: url.to_string(),
+                op,
+                target: target.to_string(),
+                detail,
+            }
         }
     }
 
     #[cold]
     pub(crate) fn protocol(op: &'static str, target: &str, detail: impl Into<String>) -> Self {
-        Error::Protocol { op, target: target.to_string(), detail: detail.into() }
+        Error::Protocol {
+            op,
+            target: target.to_string(),
+            detail: detail.into(),
+        }
     }
 }

@@ -44,11 +44,16 @@ pub fn partition_of(number: u64, partitions: u32) -> u32 {
 pub fn check_name(what: &'static str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.@-".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.@-".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(what, format!("{name:?}: use 1 to 64 characters from A-Z a-z 0-9 _ . @ -")))
+        Err(Error::invalid(
+            what,
+            format!("{name:?}: use 1 to 64 characters from A-Z a-z 0-9 _ . @ -"),
+        ))
     }
 }
 

@@ -6,6 +6,7 @@
 //!   outcome, retries, callbacks, do-not-call-back.
 //! - [`pacing`]: the pacing engine (pure: no I/O, no clock): how many calls to place now.
 //! - [`sim`]: a seeded call-centre simulator and the baseline pacing policies.
+//! - [`media`]: the RTP media engine (prompts, RFC 4733 DTMF), G.711, WAV prompts.
 //! - [`keys`]: Redis key names (one hash tag per campaign partition).
 //! - [`store`]: the Redis connection every part uses.
 //! - [`error`]: the one error type.
@@ -16,6 +17,7 @@
 pub mod contacts;
 pub mod error;
 pub mod keys;
+pub mod media;
 pub mod pacing;
 pub mod queue;
 pub mod sim;

@@ -26,7 +26,12 @@ impl Store {
         let info = info.set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
         let client = redis::Client::open(info)
             .map_err(|e| Error::invalid("Redis URL", format!("{url:?}: {e}")))?;
-        let mut store = Store { url: url.to_string(), client, con: None, scripts: Vec::new() };
+        let mut store = Store {
+            url: url.to_string(),
+            client,
+            con: None,
+            scripts: Vec::new(),
+        };
         store.conn()?;
         store.check_version()?;
         Ok(store)
@@ -44,11 +49,14 @@ impl Store {
                 .get_connection_with_timeout(std::time::Duration::from_secs(5))
                 .map_err(|e| Error::redis(&self.url, "connect", &self.url, &e))?;
             for s in &self.scripts {
-                s.load(&mut con).map_err(|e| Error::redis(&self.url, "SCRIPT LOAD", "scripts", &e))?;
+                s.load(&mut con)
+                    .map_err(|e| Error::redis(&self.url, "SCRIPT LOAD", "scripts", &e))?;
             }
             self.con = Some(con);
         }
-        self.con.as_mut().ok_or_else(|| Error::protocol("connect", "redis", "no connection"))
+        self.con
+            .as_mut()
+            .ok_or_else(|| Error::protocol("connect", "redis", "no connection"))
     }
 
     /// Map a client error; a broken connection is dropped so the next call reconnects.
@@ -62,35 +70,61 @@ impl Store {
     }
 
     fn check_version(&mut self) -> Result<()> {
-        let info: String = self.query(&mut redis::cmd("INFO").arg("server").clone(), "INFO", "server")?;
+        let info: String = self.query(
+            &mut redis::cmd("INFO").arg("server").clone(),
+            "INFO",
+            "server",
+        )?;
         let version = info
             .lines()
             .find_map(|l| l.strip_prefix("redis_version:"))
             .unwrap_or("0")
             .trim()
             .to_string();
-        let major: u32 = version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+        let major: u32 = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
         if major < 7 {
             return Err(Error::invalid(
                 "Redis server",
-                format!("{} runs Redis {version}; the call queue needs Redis 7.0 or newer", self.url),
+                format!(
+                    "{} runs Redis {version}; the call queue needs Redis 7.0 or newer",
+                    self.url
+                ),
             ));
         }
         Ok(())
     }
 
-    pub fn query<T: redis::FromRedisValue>(&mut self, cmd: &mut Cmd, op: &'static str, target: &str) -> Result<T> {
+    pub fn query<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &mut Cmd,
+        op: &'static str,
+        target: &str,
+    ) -> Result<T> {
         let r = cmd.query(self.conn()?);
         r.map_err(|e| self.fail(op, target, &e))
     }
 
-    pub fn pipe<T: redis::FromRedisValue>(&mut self, pipe: &Pipeline, op: &'static str, target: &str) -> Result<T> {
+    pub fn pipe<T: redis::FromRedisValue>(
+        &mut self,
+        pipe: &Pipeline,
+        op: &'static str,
+        target: &str,
+    ) -> Result<T> {
         let r = pipe.query(self.conn()?);
         r.map_err(|e| self.fail(op, target, &e))
     }
 
     /// Run a script (EVALSHA, loading it on NOSCRIPT).
-    pub fn invoke(&mut self, inv: &ScriptInvocation<'_>, op: &'static str, target: &str) -> Result<Value> {
+    pub fn invoke(
+        &mut self,
+        inv: &ScriptInvocation<'_>,
+        op: &'static str,
+        target: &str,
+    ) -> Result<Value> {
         let r = inv.invoke(self.conn()?);
         r.map_err(|e| self.fail(op, target, &e))
     }

@@ -16,11 +16,25 @@ struct Redis {
 
 impl Redis {
     fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("dialer-core-it-{}-{port}", std::process::id()));
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("dialer-core-it-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
@@ -56,7 +70,13 @@ fn load(r: &Redis, campaign: &str, n: u64) -> Vec<u64> {
     let nums: Vec<u64> = (0..n).map(|i| 84_900_000_000 + i).collect();
     let text: String = nums.iter().map(|x| format!("+{x}\n")).collect();
     std::fs::write(&path, text).unwrap();
-    let rep = import_file(&r.url, &path, &ImportOptions::new(campaign, "VN"), &mut |_| true).unwrap();
+    let rep = import_file(
+        &r.url,
+        &path,
+        &ImportOptions::new(campaign, "VN"),
+        &mut |_| true,
+    )
+    .unwrap();
     assert_eq!(rep.accepted, n);
     nums
 }
@@ -76,14 +96,24 @@ fn threads_claim_and_complete_every_contact_exactly_once() {
                     if claims.is_empty() {
                         return got;
                     }
-                    let done: Vec<Completion> = claims.iter().map(|c| Completion::new(c.number, c.token, "answered")).collect();
-                    assert!(q.complete(0, &done, 1_000).unwrap().iter().all(|d| *d == Completed::Final));
+                    let done: Vec<Completion> = claims
+                        .iter()
+                        .map(|c| Completion::new(c.number, c.token, "answered"))
+                        .collect();
+                    assert!(q
+                        .complete(0, &done, 1_000)
+                        .unwrap()
+                        .iter()
+                        .all(|d| *d == Completed::Final));
                     got.extend(claims.iter().map(|c| c.number));
                 }
             })
         })
         .collect();
-    let mut got: Vec<u64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let mut got: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     got.sort_unstable();
     nums.sort_unstable();
     assert_eq!(got, nums);
@@ -96,8 +126,17 @@ fn a_stale_token_changes_nothing() {
     let mut q = CallQueue::open(&r.url, "st", None, OutcomePolicy::default()).unwrap();
     let c = q.claim(0, 1, 1_000, 60_000, false).unwrap().remove(0);
     let wrong = Completion::new(c.number, c.token + 1, "answered");
-    assert_eq!(q.complete(0, &[wrong], 1_000).unwrap(), vec![Completed::Stale('C')]);
+    assert_eq!(
+        q.complete(0, &[wrong], 1_000).unwrap(),
+        vec![Completed::Stale('C')]
+    );
     let right = Completion::new(c.number, c.token, "no_answer");
-    assert_eq!(q.complete(0, std::slice::from_ref(&right), 1_000).unwrap(), vec![Completed::Retry]);
-    assert_eq!(q.complete(0, &[right], 1_000).unwrap(), vec![Completed::Stale('W')]);
+    assert_eq!(
+        q.complete(0, std::slice::from_ref(&right), 1_000).unwrap(),
+        vec![Completed::Retry]
+    );
+    assert_eq!(
+        q.complete(0, &[right], 1_000).unwrap(),
+        vec![Completed::Stale('W')]
+    );
 }

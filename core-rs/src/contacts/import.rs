@@ -68,15 +68,27 @@ impl ImportReport {
         self.rejected += b.rejected;
         self.excluded += b.excluded;
         let room = MAX_REASONS.saturating_sub(self.rejections.len());
-        self.rejections.extend(b.rejections.iter().take(room).cloned());
+        self.rejections
+            .extend(b.rejections.iter().take(room).cloned());
     }
 }
 
 /// Parse and normalise a file without touching Redis (what `--dry-run` and the parse benchmark run).
 /// `progress` is called after every batch; returning `false` stops the work (`Error::Cancelled`).
-pub fn parse_file(path: &Path, opts: &ImportOptions, progress: &mut dyn FnMut(&ImportReport) -> bool) -> Result<ImportReport> {
+pub fn parse_file(
+    path: &Path,
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(&ImportReport) -> bool,
+) -> Result<ImportReport> {
     let (normalizer, rules) = prepare(opts)?;
-    let mut reader = ContactReader::open(path, normalizer, opts.format, opts.number_column.as_deref(), &rules, opts.attributes)?;
+    let mut reader = ContactReader::open(
+        path,
+        normalizer,
+        opts.format,
+        opts.number_column.as_deref(),
+        &rules,
+        opts.attributes,
+    )?;
     let mut report = ImportReport::default();
     while let Some(b) = reader.next_batch(opts.batch_size.max(1))? {
         report.add_parsed(&b);
@@ -91,13 +103,25 @@ pub fn parse_file(path: &Path, opts: &ImportOptions, progress: &mut dyn FnMut(&I
 /// Import `path` into the campaign's queue on the Redis at `url`. `progress` is called after every
 /// batch; returning `false` stops the import between two batches (`Error::Cancelled`, wrapped in
 /// `ImportInterrupted` with what was loaded).
-pub fn import_file(url: &str, path: &Path, opts: &ImportOptions, progress: &mut dyn FnMut(&ImportReport) -> bool) -> Result<ImportReport> {
+pub fn import_file(
+    url: &str,
+    path: &Path,
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(&ImportReport) -> bool,
+) -> Result<ImportReport> {
     let (normalizer, rules) = prepare(opts)?;
     for l in &opts.suppression_lists {
         keys::check_name("suppression list", l)?;
     }
     // Everything about the file's shape is checked before Redis is touched.
-    let reader = ContactReader::open(path, normalizer, opts.format, opts.number_column.as_deref(), &rules, opts.attributes)?;
+    let reader = ContactReader::open(
+        path,
+        normalizer,
+        opts.format,
+        opts.number_column.as_deref(),
+        &rules,
+        opts.attributes,
+    )?;
     let columns = reader.attr_columns();
     {
         let mut store = Store::connect(url)?;
@@ -105,24 +129,46 @@ pub fn import_file(url: &str, path: &Path, opts: &ImportOptions, progress: &mut 
         if !missing.is_empty() {
             return Err(Error::invalid(
                 "suppression list",
-                format!("{} not found: load it first (`dialer suppress NAME FILE`)", missing.join(", ")),
+                format!(
+                    "{} not found: load it first (`dialer suppress NAME FILE`)",
+                    missing.join(", ")
+                ),
             ));
         }
     }
-    let mut queue = CallQueue::create(url, &opts.campaign, opts.partitions, OutcomePolicy::default())?;
+    let mut queue = CallQueue::create(
+        url,
+        &opts.campaign,
+        opts.partitions,
+        OutcomePolicy::default(),
+    )?;
     let lock = ImportLock::take(&mut queue)?;
     let mut report = ImportReport::default();
     let result = (|| {
         let empty = is_empty(&mut queue)?;
         let lists = record_suppression(&mut queue, &opts.suppression_lists, empty)?;
         let cols_id = register_columns(&mut queue, &columns)?;
-        load_file(&mut queue, reader, &lists, &cols_id, opts.batch_size.max(1), &lock, empty, &mut report, progress)
+        load_file(
+            &mut queue,
+            reader,
+            &lists,
+            &cols_id,
+            opts.batch_size.max(1),
+            &lock,
+            empty,
+            &mut report,
+            progress,
+        )
     })();
     lock.release(&mut queue);
     match result {
         Ok(()) => Ok(report),
         Err(e) if report.read == 0 => Err(e),
-        Err(e) => Err(Error::ImportInterrupted { campaign: opts.campaign.clone(), report: Box::new(report), source: Box::new(e) }),
+        Err(e) => Err(Error::ImportInterrupted {
+            campaign: opts.campaign.clone(),
+            report: Box::new(report),
+            source: Box::new(e),
+        }),
     }
 }
 
@@ -163,11 +209,16 @@ fn load_file(
         let rx = rx;
         for batch in rx.iter() {
             let b = batch?;
-            if fresh.as_ref().is_some_and(|seen| seen.len() + b.numbers.len() > FAST_PATH_MAX) {
+            if fresh
+                .as_ref()
+                .is_some_and(|seen| seen.len() + b.numbers.len() > FAST_PATH_MAX)
+            {
                 fresh = None; // bounded memory: the rest goes through the script's HSETNX check
             }
             match fresh.as_mut() {
-                Some(seen) => load_batch_fresh(queue, lists, partitions, cols_id, &b, report, seen)?,
+                Some(seen) => {
+                    load_batch_fresh(queue, lists, partitions, cols_id, &b, report, seen)?
+                }
                 None => load_batch(queue, lists, partitions, cols_id, &b, report)?,
             }
             lock.renew(queue)?;
@@ -181,8 +232,14 @@ fn load_file(
 
 fn prepare(opts: &ImportOptions) -> Result<(Normalizer, Vec<Rule>)> {
     keys::check_name("campaign id", &opts.campaign)?;
-    let normalizer = Normalizer::for_iso(&opts.country).ok_or_else(|| Error::UnknownCountry { iso: opts.country.clone() })?;
-    let rules = opts.exclusions.iter().map(|r| Rule::parse(r)).collect::<Result<Vec<_>>>()?;
+    let normalizer = Normalizer::for_iso(&opts.country).ok_or_else(|| Error::UnknownCountry {
+        iso: opts.country.clone(),
+    })?;
+    let rules = opts
+        .exclusions
+        .iter()
+        .map(|r| Rule::parse(r))
+        .collect::<Result<Vec<_>>>()?;
     Ok((normalizer, rules))
 }
 
@@ -193,14 +250,22 @@ fn register_columns(queue: &mut CallQueue, columns: &[String]) -> Result<String>
     }
     let joined = columns.join("\x1f");
     // FNV-1a: the same header always gets the same id.
-    let id = joined.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let id = joined.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let id = format!("{:x}", id & 0xffff_ffff);
     let mut pipe = redis::pipe();
     for p in 0..queue.partitions() {
-        pipe.cmd("HSET").arg(format!("{}:cols", keys::partition(queue.campaign(), p))).arg(&id).arg(&joined).ignore();
+        pipe.cmd("HSET")
+            .arg(format!("{}:cols", keys::partition(queue.campaign(), p)))
+            .arg(&id)
+            .arg(&joined)
+            .ignore();
     }
     let campaign = queue.campaign().to_string();
-    queue.store().pipe::<()>(&pipe, "register attribute columns", &campaign)?;
+    queue
+        .store()
+        .pipe::<()>(&pipe, "register attribute columns", &campaign)?;
     Ok(id)
 }
 
@@ -227,7 +292,10 @@ fn record_suppression(queue: &mut CallQueue, added: &[String], empty: bool) -> R
         .zip(&now)
         .map(|(l, v)| {
             let v = v.to_string();
-            let before = old.iter().position(|o| o == l).and_then(|i| old_checked.get(i));
+            let before = old
+                .iter()
+                .position(|o| o == l)
+                .and_then(|i| old_checked.get(i));
             if empty || before == Some(&v) {
                 v
             } else {
@@ -243,10 +311,14 @@ fn record_suppression(queue: &mut CallQueue, added: &[String], empty: bool) -> R
 fn is_empty(queue: &mut CallQueue) -> Result<bool> {
     let mut pipe = redis::pipe();
     for p in 0..queue.partitions() {
-        pipe.cmd("HEXISTS").arg(format!("{}:stat", keys::partition(queue.campaign(), p))).arg("imported");
+        pipe.cmd("HEXISTS")
+            .arg(format!("{}:stat", keys::partition(queue.campaign(), p)))
+            .arg("imported");
     }
     let campaign = queue.campaign().to_string();
-    let loaded: Vec<bool> = queue.store().pipe(&pipe, "check campaign is empty", &campaign)?;
+    let loaded: Vec<bool> = queue
+        .store()
+        .pipe(&pipe, "check campaign is empty", &campaign)?;
     Ok(!loaded.into_iter().any(|l| l))
 }
 
@@ -269,21 +341,39 @@ impl ImportLock {
 
     fn take(queue: &mut CallQueue) -> Result<Self> {
         let key = format!("{{c:{}}}:importing", queue.campaign());
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         let token = format!("{}:{}:{nanos}", hostname(), std::process::id());
         let set = |q: &mut CallQueue| -> Result<Option<String>> {
-            q.store().query(redis::cmd("SET").arg(&key).arg(&token).arg("NX").arg("PX").arg(Self::TTL_MS), "take import lock", &key)
+            q.store().query(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(Self::TTL_MS),
+                "take import lock",
+                &key,
+            )
         };
         if set(queue)?.is_some() {
             return Ok(ImportLock { key, token });
         }
-        let holder: Option<String> = queue.store().query(redis::cmd("GET").arg(&key), "read import lock", &key)?;
+        let holder: Option<String> =
+            queue
+                .store()
+                .query(redis::cmd("GET").arg(&key), "read import lock", &key)?;
         let taken = match holder.as_deref() {
             None => set(queue)?.is_some(),
             Some(h) if holder_is_dead(h) => {
                 let mut inv = TAKE_OVER.prepare_invoke();
                 inv.key(&key).arg(h).arg(&token).arg(Self::TTL_MS);
-                !matches!(queue.store().invoke(&inv, "take over import lock", &key)?, redis::Value::Nil)
+                !matches!(
+                    queue.store().invoke(&inv, "take over import lock", &key)?,
+                    redis::Value::Nil
+                )
             }
             Some(_) => false,
         };
@@ -301,27 +391,46 @@ impl ImportLock {
     }
 
     fn renew(&self, queue: &mut CallQueue) -> Result<()> {
-        queue.store().query::<()>(redis::cmd("PEXPIRE").arg(&self.key).arg(Self::TTL_MS), "renew import lock", &self.key)
+        queue.store().query::<()>(
+            redis::cmd("PEXPIRE").arg(&self.key).arg(Self::TTL_MS),
+            "renew import lock",
+            &self.key,
+        )
     }
 
     /// Best effort: an import that failed because Redis went away leaves the lock to expire.
     fn release(&self, queue: &mut CallQueue) {
-        let mine: Result<Option<String>> = queue.store().query(redis::cmd("GET").arg(&self.key), "read import lock", &self.key);
+        let mine: Result<Option<String>> = queue.store().query(
+            redis::cmd("GET").arg(&self.key),
+            "read import lock",
+            &self.key,
+        );
         if matches!(mine, Ok(Some(t)) if t == self.token) {
-            let _ = queue.store().query::<()>(redis::cmd("DEL").arg(&self.key), "release import lock", &self.key);
+            let _ = queue.store().query::<()>(
+                redis::cmd("DEL").arg(&self.key),
+                "release import lock",
+                &self.key,
+            );
         }
     }
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// A holder `host:pid:nanos` on this host whose process no longer exists.
 fn holder_is_dead(holder: &str) -> bool {
     let mut f = holder.split(':');
-    let (Some(host), Some(pid)) = (f.next(), f.next()) else { return false };
-    !host.is_empty() && host == hostname() && pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists()
+    let (Some(host), Some(pid)) = (f.next(), f.next()) else {
+        return false;
+    };
+    !host.is_empty()
+        && host == hostname()
+        && pid.parse::<u32>().is_ok()
+        && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The fast path for a campaign that was empty when this import began (under its lock): numbers
@@ -337,12 +446,16 @@ fn load_batch_fresh(
     seen: &mut HashSet<u64>,
 ) -> Result<()> {
     let hit = suppression::check_any(queue.store(), lists, &b.numbers)?; // all false without lists
-    let bases: Vec<String> = (0..partitions).map(|p| keys::partition(queue.campaign(), p)).collect();
-    let mut pipes: Vec<redis::Pipeline> = (0..partitions).map(|_| {
-        let mut p = redis::pipe();
-        p.atomic();
-        p
-    }).collect();
+    let bases: Vec<String> = (0..partitions)
+        .map(|p| keys::partition(queue.campaign(), p))
+        .collect();
+    let mut pipes: Vec<redis::Pipeline> = (0..partitions)
+        .map(|_| {
+            let mut p = redis::pipe();
+            p.atomic();
+            p
+        })
+        .collect();
     let mut ready: Vec<Vec<u64>> = vec![Vec::new(); partitions as usize];
     let (mut suppressed, mut dups) = (0u64, 0u64);
     let mut value = String::new();
@@ -357,13 +470,23 @@ fn load_batch_fresh(
         }
         let p = keys::partition_of(*n, partitions) as usize;
         let bucket = n % keys::BUCKETS;
-        pipes[p].cmd("HSET").arg(format!("{}:k:{bucket}", bases[p])).arg(*n).arg("").ignore();
+        pipes[p]
+            .cmd("HSET")
+            .arg(format!("{}:k:{bucket}", bases[p]))
+            .arg(*n)
+            .arg("")
+            .ignore();
         if let Some(a) = b.attrs.get(i).filter(|a| !a.is_empty()) {
             value.clear();
             value.push_str(cols_id);
             value.push('\x1f');
             value.push_str(a);
-            pipes[p].cmd("HSET").arg(format!("{}:a:{bucket}", bases[p])).arg(*n).arg(&value).ignore();
+            pipes[p]
+                .cmd("HSET")
+                .arg(format!("{}:a:{bucket}", bases[p]))
+                .arg(*n)
+                .arg(&value)
+                .ignore();
         }
         ready[p].push(*n);
     }
@@ -372,9 +495,16 @@ fn load_batch_fresh(
             continue;
         }
         for chunk in ready[p].chunks(1000) {
-            pipe.cmd("RPUSH").arg(format!("{}:ready", bases[p])).arg(chunk).ignore();
+            pipe.cmd("RPUSH")
+                .arg(format!("{}:ready", bases[p]))
+                .arg(chunk)
+                .ignore();
         }
-        pipe.cmd("HINCRBY").arg(format!("{}:stat", bases[p])).arg("imported").arg(ready[p].len()).ignore();
+        pipe.cmd("HINCRBY")
+            .arg(format!("{}:stat", bases[p]))
+            .arg("imported")
+            .arg(ready[p].len())
+            .ignore();
         queue.store().pipe::<()>(pipe, "import", &bases[p])?;
         report.accepted += ready[p].len() as u64; // counted as each partition's part lands
     }
@@ -385,7 +515,14 @@ fn load_batch_fresh(
 }
 
 /// Suppression check, then one import script per partition, all in one pipeline.
-fn load_batch(queue: &mut CallQueue, lists: &[String], partitions: u32, cols_id: &str, b: &Batch, report: &mut ImportReport) -> Result<()> {
+fn load_batch(
+    queue: &mut CallQueue,
+    lists: &[String],
+    partitions: u32,
+    cols_id: &str,
+    b: &Batch,
+    report: &mut ImportReport,
+) -> Result<()> {
     let hit = suppression::check_any(queue.store(), lists, &b.numbers)?; // all false without lists
     let mut per_part: Vec<redis::ScriptInvocation<'_>> = (0..partitions)
         .map(|p| {
@@ -403,7 +540,9 @@ fn load_batch(queue: &mut CallQueue, lists: &[String], partitions: u32, cols_id:
         }
         let p = keys::partition_of(*n, partitions) as usize;
         used[p] = true;
-        per_part[p].arg(*n).arg(b.attrs.get(i).map_or("", String::as_str));
+        per_part[p]
+            .arg(*n)
+            .arg(b.attrs.get(i).map_or("", String::as_str));
     }
     let mut pipe = redis::pipe();
     for (p, inv) in per_part.iter().enumerate() {

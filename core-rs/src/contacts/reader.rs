@@ -12,7 +12,16 @@ use super::rules::{CompiledRule, Rule};
 use crate::error::{Error, Result};
 
 /// Header names recognised as the number column when none is given.
-pub const NUMBER_COLUMNS: &[&str] = &["phone", "number", "msisdn", "phone_number", "mobile", "tel", "telephone", "e164"];
+pub const NUMBER_COLUMNS: &[&str] = &[
+    "phone",
+    "number",
+    "msisdn",
+    "phone_number",
+    "mobile",
+    "tel",
+    "telephone",
+    "e164",
+];
 
 /// How many rejection reasons a report keeps.
 pub const MAX_REASONS: usize = 100;
@@ -31,7 +40,10 @@ impl Format {
             "auto" => Ok(Format::Auto),
             "csv" => Ok(Format::Csv),
             "plain" => Ok(Format::Plain),
-            _ => Err(Error::invalid("format", format!("{s:?}: use auto, csv or plain"))),
+            _ => Err(Error::invalid(
+                "format",
+                format!("{s:?}: use auto, csv or plain"),
+            )),
         }
     }
 }
@@ -88,19 +100,28 @@ impl ContactReader {
         let plain = match format {
             Format::Plain => true,
             Format::Csv => false,
-            Format::Auto => number_column.is_none() && delimiter.is_none() && looks_like_number(&first),
+            Format::Auto => {
+                number_column.is_none() && delimiter.is_none() && looks_like_number(&first)
+            }
         };
         if plain && !rules.is_empty() {
             return Err(Error::BadRule {
                 rule: rules[0].text.clone(),
-                reason: format!("{} is a plain list of numbers: it has no columns to match", path.display()),
+                reason: format!(
+                    "{} is a plain list of numbers: it has no columns to match",
+                    path.display()
+                ),
             });
         }
         let reader: Box<dyn Read + Send> = Box::new(buf);
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(!plain)
             .flexible(true)
-            .delimiter(if plain { b'\x1e' } else { delimiter.unwrap_or(b',') })
+            .delimiter(if plain {
+                b'\x1e'
+            } else {
+                delimiter.unwrap_or(b',')
+            })
             .quoting(!plain)
             .buffer_capacity(1 << 20)
             .from_reader(reader);
@@ -108,23 +129,42 @@ impl ContactReader {
             (Vec::new(), 0)
         } else {
             let h = rdr.byte_headers().map_err(|e| csv_error(path, &e))?;
-            let headers: Vec<String> = h.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
+            let headers: Vec<String> = h
+                .iter()
+                .map(|f| String::from_utf8_lossy(f).trim().to_string())
+                .collect();
             let found = headers.join(", ");
             let idx = match number_column {
                 Some(col) => headers.iter().position(|h| h.eq_ignore_ascii_case(col)),
-                None => headers.iter().position(|h| NUMBER_COLUMNS.iter().any(|n| h.eq_ignore_ascii_case(n))),
+                None => headers
+                    .iter()
+                    .position(|h| NUMBER_COLUMNS.iter().any(|n| h.eq_ignore_ascii_case(n))),
             };
             let Some(idx) = idx else {
                 let column = match number_column {
                     Some(c) => c.to_string(),
-                    None => format!("for the number (looked for {}; name it with --number-column)", NUMBER_COLUMNS.join(", ")),
+                    None => format!(
+                        "for the number (looked for {}; name it with --number-column)",
+                        NUMBER_COLUMNS.join(", ")
+                    ),
                 };
-                return Err(Error::MissingColumn { path: path.to_path_buf(), column, found });
+                return Err(Error::MissingColumn {
+                    path: path.to_path_buf(),
+                    column,
+                    found,
+                });
             };
             (headers, idx)
         };
-        let rules = rules.iter().map(|r| r.compile(&headers, path)).collect::<Result<Vec<_>>>()?;
-        let attr_cols = if keep_attrs { (0..headers.len()).filter(|i| *i != number_col).collect() } else { Vec::new() };
+        let rules = rules
+            .iter()
+            .map(|r| r.compile(&headers, path))
+            .collect::<Result<Vec<_>>>()?;
+        let attr_cols = if keep_attrs {
+            (0..headers.len()).filter(|i| *i != number_col).collect()
+        } else {
+            Vec::new()
+        };
         Ok(ContactReader {
             path: path.to_path_buf(),
             rdr,
@@ -142,7 +182,10 @@ impl ContactReader {
 
     /// Names of the attribute columns, in the order of the values in [`Batch::attrs`].
     pub fn attr_columns(&self) -> Vec<String> {
-        self.attr_cols.iter().map(|i| self.headers[*i].clone()).collect()
+        self.attr_cols
+            .iter()
+            .map(|i| self.headers[*i].clone())
+            .collect()
     }
 
     /// Read up to `max` accepted numbers (plus the lines rejected or excluded on the way).
@@ -151,7 +194,10 @@ impl ContactReader {
         let mut b = Batch::default();
         let mut done = false;
         while b.numbers.len() < max {
-            let more = self.rdr.read_byte_record(&mut self.record).map_err(|e| csv_error(&self.path, &e))?;
+            let more = self
+                .rdr
+                .read_byte_record(&mut self.record)
+                .map_err(|e| csv_error(&self.path, &e))?;
             if !more {
                 done = true;
                 break;
@@ -159,11 +205,17 @@ impl ContactReader {
             b.read += 1;
             let line = self.record.position().map_or(0, |p| p.line());
             if self.fields > 0 && self.record.len() != self.fields {
-                let reason = format!("expected {} fields, found {}", self.fields, self.record.len());
+                let reason = format!(
+                    "expected {} fields, found {}",
+                    self.fields,
+                    self.record.len()
+                );
                 self.reject(&mut b, line, None, reason);
                 continue;
             }
-            let parsed = self.normalizer.normalize(self.record.get(self.number_col).unwrap_or(b""));
+            let parsed = self
+                .normalizer
+                .normalize(self.record.get(self.number_col).unwrap_or(b""));
             match parsed {
                 Ok(n) => {
                     if self.rules.iter().any(|r| r.matches(&self.record)) {
@@ -197,7 +249,11 @@ impl ContactReader {
                 s.push('\x1f');
             }
             let v = String::from_utf8_lossy(self.record.get(*i).unwrap_or(b""));
-            s.extend(v.trim().chars().map(|c| if c == '\x1f' || c == '\x1e' { ' ' } else { c }));
+            s.extend(
+                v.trim()
+                    .chars()
+                    .map(|c| if c == '\x1f' || c == '\x1e' { ' ' } else { c }),
+            );
         }
         s
     }
@@ -213,8 +269,14 @@ impl ContactReader {
         b.rejected += 1;
         if self.reasons_kept < MAX_REASONS {
             self.reasons_kept += 1;
-            let value = raw.map(|r| String::from_utf8_lossy(&r[..r.len().min(40)]).into_owned()).unwrap_or_default();
-            b.rejections.push(Rejection { line, value, reason });
+            let value = raw
+                .map(|r| String::from_utf8_lossy(&r[..r.len().min(40)]).into_owned())
+                .unwrap_or_default();
+            b.rejections.push(Rejection {
+                line,
+                value,
+                reason,
+            });
         }
     }
 }
@@ -223,22 +285,35 @@ impl ContactReader {
 /// The file's text, through gzip when it starts with gzip's magic bytes (`.csv.gz` lists).
 fn open_text(path: &Path) -> Result<BufReader<Box<dyn Read + Send>>> {
     let mut file = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
-    let gzip = file.fill_buf().map_err(|e| Error::io(path, e))?.starts_with(&[0x1f, 0x8b]);
-    let inner: Box<dyn Read + Send> = if gzip { Box::new(flate2::bufread::MultiGzDecoder::new(file)) } else { Box::new(file) };
+    let gzip = file
+        .fill_buf()
+        .map_err(|e| Error::io(path, e))?
+        .starts_with(&[0x1f, 0x8b]);
+    let inner: Box<dyn Read + Send> = if gzip {
+        Box::new(flate2::bufread::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
     Ok(BufReader::with_capacity(1 << 20, inner))
 }
 
 fn first_line(buf: &mut impl BufRead, path: &Path) -> Result<Vec<u8>> {
     let chunk = buf.fill_buf().map_err(|e| Error::io(path, e))?;
     if chunk.is_empty() {
-        return Err(Error::MalformedFile { path: path.to_path_buf(), line: 1, reason: "the file is empty".into() });
+        return Err(Error::MalformedFile {
+            path: path.to_path_buf(),
+            line: 1,
+            reason: "the file is empty".into(),
+        });
     }
     if let Some(pos) = memchr::memchr(0, chunk) {
         let line = 1 + memchr::memchr_iter(b'\n', &chunk[..pos]).count() as u64;
         return Err(Error::MalformedFile {
             path: path.to_path_buf(),
             line,
-            reason: "binary data (a NUL byte): expected a CSV with a header row, or one number per line".into(),
+            reason:
+                "binary data (a NUL byte): expected a CSV with a header row, or one number per line"
+                    .into(),
         });
     }
     let end = memchr::memchr(b'\n', chunk).unwrap_or(chunk.len());
@@ -263,15 +338,25 @@ fn sniff_delimiter(line: &[u8]) -> Option<u8> {
 
 fn looks_like_number(line: &[u8]) -> bool {
     let t = line.trim_ascii();
-    !t.is_empty() && t.iter().all(|b| b.is_ascii_digit() || b" +-().".contains(b)) && t.iter().any(u8::is_ascii_digit)
+    !t.is_empty()
+        && t.iter()
+            .all(|b| b.is_ascii_digit() || b" +-().".contains(b))
+        && t.iter().any(u8::is_ascii_digit)
 }
 
 #[cold]
 fn csv_error(path: &Path, e: &csv::Error) -> Error {
     let line = e.position().map_or(0, |p| p.line());
     match e.kind() {
-        csv::ErrorKind::Io(io) => Error::Io { path: path.to_path_buf(), source: std::io::Error::new(io.kind(), io.to_string()) },
-        _ => Error::MalformedFile { path: path.to_path_buf(), line, reason: e.to_string() },
+        csv::ErrorKind::Io(io) => Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(io.kind(), io.to_string()),
+        },
+        _ => Error::MalformedFile {
+            path: path.to_path_buf(),
+            line,
+            reason: e.to_string(),
+        },
     }
 }
 
@@ -282,7 +367,10 @@ mod tests {
 
     fn file(content: &str) -> tempfile_lite::TempPath {
         let p = tempfile_lite::TempPath::new("reader");
-        std::fs::File::create(&p.0).unwrap().write_all(content.as_bytes()).unwrap();
+        std::fs::File::create(&p.0)
+            .unwrap()
+            .write_all(content.as_bytes())
+            .unwrap();
         p
     }
 
@@ -293,7 +381,9 @@ mod tests {
                 use std::sync::atomic::{AtomicU32, Ordering};
                 static N: AtomicU32 = AtomicU32::new(0);
                 let n = N.fetch_add(1, Ordering::Relaxed);
-                TempPath(std::env::temp_dir().join(format!("dialer-{tag}-{}-{n}", std::process::id())))
+                TempPath(
+                    std::env::temp_dir().join(format!("dialer-{tag}-{}-{n}", std::process::id())),
+                )
             }
         }
         impl Drop for TempPath {
@@ -347,19 +437,34 @@ mod tests {
     #[test]
     fn missing_number_column_names_the_columns() {
         let f = file("name,segment\nAn,VIP\n");
-        let e = ContactReader::open(&f.0, vn(), Format::Auto, None, &[], true).err().unwrap().to_string();
+        let e = ContactReader::open(&f.0, vn(), Format::Auto, None, &[], true)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("name, segment"), "{e}");
-        let e = ContactReader::open(&f.0, vn(), Format::Csv, Some("msisdn"), &[], true).err().unwrap().to_string();
+        let e = ContactReader::open(&f.0, vn(), Format::Csv, Some("msisdn"), &[], true)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("\"msisdn\""), "{e}");
     }
 
     #[test]
     fn binary_and_empty_files_are_refused() {
         let f = file("phone\n\0\0\0");
-        let e = ContactReader::open(&f.0, vn(), Format::Auto, None, &[], true).err().unwrap().to_string();
+        let e = ContactReader::open(&f.0, vn(), Format::Auto, None, &[], true)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("line 2") && e.contains("binary"), "{e}");
         let f = file("");
-        assert!(ContactReader::open(&f.0, vn(), Format::Auto, None, &[], true).err().unwrap().to_string().contains("empty"));
+        assert!(
+            ContactReader::open(&f.0, vn(), Format::Auto, None, &[], true)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("empty")
+        );
     }
 
     proptest::proptest! {
@@ -398,8 +503,12 @@ mod tests {
     fn gzip_files_are_read_as_text() {
         use flate2::write::GzEncoder;
         let p = tempfile_lite::TempPath::new("gz");
-        let mut enc = GzEncoder::new(std::fs::File::create(&p.0).unwrap(), flate2::Compression::fast());
-        enc.write_all(b"phone,name\n0901234567,An\n0901234568,Binh\n").unwrap();
+        let mut enc = GzEncoder::new(
+            std::fs::File::create(&p.0).unwrap(),
+            flate2::Compression::fast(),
+        );
+        enc.write_all(b"phone,name\n0901234567,An\n0901234568,Binh\n")
+            .unwrap();
         enc.finish().unwrap();
         let mut r = ContactReader::open(&p.0, vn(), Format::Auto, None, &[], true).unwrap();
         let b = read_all(&mut r);

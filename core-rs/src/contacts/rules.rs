@@ -25,9 +25,14 @@ pub struct CompiledRule {
 
 impl Rule {
     pub fn parse(text: &str) -> Result<Rule> {
-        let bad = |reason: &str| Error::BadRule { rule: text.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| Error::BadRule {
+            rule: text.to_string(),
+            reason: reason.to_string(),
+        };
         let t = text.trim();
-        let (column, rest) = split_column(t).ok_or_else(|| bad("expected `<column> in {...}`, `<column> = value` or `<column> != value`"))?;
+        let (column, rest) = split_column(t).ok_or_else(|| {
+            bad("expected `<column> in {...}`, `<column> = value` or `<column> != value`")
+        })?;
         let rest = rest.trim_start();
         let lower = rest.to_ascii_lowercase();
         let (negate, list_part) = if let Some(r) = lower.strip_prefix("not in") {
@@ -45,7 +50,11 @@ impl Rule {
                     .and_then(|l| l.strip_suffix('}'))
                     .or_else(|| list.strip_prefix('(').and_then(|l| l.strip_suffix(')')))
                     .ok_or_else(|| bad("the values of `in` go between { and }"))?;
-                let values: Vec<String> = inner.split(',').map(unquote).filter(|v| !v.is_empty()).collect();
+                let values: Vec<String> = inner
+                    .split(',')
+                    .map(unquote)
+                    .filter(|v| !v.is_empty())
+                    .collect();
                 if values.is_empty() {
                     return Err(bad("the value list is empty"));
                 }
@@ -57,7 +66,9 @@ impl Rule {
                 } else if let Some(v) = rest.strip_prefix("==").or_else(|| rest.strip_prefix('=')) {
                     (false, v)
                 } else {
-                    return Err(bad("expected `in`, `not in`, `=` or `!=` after the column name"));
+                    return Err(bad(
+                        "expected `in`, `not in`, `=` or `!=` after the column name",
+                    ));
                 };
                 let v = unquote(v);
                 if v.is_empty() {
@@ -84,7 +95,11 @@ impl Rule {
                 column: format!("{} (named by exclusion rule {:?})", self.column, self.text),
                 found: headers.join(", "),
             })?;
-        Ok(CompiledRule { index, negate: self.negate, values: self.values.iter().map(|v| v.as_bytes().to_vec()).collect() })
+        Ok(CompiledRule {
+            index,
+            negate: self.negate,
+            values: self.values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+        })
     }
 }
 
@@ -129,7 +144,12 @@ mod tests {
     fn in_list_matches_case_insensitively() {
         let r = Rule::parse("segment in {VIP, GOLD, \"DIAMOND\"}").unwrap();
         assert_eq!(r.values, vec!["vip", "gold", "diamond"]);
-        let c = r.compile(&["phone".into(), "Segment".into()], std::path::Path::new("x")).unwrap();
+        let c = r
+            .compile(
+                &["phone".into(), "Segment".into()],
+                std::path::Path::new("x"),
+            )
+            .unwrap();
         assert!(c.matches(&rec(&["1", "vip"])));
         assert!(c.matches(&rec(&["1", " Diamond "])));
         assert!(!c.matches(&rec(&["1", "silver"])));
@@ -145,7 +165,14 @@ mod tests {
 
     #[test]
     fn bad_rules_say_why() {
-        for bad in ["", "segment", "segment in VIP", "segment in {}", "segment ~ x", "segment ="] {
+        for bad in [
+            "",
+            "segment",
+            "segment in VIP",
+            "segment in {}",
+            "segment ~ x",
+            "segment =",
+        ] {
             let e = Rule::parse(bad).unwrap_err().to_string();
             assert!(e.contains("bad exclusion rule"), "{bad:?}: {e}");
         }
@@ -154,7 +181,10 @@ mod tests {
     #[test]
     fn missing_column_is_named() {
         let r = Rule::parse("segment in {VIP}").unwrap();
-        let e = r.compile(&["phone".into()], std::path::Path::new("list.csv")).unwrap_err().to_string();
+        let e = r
+            .compile(&["phone".into()], std::path::Path::new("list.csv"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("segment") && e.contains("phone"), "{e}");
     }
 }

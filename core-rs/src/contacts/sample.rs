@@ -10,11 +10,21 @@ use crate::error::{Error, Result};
 
 /// Vietnamese mobile prefixes (after the country code).
 const PREFIXES: &[u64] = &[
-    32, 33, 34, 35, 36, 37, 38, 39, 56, 58, 59, 70, 76, 77, 78, 79, 81, 82, 83, 84, 85, 86, 88, 89, 90, 91, 92, 93, 94, 96, 97, 98, 99,
+    32, 33, 34, 35, 36, 37, 38, 39, 56, 58, 59, 70, 76, 77, 78, 79, 81, 82, 83, 84, 85, 86, 88, 89,
+    90, 91, 92, 93, 94, 96, 97, 98, 99,
 ];
 const SPAN: u64 = 10_000_000; // 7 digits after the prefix
-const NAMES: &[&str] = &["An", "Binh", "Chi", "Dung", "Giang", "Hoa", "Khanh", "Linh", "Minh", "Nam", "Phuong", "Quang", "Thao", "Trang", "Tuan", "Vy"];
-const SEGMENTS: &[(&str, u64)] = &[("basic", 880), ("silver", 60), ("GOLD", 30), ("DIAMOND", 10), ("VIP", 20)]; // per mille
+const NAMES: &[&str] = &[
+    "An", "Binh", "Chi", "Dung", "Giang", "Hoa", "Khanh", "Linh", "Minh", "Nam", "Phuong", "Quang",
+    "Thao", "Trang", "Tuan", "Vy",
+];
+const SEGMENTS: &[(&str, u64)] = &[
+    ("basic", 880),
+    ("silver", 60),
+    ("GOLD", 30),
+    ("DIAMOND", 10),
+    ("VIP", 20),
+]; // per mille
 
 #[derive(Clone, Debug)]
 pub struct SampleOptions {
@@ -30,7 +40,13 @@ pub struct SampleOptions {
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        SampleOptions { rows: 1000, seed: 1, invalid_ratio: 0.002, duplicate_ratio: 0.001, suppression_ratio: 0.0 }
+        SampleOptions {
+            rows: 1000,
+            seed: 1,
+            invalid_ratio: 0.002,
+            duplicate_ratio: 0.001,
+            suppression_ratio: 0.0,
+        }
     }
 }
 
@@ -65,20 +81,33 @@ impl Rng {
 }
 
 /// Write `phone,name,segment` rows to `path`.
-pub fn generate(path: &Path, suppression_path: Option<&Path>, opts: &SampleOptions) -> Result<SampleReport> {
-    if !(0.0..=1.0).contains(&opts.invalid_ratio) || !(0.0..=1.0).contains(&opts.duplicate_ratio) || !(0.0..=1.0).contains(&opts.suppression_ratio) {
+pub fn generate(
+    path: &Path,
+    suppression_path: Option<&Path>,
+    opts: &SampleOptions,
+) -> Result<SampleReport> {
+    if !(0.0..=1.0).contains(&opts.invalid_ratio)
+        || !(0.0..=1.0).contains(&opts.duplicate_ratio)
+        || !(0.0..=1.0).contains(&opts.suppression_ratio)
+    {
         return Err(Error::invalid("sample ratio", "ratios are between 0 and 1"));
     }
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).map_err(|e| Error::io(path, e))?);
+    let mut out =
+        BufWriter::with_capacity(1 << 20, File::create(path).map_err(|e| Error::io(path, e))?);
     let mut sup = match suppression_path {
-        Some(p) => Some((p, BufWriter::new(File::create(p).map_err(|e| Error::io(p, e))?))),
+        Some(p) => Some((
+            p,
+            BufWriter::new(File::create(p).map_err(|e| Error::io(p, e))?),
+        )),
         None => None,
     };
     let mut rng = Rng(opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut r = SampleReport::default();
     let mut next_distinct = 0u64;
     let mut line = Vec::with_capacity(64);
-    let w = |out: &mut BufWriter<File>, line: &[u8]| out.write_all(line).map_err(|e| Error::io(path, e));
+    let w = |out: &mut BufWriter<File>, line: &[u8]| {
+        out.write_all(line).map_err(|e| Error::io(path, e))
+    };
     w(&mut out, b"phone,name,segment\n")?;
     for _ in 0..opts.rows {
         line.clear();
@@ -105,8 +134,20 @@ pub fn generate(path: &Path, suppression_path: Option<&Path>, opts: &SampleOptio
                 match rng.next() % 4 {
                     0 => write!(line, "0{national}"),
                     1 => write!(line, "84{national}"),
-                    2 => write!(line, "+84 {} {:03} {:04}", national / 10_000_000, national / 10_000 % 1000, national % 10_000),
-                    _ => write!(line, "0{}-{:03}-{:04}", national / 10_000_000, national / 10_000 % 1000, national % 10_000),
+                    2 => write!(
+                        line,
+                        "+84 {} {:03} {:04}",
+                        national / 10_000_000,
+                        national / 10_000 % 1000,
+                        national % 10_000
+                    ),
+                    _ => write!(
+                        line,
+                        "0{}-{:03}-{:04}",
+                        national / 10_000_000,
+                        national / 10_000 % 1000,
+                        national % 10_000
+                    ),
                 }
             }
             None => write!(line, "09{}", rng.next() % 1000),
@@ -114,7 +155,17 @@ pub fn generate(path: &Path, suppression_path: Option<&Path>, opts: &SampleOptio
         .map_err(|e| Error::io(path, e))?;
         let name = NAMES[(rng.next() % NAMES.len() as u64) as usize];
         let mut roll = rng.next() % 1000;
-        let segment = SEGMENTS.iter().find(|(_, w)| if roll < *w { true } else { roll -= w; false }).map_or("basic", |(s, _)| s);
+        let segment = SEGMENTS
+            .iter()
+            .find(|(_, w)| {
+                if roll < *w {
+                    true
+                } else {
+                    roll -= w;
+                    false
+                }
+            })
+            .map_or("basic", |(s, _)| s);
         writeln!(line, ",{name},{segment}").map_err(|e| Error::io(path, e))?;
         w(&mut out, &line)?;
         r.rows += 1;

@@ -16,7 +16,8 @@ use crate::keys::{self, LIST_BUCKETS, SUPPRESSION_REGISTRY};
 use crate::queue::script;
 use crate::store::Store;
 
-static ADD: LazyLock<Script> = LazyLock::new(|| script(include_str!("../queue/lua/suppress_add.lua")));
+static ADD: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("../queue/lua/suppress_add.lua")));
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoadMode {
@@ -56,7 +57,8 @@ pub fn check_any(store: &mut Store, lists: &[String], numbers: &[u64]) -> Result
     let target = lists.join(",");
     let mut pipe = redis::pipe();
     for l in lists {
-        pipe.cmd("GET").arg(format!("{}:gen", keys::suppression_list(l)));
+        pipe.cmd("GET")
+            .arg(format!("{}:gen", keys::suppression_list(l)));
     }
     let gens: Vec<Option<u64>> = store.pipe(&pipe, "read list generations", &target)?;
     let mut pipe = redis::pipe();
@@ -65,7 +67,9 @@ pub fn check_any(store: &mut Store, lists: &[String], numbers: &[u64]) -> Result
         let Some(gen) = gen else { continue }; // deleted: nothing is on it
         let base = keys::suppression_list(l);
         for n in numbers {
-            pipe.cmd("SISMEMBER").arg(format!("{base}:g{gen}:{}", n % LIST_BUCKETS)).arg(*n);
+            pipe.cmd("SISMEMBER")
+                .arg(format!("{base}:g{gen}:{}", n % LIST_BUCKETS))
+                .arg(*n);
         }
         asked += 1;
     }
@@ -74,7 +78,11 @@ pub fn check_any(store: &mut Store, lists: &[String], numbers: &[u64]) -> Result
     }
     let flags: Vec<bool> = store.pipe(&pipe, "check suppression lists", &target)?;
     if flags.len() != asked * numbers.len() {
-        return Err(Error::protocol("check suppression lists", &target, "reply count differs"));
+        return Err(Error::protocol(
+            "check suppression lists",
+            &target,
+            "reply count differs",
+        ));
     }
     for chunk in flags.chunks(numbers.len()) {
         for (h, f) in hit.iter_mut().zip(chunk) {
@@ -91,7 +99,8 @@ pub fn versions(store: &mut Store, lists: &[String]) -> Result<Vec<u64>> {
     }
     let mut pipe = redis::pipe();
     for l in lists {
-        pipe.cmd("GET").arg(format!("{}:ver", keys::suppression_list(l)));
+        pipe.cmd("GET")
+            .arg(format!("{}:ver", keys::suppression_list(l)));
     }
     let v: Vec<Option<u64>> = store.pipe(&pipe, "read list versions", &lists.join(","))?;
     Ok(v.into_iter().map(Option::unwrap_or_default).collect())
@@ -107,7 +116,12 @@ pub fn missing(store: &mut Store, lists: &[String]) -> Result<Vec<String>> {
         pipe.cmd("SISMEMBER").arg(SUPPRESSION_REGISTRY).arg(l);
     }
     let there: Vec<bool> = store.pipe(&pipe, "find suppression lists", SUPPRESSION_REGISTRY)?;
-    Ok(lists.iter().zip(there).filter(|(_, t)| !t).map(|(l, _)| l.clone()).collect())
+    Ok(lists
+        .iter()
+        .zip(there)
+        .filter(|(_, t)| !t)
+        .map(|(l, _)| l.clone())
+        .collect())
 }
 
 /// Load a file of numbers (plain, or CSV with a number column) into list `name`. `progress` is
@@ -124,22 +138,39 @@ pub fn load(
     progress: &mut dyn FnMut(&ListReport) -> bool,
 ) -> Result<ListReport> {
     keys::check_name("suppression list", name)?;
-    let normalizer = Normalizer::for_iso(country).ok_or_else(|| Error::UnknownCountry { iso: country.to_string() })?;
+    let normalizer = Normalizer::for_iso(country).ok_or_else(|| Error::UnknownCountry {
+        iso: country.to_string(),
+    })?;
     let mut reader = ContactReader::open(path, normalizer, format, number_column, &[], false)?;
     let mut store = Store::connect(url)?;
     store.load_scripts(&[&ADD])?;
     let base = keys::suppression_list(name);
-    let live: Option<u64> = store.query(redis::cmd("GET").arg(format!("{base}:gen")), "read list generation", &base)?;
+    let live: Option<u64> = store.query(
+        redis::cmd("GET").arg(format!("{base}:gen")),
+        "read list generation",
+        &base,
+    )?;
     // Replace (or a new list) fills a fresh generation and switches to it at the end.
     let gen = match (mode, live) {
         (LoadMode::Append, Some(g)) => g,
-        _ => store.query(redis::cmd("INCR").arg(format!("{base}:gens")), "new list generation", &base)?,
+        _ => store.query(
+            redis::cmd("INCR").arg(format!("{base}:gens")),
+            "new list generation",
+            &base,
+        )?,
     };
     if live == Some(gen) {
         // Appending: numbers land on the live list from the first batch on.
-        store.query::<()>(redis::cmd("INCR").arg(format!("{base}:ver")), "bump list version", &base)?;
+        store.query::<()>(
+            redis::cmd("INCR").arg(format!("{base}:ver")),
+            "bump list version",
+            &base,
+        )?;
     }
-    let mut report = ListReport { name: name.to_string(), ..Default::default() };
+    let mut report = ListReport {
+        name: name.to_string(),
+        ..Default::default()
+    };
     let result = (|| -> Result<()> {
         while let Some(b) = reader.next_batch(20_000)? {
             let mut added = 0u64;
@@ -149,16 +180,21 @@ pub fn load(
                 for n in &b.numbers {
                     inv.arg(*n);
                 }
-                added = crate::store::int(&store.invoke(&inv, "add to suppression list", &base)?).unwrap_or(0) as u64;
+                added = crate::store::int(&store.invoke(&inv, "add to suppression list", &base)?)
+                    .unwrap_or(0) as u64;
             }
             report.read += b.read;
             report.rejected += b.rejected;
             report.added += added;
             report.already += b.numbers.len() as u64 - added;
             let room = MAX_REASONS.saturating_sub(report.rejections.len());
-            report.rejections.extend(b.rejections.into_iter().take(room));
+            report
+                .rejections
+                .extend(b.rejections.into_iter().take(room));
             if !progress(&report) {
-                return Err(Error::Cancelled { op: "suppression list load" });
+                return Err(Error::Cancelled {
+                    op: "suppression list load",
+                });
             }
         }
         Ok(())
@@ -173,10 +209,17 @@ pub fn load(
     if live != Some(gen) {
         // One slot, one MULTI: claims see the new generation and the new version together.
         let mut pipe = redis::pipe();
-        pipe.atomic().cmd("INCR").arg(format!("{base}:ver")).ignore();
+        pipe.atomic()
+            .cmd("INCR")
+            .arg(format!("{base}:ver"))
+            .ignore();
         pipe.cmd("SET").arg(format!("{base}:gen")).arg(gen).ignore();
         store.pipe::<()>(&pipe, "switch list generation", &base)?;
-        store.query::<()>(redis::cmd("SADD").arg(SUPPRESSION_REGISTRY).arg(name), "register list", SUPPRESSION_REGISTRY)?;
+        store.query::<()>(
+            redis::cmd("SADD").arg(SUPPRESSION_REGISTRY).arg(name),
+            "register list",
+            SUPPRESSION_REGISTRY,
+        )?;
         if let Some(old) = live {
             drop_generation(&mut store, &base, old)?;
         }
@@ -186,31 +229,52 @@ pub fn load(
 }
 
 fn count(store: &mut Store, base: &str, gen: u64) -> Result<u64> {
-    let c: Option<u64> = store.query(redis::cmd("HGET").arg(format!("{base}:count")).arg(gen), "count list", base)?;
+    let c: Option<u64> = store.query(
+        redis::cmd("HGET").arg(format!("{base}:count")).arg(gen),
+        "count list",
+        base,
+    )?;
     Ok(c.unwrap_or(0))
 }
 
 fn drop_generation(store: &mut Store, base: &str, gen: u64) -> Result<()> {
-    let keys: Vec<String> = (0..LIST_BUCKETS).map(|b| format!("{base}:g{gen}:{b}")).collect();
+    let keys: Vec<String> = (0..LIST_BUCKETS)
+        .map(|b| format!("{base}:g{gen}:{b}"))
+        .collect();
     let mut pipe = redis::pipe();
     for chunk in keys.chunks(1024) {
         pipe.cmd("UNLINK").arg(chunk).ignore();
     }
-    pipe.cmd("HDEL").arg(format!("{base}:count")).arg(gen).ignore();
+    pipe.cmd("HDEL")
+        .arg(format!("{base}:count"))
+        .arg(gen)
+        .ignore();
     store.pipe::<()>(&pipe, "drop list generation", base)
 }
 
 /// Every list with its size.
 pub fn lists(url: &str) -> Result<Vec<ListInfo>> {
     let mut store = Store::connect(url)?;
-    let mut names: Vec<String> = store.query(redis::cmd("SMEMBERS").arg(SUPPRESSION_REGISTRY), "list suppression lists", SUPPRESSION_REGISTRY)?;
+    let mut names: Vec<String> = store.query(
+        redis::cmd("SMEMBERS").arg(SUPPRESSION_REGISTRY),
+        "list suppression lists",
+        SUPPRESSION_REGISTRY,
+    )?;
     names.sort();
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let base = keys::suppression_list(&name);
-        let gen: Option<u64> = store.query(redis::cmd("GET").arg(format!("{base}:gen")), "read list generation", &base)?;
+        let gen: Option<u64> = store.query(
+            redis::cmd("GET").arg(format!("{base}:gen")),
+            "read list generation",
+            &base,
+        )?;
         let generation = gen.unwrap_or(0);
-        out.push(ListInfo { count: count(&mut store, &base, generation)?, name, generation });
+        out.push(ListInfo {
+            count: count(&mut store, &base, generation)?,
+            name,
+            generation,
+        });
     }
     Ok(out)
 }
@@ -220,11 +284,18 @@ pub fn delete(url: &str, name: &str) -> Result<bool> {
     keys::check_name("suppression list", name)?;
     let mut store = Store::connect(url)?;
     let base = keys::suppression_list(name);
-    let gen: Option<u64> = store.query(redis::cmd("GET").arg(format!("{base}:gen")), "read list generation", &base)?;
+    let gen: Option<u64> = store.query(
+        redis::cmd("GET").arg(format!("{base}:gen")),
+        "read list generation",
+        &base,
+    )?;
     let Some(gen) = gen else { return Ok(false) };
     let mut pipe = redis::pipe();
     pipe.cmd("DEL").arg(format!("{base}:gen")).ignore();
-    pipe.cmd("SREM").arg(SUPPRESSION_REGISTRY).arg(name).ignore();
+    pipe.cmd("SREM")
+        .arg(SUPPRESSION_REGISTRY)
+        .arg(name)
+        .ignore();
     store.pipe::<()>(&pipe, "delete list", &base)?;
     drop_generation(&mut store, &base, gen)?;
     Ok(true)

@@ -29,7 +29,13 @@ pub struct AbandonWindow {
 
 impl AbandonWindow {
     pub fn new(window: f64) -> Self {
-        AbandonWindow { window, width: window / BUCKETS, buckets: VecDeque::new(), answers: 0, abandons: 0 }
+        AbandonWindow {
+            window,
+            width: window / BUCKETS,
+            buckets: VecDeque::new(),
+            answers: 0,
+            abandons: 0,
+        }
     }
 
     pub fn window(&self) -> f64 {
@@ -57,7 +63,11 @@ impl AbandonWindow {
                 b.answers += answers;
                 b.abandons += abandons;
             }
-            _ => self.buckets.push_back(Bucket { index, answers, abandons }),
+            _ => self.buckets.push_back(Bucket {
+                index,
+                answers,
+                abandons,
+            }),
         }
         self.answers += answers;
         self.abandons += abandons;
@@ -126,7 +136,10 @@ mod tests {
         assert!(w.conservative_budget(10.0, 0.03, 2045.0) < 0.0);
         w.expire(2048.0 + 5.5);
         let (answers, abandons) = w.counts();
-        assert!(answers < 100 && answers > 0 && abandons == 1, "{answers} {abandons}");
+        assert!(
+            answers < 100 && answers > 0 && abandons == 1,
+            "{answers} {abandons}"
+        );
         w.expire(1e6);
         assert_eq!(w.counts(), (0, 0));
     }

@@ -127,7 +127,12 @@ pub(crate) struct Control {
 
 impl Default for Control {
     fn default() -> Self {
-        Control { z: Z_START, aim: 0.0, predicting: false, burst: std::collections::VecDeque::new() }
+        Control {
+            z: Z_START,
+            aim: 0.0,
+            predicting: false,
+            burst: std::collections::VecDeque::new(),
+        }
     }
 }
 
@@ -206,15 +211,26 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
     pub fn decide(&mut self, now: f64) -> Result<u32> {
         let pre = self.prepare(now)?;
         let calls = match self.cfg.mode {
-            Mode::Predictive if pre.aim > 0.0 && pre.cap > pre.floor => self.search(&pre).max(pre.floor),
+            Mode::Predictive if pre.aim > 0.0 && pre.cap > pre.floor => {
+                self.search(&pre).max(pre.floor)
+            }
             _ => pre.floor,
         }
         .min(pre.cap);
         self.control.aim = pre.aim;
         // Answers count toward the controller while its margin decides, not while a cap does.
-        self.control.predicting = self.cfg.mode == Mode::Predictive && pre.aim > 0.0 && calls < pre.cap;
+        self.control.predicting =
+            self.cfg.mode == Mode::Predictive && pre.aim > 0.0 && calls < pre.cap;
         let z = pre.z;
-        self.last_decision = Decision { at: now, calls, floor: pre.floor, cap: pre.cap, budget: pre.budget, aim: pre.aim, z };
+        self.last_decision = Decision {
+            at: now,
+            calls,
+            floor: pre.floor,
+            cap: pre.cap,
+            budget: pre.budget,
+            aim: pre.aim,
+            z,
+        };
         Ok(calls)
     }
 
@@ -227,7 +243,11 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
             waiting: self.call_counts[1],
             floor: pre.floor,
             cap: pre.cap,
-            aim: if self.cfg.mode == Mode::Predictive { pre.aim } else { 0.0 },
+            aim: if self.cfg.mode == Mode::Predictive {
+                pre.aim
+            } else {
+                0.0
+            },
             z: pre.z,
             p: self.derived.p,
             p_rel_var: self.derived.p_rel_var,
@@ -251,24 +271,38 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         let ivr = self.cfg.mode == Mode::Ivr;
         let ports = self.cfg.max_channels.unwrap_or(0);
         let staffed = if ivr { ports } else { ready + talking + wrap };
-        let mut cap = ((self.cfg.max_dial_ratio * f64::from(staffed)).floor() as u32).saturating_sub(ringing);
+        let mut cap =
+            ((self.cfg.max_dial_ratio * f64::from(staffed)).floor() as u32).saturating_sub(ringing);
         if let Some(ch) = self.cfg.max_channels {
             cap = cap.min(ch.saturating_sub(active));
         }
         if self.cfg.max_cps.is_some() {
             cap = cap.min(self.tokens.max(0.0).floor() as u32);
         }
-        let floor = if ivr { ports.saturating_sub(active) } else { ready.saturating_sub(waiting + ringing) };
+        let floor = if ivr {
+            ports.saturating_sub(active)
+        } else {
+            ready.saturating_sub(waiting + ringing)
+        };
         let target = self.cfg.target_abandon_rate;
         self.budget.expire(now);
-        let budget = self.budget.conservative_budget(now, target, BUDGET_LOOKAHEAD_S);
+        let budget = self
+            .budget
+            .conservative_budget(now, target, BUDGET_LOOKAHEAD_S);
         let (answers, _) = self.budget.counts();
         let burst = f64::from(self.control.largest_burst());
-        let reserve = RESERVE_ABANDONS + BURST_RESERVE * burst + RESERVE_SHARE * target * answers as f64;
+        let reserve =
+            RESERVE_ABANDONS + BURST_RESERVE * burst + RESERVE_SHARE * target * answers as f64;
         let ramp = ((budget - reserve) / RAMP_ABANDONS).clamp(0.0, 1.0);
         let aim = AIM_SHARE * target * ramp;
         let z = self.control.z + Z_RAMP * (1.0 - ramp);
-        Ok(Prepared { floor, cap, aim, budget, z })
+        Ok(Prepared {
+            floor,
+            cap,
+            aim,
+            budget,
+            z,
+        })
     }
 
     /// The largest `n <= cap` that keeps `z` standard deviations of agents spare at every
@@ -287,7 +321,11 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         let var: [f64; H] = std::array::from_fn(|k| talk_var[k] + wrap_var[k] + ring_var[k]);
         let mut best = pre.cap;
         for k in 0..H {
-            let demand = Demand { ringing: ringing[k], per_call: d.p * d.answer_by[k], p_rel_var: d.p_rel_var };
+            let demand = Demand {
+                ringing: ringing[k],
+                per_call: d.p * d.answer_by[k],
+                p_rel_var: d.p_rel_var,
+            };
             best = max_calls(mu[k], var[k], &demand, pre.z, best);
         }
         best
@@ -324,9 +362,19 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         self.dials.curves(now, 2, dial_c);
         let p = (dial_c.last_cif(0) + dial_c.last_surv()).clamp(1e-3, 1.0);
         // Horizons: quantiles of the time to a live answer (priors until one is seen).
-        let quantile = |q: f64, prior: f64| dial_c.time_to_cif(0, q * p).unwrap_or(dial_c.horizon.max(prior));
+        let quantile = |q: f64, prior: f64| {
+            dial_c
+                .time_to_cif(0, q * p)
+                .unwrap_or(dial_c.horizon.max(prior))
+        };
         d.horizons = std::array::from_fn(|k| quantile(HORIZON_QUANTILES[k], HORIZON_PRIORS[k]));
-        let (p, answer_by) = ring_tables(dial_c, &d.horizons, RING_POINTS, &mut d.ring_within, &mut d.scratch);
+        let (p, answer_by) = ring_tables(
+            dial_c,
+            &d.horizons,
+            RING_POINTS,
+            &mut d.ring_within,
+            &mut d.scratch,
+        );
         d.p = p;
         d.p_rel_var = (1.0 - p) / (p * (self.dials.finished() as f64).max(1.0));
         d.answer_by = answer_by;
@@ -344,12 +392,20 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         self.wrap.curves(now, 1, wrap_c);
         let limit = self.cfg.connect_limit_s;
         for k in 0..H {
-            completion_table(wrap_c, d.horizons[k] + limit, AGENT_POINTS, &mut d.wrap_free[k], &mut d.scratch);
+            completion_table(
+                wrap_c,
+                d.horizons[k] + limit,
+                AGENT_POINTS,
+                &mut d.wrap_free[k],
+                &mut d.scratch,
+            );
         }
         // A talking agent is free after the rest of the talk and a whole wrap-up: the wrap-up
         // is taken at these quantiles (unknown ones count as the longest seen: conservative).
         d.wraps = std::array::from_fn(|j| {
-            wrap_c.time_to_surv(1.0 - (j as f64 + 0.5) / WRAP_POINTS as f64).unwrap_or(wrap_c.horizon)
+            wrap_c
+                .time_to_surv(1.0 - (j as f64 + 0.5) / WRAP_POINTS as f64)
+                .unwrap_or(wrap_c.horizon)
         });
         d.packed[2].pack(&d.wrap_free);
         self.wrap.fresh = 0;
@@ -363,7 +419,14 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         self.talk.curves(now, 1, talk_c);
         let limit = self.cfg.connect_limit_s;
         for k in 0..H {
-            talk_table(talk_c, &d.wraps, d.horizons[k] + limit, AGENT_POINTS, &mut d.talk_free[k], &mut d.scratch);
+            talk_table(
+                talk_c,
+                &d.wraps,
+                d.horizons[k] + limit,
+                AGENT_POINTS,
+                &mut d.talk_free[k],
+                &mut d.scratch,
+            );
         }
         d.packed[1].pack(&d.talk_free);
         self.talk.fresh = 0;

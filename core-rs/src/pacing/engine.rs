@@ -173,7 +173,11 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
     pub fn configure(&mut self, cfg: Config) -> Result<()> {
         cfg.validate()?;
         if cfg.abandon_window_s != self.cfg.abandon_window_s {
-            let now = if self.last.is_finite() { self.last } else { 0.0 };
+            let now = if self.last.is_finite() {
+                self.last
+            } else {
+                0.0
+            };
             self.budget.set_window(cfg.abandon_window_s, now);
         }
         if cfg.max_cps != self.cfg.max_cps {
@@ -187,10 +191,17 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
     /// Check `now` against the last event's time; it becomes the last on success.
     pub(crate) fn tick(&mut self, event: &'static str, now: f64) -> Result<()> {
         if !now.is_finite() {
-            return Err(Error::invalid("now", format!("{event}: {now} is not a finite number of seconds")));
+            return Err(Error::invalid(
+                "now",
+                format!("{event}: {now} is not a finite number of seconds"),
+            ));
         }
         if now < self.last {
-            return Err(Error::TimeWentBackwards { event, now, last: self.last });
+            return Err(Error::TimeWentBackwards {
+                event,
+                now,
+                last: self.last,
+            });
         }
         self.last = now;
         Ok(())
@@ -203,22 +214,43 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
     {
         match self.call_index.get(call) {
             Some(&i) => Ok(i),
-            None => Err(Error::UnknownCall { event, call: call.to_string() }),
+            None => Err(Error::UnknownCall {
+                event,
+                call: call.to_string(),
+            }),
         }
     }
 
-    fn expect_phase(&self, event: &'static str, i: usize, want: Phase, expected: &'static str) -> Result<()> {
+    fn expect_phase(
+        &self,
+        event: &'static str,
+        i: usize,
+        want: Phase,
+        expected: &'static str,
+    ) -> Result<()> {
         let c = &self.calls[i];
         if c.phase == want {
             Ok(())
         } else {
-            Err(Error::UnexpectedEvent { event, call: c.key.to_string(), state: c.phase.as_str(), expected })
+            Err(Error::UnexpectedEvent {
+                event,
+                call: c.key.to_string(),
+                state: c.phase.as_str(),
+                expected,
+            })
         }
     }
 
     /// The checks every call event makes before it changes anything: the call is known, in the
     /// phase the event needs, and `now` does not go back. Returns the call's index.
-    fn accept<Q>(&mut self, event: &'static str, call: &Q, want: Phase, expected: &'static str, now: f64) -> Result<usize>
+    fn accept<Q>(
+        &mut self,
+        event: &'static str,
+        call: &Q,
+        want: Phase,
+        expected: &'static str,
+        now: f64,
+    ) -> Result<usize>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + Display + ?Sized,
@@ -274,7 +306,14 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
             None if state == AgentState::Offline => return Ok(()),
             None => {
                 self.agent_index.insert(agent.to_owned(), self.agents.len());
-                let a = Agent { key: agent.to_owned(), state: AgentState::Offline, since: now, talk_id: 0, wrap_id: 0, slot: 0 };
+                let a = Agent {
+                    key: agent.to_owned(),
+                    state: AgentState::Offline,
+                    since: now,
+                    talk_id: 0,
+                    wrap_id: 0,
+                    slot: 0,
+                };
                 self.agents.push(a);
                 self.agent_counts[AgentState::Offline as usize] += 1;
                 self.agents.len() - 1
@@ -286,17 +325,23 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
             return Ok(());
         }
         // Talk and wrap periods feed their cohorts; leaving for away or offline censors them.
-        let working = matches!(state, AgentState::Ready | AgentState::Talking | AgentState::Wrap);
+        let working = matches!(
+            state,
+            AgentState::Ready | AgentState::Talking | AgentState::Wrap
+        );
         match old {
             AgentState::Talking => {
-                self.talk.close(a.talk_id, now, if working { 0 } else { CENSORED });
+                self.talk
+                    .close(a.talk_id, now, if working { 0 } else { CENSORED });
                 if state == AgentState::Ready {
                     // No wrap-up: a wrap of length 0.
                     let id = self.wrap.open(now);
                     self.wrap.close(id, now, 0);
                 }
             }
-            AgentState::Wrap => self.wrap.close(a.wrap_id, now, if working { 0 } else { CENSORED }),
+            AgentState::Wrap => self
+                .wrap
+                .close(a.wrap_id, now, if working { 0 } else { CENSORED }),
             _ => {}
         }
         match state {
@@ -358,7 +403,12 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         self.call_index.insert(call.to_owned(), self.calls.len());
         let cohort = self.dials.open(now);
         let slot = self.ringing.insert(self.calls.len(), now);
-        self.calls.push(Call { key: call.to_owned(), phase: Phase::Ringing, cohort, slot });
+        self.calls.push(Call {
+            key: call.to_owned(),
+            phase: Phase::Ringing,
+            cohort,
+            slot,
+        });
         self.call_counts[Phase::Ringing as usize] += 1;
         self.totals.dialed += 1;
         Ok(())
@@ -370,7 +420,13 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
     {
-        let i = self.accept("call_answered", call, Phase::Ringing, "only a ringing call can be answered", now)?;
+        let i = self.accept(
+            "call_answered",
+            call,
+            Phase::Ringing,
+            "only a ringing call can be answered",
+            now,
+        )?;
         self.dials.close(self.calls[i].cohort, now, LIVE);
         self.set_phase(i, Phase::Waiting);
         self.budget.answered(now);
@@ -385,7 +441,13 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
     {
-        let i = self.accept("call_connected", call, Phase::Waiting, "report call_answered before call_connected", now)?;
+        let i = self.accept(
+            "call_connected",
+            call,
+            Phase::Waiting,
+            "report call_answered before call_connected",
+            now,
+        )?;
         self.set_phase(i, Phase::Connected);
         self.totals.connected += 1;
         Ok(())
@@ -397,7 +459,13 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
     {
-        let i = self.accept("call_abandoned", call, Phase::Waiting, "only an answered call waiting for an agent is abandoned", now)?;
+        let i = self.accept(
+            "call_abandoned",
+            call,
+            Phase::Waiting,
+            "only an answered call waiting for an agent is abandoned",
+            now,
+        )?;
         self.set_phase(i, Phase::Closing);
         self.budget.abandoned(now);
         self.control.abandoned(now);
@@ -411,7 +479,13 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + Display + ToOwned<Owned = K> + ?Sized,
     {
-        let i = self.accept("call_unanswered", call, Phase::Ringing, "call_unanswered is for a call nobody answered", now)?;
+        let i = self.accept(
+            "call_unanswered",
+            call,
+            Phase::Ringing,
+            "call_unanswered is for a call nobody answered",
+            now,
+        )?;
         self.dials.close(self.calls[i].cohort, now, NOT_LIVE);
         self.remove_call(i);
         self.totals.unanswered[reason as usize] += 1;
@@ -430,7 +504,8 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
                 event: "call_ended",
                 call: call.to_string(),
                 state: Phase::Ringing.as_str(),
-                expected: "report call_unanswered for a call nobody answered, or call_answered first",
+                expected:
+                    "report call_unanswered for a call nobody answered, or call_answered first",
             });
         }
         self.tick("call_ended", now)?;
@@ -451,26 +526,49 @@ impl<K: Eq + Hash + Clone + Display> PacingEngine<K> {
         let (answers, abandons) = self.budget.counts();
         let [ready, talking, wrap, ..] = self.agent_counts;
         let staffed = ready + talking + wrap;
-        let now = if self.last.is_finite() { self.last } else { 0.0 };
+        let now = if self.last.is_finite() {
+            self.last
+        } else {
+            0.0
+        };
         Stats {
             mode: self.cfg.mode.as_str(),
             window_live_answers: answers,
             window_abandons: abandons,
-            window_abandon_rate: if answers == 0 { 0.0 } else { abandons as f64 / answers as f64 },
-            abandon_budget: self.budget.conservative_budget(now, self.cfg.target_abandon_rate, 0.0),
+            window_abandon_rate: if answers == 0 {
+                0.0
+            } else {
+                abandons as f64 / answers as f64
+            },
+            abandon_budget: self
+                .budget
+                .conservative_budget(now, self.cfg.target_abandon_rate, 0.0),
             totals: self.totals.clone(),
-            agents: [self.agent_counts[0], self.agent_counts[1], self.agent_counts[2], self.agent_counts[3]],
+            agents: [
+                self.agent_counts[0],
+                self.agent_counts[1],
+                self.agent_counts[2],
+                self.agent_counts[3],
+            ],
             calls_ringing: self.call_counts[0],
             calls_waiting: self.call_counts[1],
             calls_connected: self.call_counts[2],
             calls_closing: self.call_counts[3],
-            dial_ratio: if staffed == 0 { 0.0 } else { f64::from(self.call_counts[0]) / f64::from(staffed) },
+            dial_ratio: if staffed == 0 {
+                0.0
+            } else {
+                f64::from(self.call_counts[0]) / f64::from(staffed)
+            },
             live_answer_rate: self.derived.p,
             answer_delay_median_s: self.derived.horizons[1],
             answer_delay_p90_s: self.derived.horizons[2],
             talk_time_mean_s: self.talk.mean(0),
             wrap_time_mean_s: self.wrap.mean(0),
-            samples: [self.dials.finished(), self.talk.finished(), self.wrap.finished()],
+            samples: [
+                self.dials.finished(),
+                self.talk.finished(),
+                self.wrap.finished(),
+            ],
             last_decision: self.last_decision.clone(),
         }
     }

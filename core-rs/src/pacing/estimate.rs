@@ -43,7 +43,13 @@ pub const CENSORED: u8 = u8::MAX;
 
 impl Cohort {
     pub fn new(cap: usize) -> Self {
-        Cohort { cap, entries: VecDeque::with_capacity(cap), first_id: 0, finished: Vec::new(), fresh: 0 }
+        Cohort {
+            cap,
+            entries: VecDeque::with_capacity(cap),
+            first_id: 0,
+            finished: Vec::new(),
+            fresh: 0,
+        }
     }
 
     /// Something started at `start`; the id closes it later.
@@ -53,20 +59,31 @@ impl Cohort {
                 if !old.end.is_nan() && old.kind != CENSORED {
                     let d = old.end - old.start;
                     let at = self.finished.partition_point(|x| x.0 < d);
-                    if let Some(i) = (at..self.finished.len()).find(|&i| self.finished[i] == (d, old.kind)) {
+                    if let Some(i) =
+                        (at..self.finished.len()).find(|&i| self.finished[i] == (d, old.kind))
+                    {
                         self.finished.remove(i);
                     }
                 }
             }
             self.first_id += 1;
         }
-        self.entries.push_back(Entry { start, end: f64::NAN, kind: 0 });
+        self.entries.push_back(Entry {
+            start,
+            end: f64::NAN,
+            kind: 0,
+        });
         self.first_id + self.entries.len() as u64 - 1
     }
 
     /// The thing `id` ended at `end` with `kind` (a no-op once it has left the cohort).
     pub fn close(&mut self, id: u64, end: f64, kind: u8) {
-        let Some(e) = id.checked_sub(self.first_id).and_then(|i| self.entries.get_mut(i as usize)) else { return };
+        let Some(e) = id
+            .checked_sub(self.first_id)
+            .and_then(|i| self.entries.get_mut(i as usize))
+        else {
+            return;
+        };
         if !e.end.is_nan() {
             return;
         }
@@ -87,7 +104,11 @@ impl Cohort {
 
     /// Mean duration of the finished ones of `kind` (0 with none).
     pub fn mean(&self, kind: u8) -> f64 {
-        let (sum, n) = self.finished.iter().filter(|x| x.1 == kind).fold((0.0, 0u32), |(s, n), x| (s + x.0, n + 1));
+        let (sum, n) = self
+            .finished
+            .iter()
+            .filter(|x| x.1 == kind)
+            .fold((0.0, 0u32), |(s, n), x| (s + x.0, n + 1));
         if n == 0 {
             0.0
         } else {
@@ -110,7 +131,14 @@ impl Cohort {
             self.entries
                 .iter()
                 .filter(|e| e.end.is_nan() || e.kind == CENSORED)
-                .map(|e| if e.end.is_nan() { now - e.start } else { e.end - e.start }.max(0.0)),
+                .map(|e| {
+                    if e.end.is_nan() {
+                        now - e.start
+                    } else {
+                        e.end - e.start
+                    }
+                    .max(0.0)
+                }),
         );
         // Entries are in start order, so the still-going ones' times come out descending.
         censored.reverse();
@@ -122,7 +150,10 @@ impl Cohort {
         let kinds = kinds.min(MAX_KINDS);
         let (mut i, mut c) = (0, 0);
         let f = &self.finished;
-        out.horizon = f.last().map_or(0.0, |x| x.0).max(censored.last().copied().unwrap_or(0.0));
+        out.horizon = f
+            .last()
+            .map_or(0.0, |x| x.0)
+            .max(censored.last().copied().unwrap_or(0.0));
         while i < f.len() {
             let t = f[i].0;
             // Censored strictly before t leave the risk set first.
@@ -172,7 +203,13 @@ pub struct Curves {
 
 impl Curves {
     /// Survival and cumulative incidence of `kind` at ascending points `xs`, by one merge walk.
-    pub fn at(&self, kind: usize, xs: impl Iterator<Item = f64>, surv: &mut Vec<f64>, cif: &mut Vec<f64>) {
+    pub fn at(
+        &self,
+        kind: usize,
+        xs: impl Iterator<Item = f64>,
+        surv: &mut Vec<f64>,
+        cif: &mut Vec<f64>,
+    ) {
         surv.clear();
         cif.clear();
         let mut j = 0;
@@ -204,12 +241,16 @@ impl Curves {
 
     /// Smallest end time by which survival falls to `level` or below (None if never).
     pub fn time_to_surv(&self, level: f64) -> Option<f64> {
-        (0..self.times.len()).find(|&j| self.surv[j] <= level).map(|j| self.times[j])
+        (0..self.times.len())
+            .find(|&j| self.surv[j] <= level)
+            .map(|j| self.times[j])
     }
 
     /// Smallest end time by which the incidence of `kind` reaches `level` (None if never).
     pub fn time_to_cif(&self, kind: usize, level: f64) -> Option<f64> {
-        (0..self.times.len()).find(|&j| self.cif[j * self.kinds + kind] >= level).map(|j| self.times[j])
+        (0..self.times.len())
+            .find(|&j| self.cif[j * self.kinds + kind] >= level)
+            .map(|j| self.times[j])
     }
 }
 
@@ -244,10 +285,13 @@ impl<const H: usize> Packed<H> {
     /// Pack `tables` (which share a grid: built from one curve with the same points).
     pub fn pack(&mut self, tables: &[Table; H]) {
         let n = tables.iter().map(|t| t.values.len()).min().unwrap_or(0);
-        debug_assert!(tables.iter().all(|t| t.step == tables[0].step && t.values.len() == n));
+        debug_assert!(tables
+            .iter()
+            .all(|t| t.step == tables[0].step && t.values.len() == n));
         self.inv_step = if n == 0 { 0.0 } else { 1.0 / tables[0].step };
         self.rows.clear();
-        self.rows.extend((0..n).map(|i| std::array::from_fn(|k| tables[k].values[i])));
+        self.rows
+            .extend((0..n).map(|i| std::array::from_fn(|k| tables[k].values[i])));
     }
 
     #[inline]
@@ -267,20 +311,34 @@ fn grid(horizon: f64, points: usize) -> f64 {
 
 /// `P(ends within h more | lasted t)` from a one-kind Kaplan-Meier curve: `1 - S(t+h) / S(t)`.
 /// Beyond what was observed the chance is 0 (conservative: an agent overdue is not counted on).
-pub fn completion_table(c: &Curves, h: f64, points: usize, out: &mut Table, scratch: &mut [Vec<f64>; 4]) {
+pub fn completion_table(
+    c: &Curves,
+    h: f64,
+    points: usize,
+    out: &mut Table,
+    scratch: &mut [Vec<f64>; 4],
+) {
     let step = grid(c.horizon, points);
     let [s_t, c_t, s_th, c_th] = scratch;
     c.at(0, (0..points).map(|i| i as f64 * step), s_t, c_t);
     c.at(0, (0..points).map(|i| i as f64 * step + h), s_th, c_th);
     out.step = step;
     out.values.clear();
-    out.values.extend(s_t.iter().zip(s_th.iter()).map(|(&a, &b)| ratio(a - b, a)));
+    out.values
+        .extend(s_t.iter().zip(s_th.iter()).map(|(&a, &b)| ratio(a - b, a)));
 }
 
 /// `P(ends within h - w more | lasted t)` averaged over the wrap-up quantiles `w`: the chance
 /// a talking agent who has talked `t` seconds is free within `h` (the rest of the talk, then a
 /// whole wrap-up).
-pub fn talk_table(c: &Curves, wraps: &[f64], h: f64, points: usize, out: &mut Table, scratch: &mut [Vec<f64>; 4]) {
+pub fn talk_table(
+    c: &Curves,
+    wraps: &[f64],
+    h: f64,
+    points: usize,
+    out: &mut Table,
+    scratch: &mut [Vec<f64>; 4],
+) {
     let step = grid(c.horizon, points);
     let [s_t, c_t, s_th, c_th] = scratch;
     c.at(0, (0..points).map(|i| i as f64 * step), s_t, c_t);
@@ -315,7 +373,13 @@ pub fn ring_tables<const H: usize>(
 ) -> (f64, [f64; H]) {
     let tail = c.last_surv();
     let p = (c.last_cif(0) + tail).clamp(1e-3, 1.0);
-    let beyond = |t: f64, cif: f64| if t > c.horizon { c.last_cif(0) + tail } else { cif };
+    let beyond = |t: f64, cif: f64| {
+        if t > c.horizon {
+            c.last_cif(0) + tail
+        } else {
+            cif
+        }
+    };
     let step = grid(c.horizon, points);
     let [s_r, c_r, s_rh, c_rh] = scratch;
     c.at(0, (0..points).map(|i| i as f64 * step), s_r, c_r);
@@ -364,8 +428,16 @@ mod tests {
         assert!((cu.last_surv() - 0.5).abs() < 1e-12);
         let mut t = Table::default();
         completion_table(&cu, 5.0, 101, &mut t, &mut Default::default());
-        assert!((t.at(8.0) - 0.5).abs() < 1e-9, "lasted 8 s: half of those at risk end at 10 s, {}", t.at(8.0));
-        assert_eq!(t.at(50.0), 0.0, "past every end seen, nothing is counted on");
+        assert!(
+            (t.at(8.0) - 0.5).abs() < 1e-9,
+            "lasted 8 s: half of those at risk end at 10 s, {}",
+            t.at(8.0)
+        );
+        assert_eq!(
+            t.at(50.0),
+            0.0,
+            "past every end seen, nothing is counted on"
+        );
     }
 
     #[test]
@@ -380,7 +452,10 @@ mod tests {
         c.curves(3.0, 2, &mut cu);
         let mut within = [Table::default(), Table::default()];
         let (p, _) = ring_tables(&cu, &[8.0, 15.0], 64, &mut within, &mut Default::default());
-        assert!(p >= 0.79, "the 80 unresolved count as possible answers, not as failures: {p}");
+        assert!(
+            p >= 0.79,
+            "the 80 unresolved count as possible answers, not as failures: {p}"
+        );
         // Later: 30 answered at 8 s, 50 no-answer at 25 s.
         for id in &ids[20..50] {
             c.close(*id, 8.0, 0);
@@ -393,7 +468,11 @@ mod tests {
         assert!((p - 0.3).abs() < 1e-9, "{p}");
         assert_eq!(by, [1.0, 1.0]);
         // A call that has rung 5 s: 30 live of the 80 still unresolved, all within 8 s more.
-        assert!((within[0].at(5.0) - 30.0 / 80.0).abs() < 1e-9, "{}", within[0].at(5.0));
+        assert!(
+            (within[0].at(5.0) - 30.0 / 80.0).abs() < 1e-9,
+            "{}",
+            within[0].at(5.0)
+        );
         // Rung 10 s: no live answer comes after 8 s.
         assert_eq!(within[0].at(10.0), 0.0);
     }

@@ -45,7 +45,12 @@ impl Mode {
             "progressive" => Mode::Progressive,
             "predictive" => Mode::Predictive,
             "ivr" => Mode::Ivr,
-            _ => return Err(Error::invalid("mode", format!("{s:?}: expected one of {}", Self::NAMES.join(", ")))),
+            _ => {
+                return Err(Error::invalid(
+                    "mode",
+                    format!("{s:?}: expected one of {}", Self::NAMES.join(", ")),
+                ))
+            }
         })
     }
 
@@ -75,7 +80,10 @@ impl AgentState {
             "away" => AgentState::Away,
             "offline" => AgentState::Offline,
             _ => {
-                return Err(Error::invalid("agent state", format!("{s:?}: expected one of {}", Self::NAMES.join(", "))))
+                return Err(Error::invalid(
+                    "agent state",
+                    format!("{s:?}: expected one of {}", Self::NAMES.join(", ")),
+                ))
             }
         })
     }
@@ -104,7 +112,12 @@ impl Unanswered {
             "busy" => Unanswered::Busy,
             "failed" => Unanswered::Failed,
             "machine" => Unanswered::Machine,
-            _ => return Err(Error::invalid("reason", format!("{s:?}: expected one of {}", Self::NAMES.join(", ")))),
+            _ => {
+                return Err(Error::invalid(
+                    "reason",
+                    format!("{s:?}: expected one of {}", Self::NAMES.join(", ")),
+                ))
+            }
         })
     }
 }
@@ -148,18 +161,29 @@ impl Config {
             if v.is_finite() && (lo..=hi).contains(&v) {
                 Ok(())
             } else {
-                Err(Error::invalid(what, format!("{v}: expected a number in [{lo}, {hi}]")))
+                Err(Error::invalid(
+                    what,
+                    format!("{v}: expected a number in [{lo}, {hi}]"),
+                ))
             }
         }
         range("target_abandon_rate", self.target_abandon_rate, 0.0, 0.5)?;
-        range("abandon_window_s", self.abandon_window_s, 1.0, 400.0 * 86_400.0)?;
+        range(
+            "abandon_window_s",
+            self.abandon_window_s,
+            1.0,
+            400.0 * 86_400.0,
+        )?;
         range("connect_limit_s", self.connect_limit_s, 0.1, 60.0)?;
         range("max_dial_ratio", self.max_dial_ratio, 1.0, 100.0)?;
         if let Some(c) = self.max_cps {
             range("max_cps", c, 0.001, 1e6)?;
         }
         if self.max_channels == Some(0) {
-            return Err(Error::invalid("max_channels", "0: expected at least 1 (or None for no cap)"));
+            return Err(Error::invalid(
+                "max_channels",
+                "0: expected at least 1 (or None for no cap)",
+            ));
         }
         if self.mode == Mode::Ivr && self.max_channels.is_none() {
             return Err(Error::invalid(

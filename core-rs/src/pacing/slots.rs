@@ -47,7 +47,11 @@ impl Slots {
 /// `(sum of v, sum of v * (1 - v))` per horizon over `v = table(now - t)` for every start time
 /// `t`: four independent accumulators, so the additions do not wait on each other.
 #[inline]
-pub fn sum_bernoulli<const H: usize>(times: &[f64], now: f64, table: &Packed<H>) -> ([f64; H], [f64; H]) {
+pub fn sum_bernoulli<const H: usize>(
+    times: &[f64],
+    now: f64,
+    table: &Packed<H>,
+) -> ([f64; H], [f64; H]) {
     let mut mean = [[0.0; H]; 4];
     let mut var = [[0.0; H]; 4];
     let mut chunks = times.chunks_exact(4);
@@ -67,6 +71,7 @@ pub fn sum_bernoulli<const H: usize>(times: &[f64], now: f64, table: &Packed<H>)
             var[0][k] += v[k] * (1.0 - v[k]);
         }
     }
-    let total = |a: &[[f64; H]; 4]| std::array::from_fn(|k| (a[0][k] + a[1][k]) + (a[2][k] + a[3][k]));
+    let total =
+        |a: &[[f64; H]; 4]| std::array::from_fn(|k| (a[0][k] + a[1][k]) + (a[2][k] + a[3][k]));
     (total(&mean), total(&var))
 }

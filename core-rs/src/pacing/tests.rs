@@ -37,9 +37,25 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn config(mode: u8, ratio: f64, channels: Option<u32>, cps: Option<f64>) -> Config {
-    let mode = [Mode::Manual, Mode::Preview, Mode::Progressive, Mode::Predictive, Mode::Ivr][mode as usize % 5];
-    let channels = if mode == Mode::Ivr { Some(channels.unwrap_or(10)) } else { channels };
-    Config { mode, max_dial_ratio: ratio, max_channels: channels, max_cps: cps, ..Config::default() }
+    let mode = [
+        Mode::Manual,
+        Mode::Preview,
+        Mode::Progressive,
+        Mode::Predictive,
+        Mode::Ivr,
+    ][mode as usize % 5];
+    let channels = if mode == Mode::Ivr {
+        Some(channels.unwrap_or(10))
+    } else {
+        channels
+    };
+    Config {
+        mode,
+        max_dial_ratio: ratio,
+        max_channels: channels,
+        max_cps: cps,
+        ..Config::default()
+    }
 }
 
 proptest! {
@@ -119,20 +135,44 @@ proptest! {
 #[test]
 fn abandon_rate_stays_under_target_in_every_window() {
     use crate::sim::{simulate, PolicySpec, Scenario};
-    for (i, (agents, live, talk, target)) in
-        [(10, 0.3, 60.0, 0.03), (30, 0.15, 120.0, 0.03), (60, 0.25, 240.0, 0.01), (25, 0.4, 90.0, 0.03)].into_iter().enumerate()
+    for (i, (agents, live, talk, target)) in [
+        (10, 0.3, 60.0, 0.03),
+        (30, 0.15, 120.0, 0.03),
+        (60, 0.25, 240.0, 0.01),
+        (25, 0.4, 90.0, 0.03),
+    ]
+    .into_iter()
+    .enumerate()
     {
-        let sc = Scenario { agents, live_rate: live, talk_mean_s: talk, duration_s: 1800.0, seed: 100 + i as u64, ..Scenario::default() };
-        let cfg = Config { target_abandon_rate: target, ..Config::default() };
+        let sc = Scenario {
+            agents,
+            live_rate: live,
+            talk_mean_s: talk,
+            duration_s: 1800.0,
+            seed: 100 + i as u64,
+            ..Scenario::default()
+        };
+        let cfg = Config {
+            target_abandon_rate: target,
+            ..Config::default()
+        };
         let r = simulate(&sc, &PolicySpec::Engine(cfg), 86_400.0).unwrap();
-        assert!(r.worst_window_abandon_rate <= target, "{agents} agents, {live} live, {talk} s: {r:?}");
+        assert!(
+            r.worst_window_abandon_rate <= target,
+            "{agents} agents, {live} live, {talk} s: {r:?}"
+        );
         assert!(r.connects > 0);
     }
 }
 
 #[test]
 fn cps_cap_holds_over_time() {
-    let cfg = Config { mode: Mode::Ivr, max_channels: Some(1000), max_cps: Some(5.0), ..Config::default() };
+    let cfg = Config {
+        mode: Mode::Ivr,
+        max_channels: Some(1000),
+        max_cps: Some(5.0),
+        ..Config::default()
+    };
     let mut e = PacingEngine::<u64>::new(cfg).unwrap();
     let mut dialed = 0u64;
     for step in 0..100 {
@@ -148,7 +188,11 @@ fn cps_cap_holds_over_time() {
 
 #[test]
 fn ivr_fills_its_ports_and_no_more() {
-    let cfg = Config { mode: Mode::Ivr, max_channels: Some(30), ..Config::default() };
+    let cfg = Config {
+        mode: Mode::Ivr,
+        max_channels: Some(30),
+        ..Config::default()
+    };
     let mut e = PacingEngine::<u64>::new(cfg).unwrap();
     assert_eq!(e.decide(0.0).unwrap(), 30);
     for c in 0..30 {
@@ -158,5 +202,9 @@ fn ivr_fills_its_ports_and_no_more() {
     e.call_unanswered(&3, Unanswered::Busy, 2.0).unwrap();
     e.call_answered(&4, 2.0).unwrap();
     e.call_connected(&4, 2.0).unwrap();
-    assert_eq!(e.decide(2.0).unwrap(), 1, "one port freed, the answered call keeps its port");
+    assert_eq!(
+        e.decide(2.0).unwrap(),
+        1,
+        "one port freed, the answered call keeps its port"
+    );
 }

@@ -24,7 +24,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(normalize, m)?)?;
     m.add_function(wrap_pyfunction!(generate_sample, m)?)?;
     m.add_function(wrap_pyfunction!(check_exclusion_rule, m)?)?;
-    let isos: Vec<&str> = crate::contacts::e164::countries().iter().map(|c| c.iso).collect();
+    let isos: Vec<&str> = crate::contacts::e164::countries()
+        .iter()
+        .map(|c| c.iso)
+        .collect();
     m.add("COUNTRIES", isos)?;
     Ok(())
 }
@@ -104,7 +107,10 @@ fn options(
     attributes: bool,
 ) -> PyResult<ImportOptions> {
     if batch_size == 0 {
-        return Err(raise("InvalidInput", "batch_size must be at least 1".into()));
+        return Err(raise(
+            "InvalidInput",
+            "batch_size must be at least 1".into(),
+        ));
     }
     let mut o = ImportOptions::new(campaign, country);
     o.partitions = partitions;
@@ -141,7 +147,17 @@ fn import_contacts<'py>(
     attributes: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let o = options(&campaign, &country, partitions, number_column, format, suppression_lists, exclusions, batch_size, attributes)?;
+    let o = options(
+        &campaign,
+        &country,
+        partitions,
+        number_column,
+        format,
+        suppression_lists,
+        exclusions,
+        batch_size,
+        attributes,
+    )?;
     let r = run_cancellable(py, |cancel| {
         let mut cb = throttled(progress.as_ref(), cancel, report_dict);
         import::import_file(&redis_url, &path, &o, &mut cb)
@@ -162,7 +178,17 @@ fn parse_contacts<'py>(
     exclusions: Vec<String>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let o = options("dry-run", &country, None, number_column, format, vec![], exclusions, 10_000, false)?;
+    let o = options(
+        "dry-run",
+        &country,
+        None,
+        number_column,
+        format,
+        vec![],
+        exclusions,
+        10_000,
+        false,
+    )?;
     let r = run_cancellable(py, |cancel| {
         let mut cb = throttled(progress.as_ref(), cancel, report_dict);
         import::parse_file(&path, &o, &mut cb)
@@ -190,11 +216,25 @@ fn load_suppression_list<'py>(
     let mode = match mode {
         "replace" => LoadMode::Replace,
         "append" => LoadMode::Append,
-        _ => return Err(raise("InvalidInput", format!("mode {mode:?}: use replace or append"))),
+        _ => {
+            return Err(raise(
+                "InvalidInput",
+                format!("mode {mode:?}: use replace or append"),
+            ))
+        }
     };
     let r = run_cancellable(py, |cancel| {
         let mut cb = throttled(progress.as_ref(), cancel, list_report_dict);
-        suppression::load(&redis_url, &name, &path, &country, number_column.as_deref(), format, mode, &mut cb)
+        suppression::load(
+            &redis_url,
+            &name,
+            &path,
+            &country,
+            number_column.as_deref(),
+            format,
+            mode,
+            &mut cb,
+        )
     })?;
     list_report_dict(py, &r)
 }
@@ -224,7 +264,9 @@ fn delete_suppression_list(py: Python<'_>, redis_url: String, name: String) -> P
 /// forms. Raises `InvalidNumber` with the reason.
 #[pyfunction]
 fn normalize(number: &str, country: &str) -> PyResult<String> {
-    let n = Normalizer::for_iso(country).ok_or_else(|| crate::Error::UnknownCountry { iso: country.to_string() })?;
+    let n = Normalizer::for_iso(country).ok_or_else(|| crate::Error::UnknownCountry {
+        iso: country.to_string(),
+    })?;
     n.normalize(number.as_bytes())
         .map(format_e164)
         .map_err(|why| raise("InvalidNumber", format!("{number:?}: {why}")))
@@ -255,8 +297,16 @@ fn generate_sample<'py>(
     suppression_path: Option<PathBuf>,
     suppression_ratio: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let o = SampleOptions { rows, seed, invalid_ratio, duplicate_ratio, suppression_ratio };
-    let r = detach(py, || sample::generate(&path, suppression_path.as_deref(), &o))?;
+    let o = SampleOptions {
+        rows,
+        seed,
+        invalid_ratio,
+        duplicate_ratio,
+        suppression_ratio,
+    };
+    let r = detach(py, || {
+        sample::generate(&path, suppression_path.as_deref(), &o)
+    })?;
     let d = PyDict::new(py);
     d.set_item("rows", r.rows)?;
     d.set_item("invalid", r.invalid)?;

@@ -69,14 +69,31 @@ class ImportInterrupted(DialerError):
 "#;
 
 pub const NAMES: &[&str] = &[
-    "DialerError", "InvalidInput", "UnknownCountry", "MissingColumn", "MalformedFile", "BadRule", "InvalidNumber",
-    "PacingEventError", "UnknownCall", "OutOfOrderEvent",
-    "ContactsFileError", "RedisError", "RedisUnavailable", "RedisFull", "ImportInterrupted",
+    "DialerError",
+    "InvalidInput",
+    "UnknownCountry",
+    "MissingColumn",
+    "MalformedFile",
+    "BadRule",
+    "InvalidNumber",
+    "PacingEventError",
+    "UnknownCall",
+    "OutOfOrderEvent",
+    "ContactsFileError",
+    "RedisError",
+    "RedisUnavailable",
+    "RedisFull",
+    "ImportInterrupted",
 ];
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    let defs = PyModule::from_code(py, CLASSES, c"dialer_core/errors.py", c"dialer_core._errors")?;
+    let defs = PyModule::from_code(
+        py,
+        CLASSES,
+        c"dialer_core/errors.py",
+        c"dialer_core._errors",
+    )?;
     for name in NAMES {
         let cls = defs.getattr(*name)?;
         cls.setattr("__module__", "dialer_core")?;
@@ -88,13 +105,15 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Build an instance of `dialer_core.<class>` with `msg`.
 #[cold]
 pub(crate) fn raise(class: &str, msg: String) -> PyErr {
-    Python::attach(|py| match py.import("dialer_core").and_then(|m| m.getattr(class)) {
-        Ok(cls) => match cls.call1((msg.clone(),)) {
-            Ok(inst) => PyErr::from_value(inst),
+    Python::attach(
+        |py| match py.import("dialer_core").and_then(|m| m.getattr(class)) {
+            Ok(cls) => match cls.call1((msg.clone(),)) {
+                Ok(inst) => PyErr::from_value(inst),
+                Err(e) => e,
+            },
             Err(e) => e,
         },
-        Err(e) => e,
-    })
+    )
 }
 
 fn class_of(e: &Error) -> &'static str {
@@ -136,4 +155,3 @@ impl From<Error> for PyErr {
         err
     }
 }
-

@@ -4,6 +4,7 @@
 
 mod contacts;
 mod errors;
+mod media;
 mod pacing;
 mod queue;
 
@@ -13,7 +14,10 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 
 /// Run `f` with the GIL released and map the core's error to its Python exception.
-pub(crate) fn detach<T: Send>(py: Python<'_>, f: impl FnOnce() -> crate::Result<T> + Send) -> PyResult<T> {
+pub(crate) fn detach<T: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> crate::Result<T> + Send,
+) -> PyResult<T> {
     py.detach(f).map_err(PyErr::from)
 }
 
@@ -49,7 +53,9 @@ pub(crate) fn run_cancellable<T: Send>(
     });
     match result {
         Ok(r) => r.map_err(PyErr::from),
-        Err(_) => Err(pyo3::exceptions::PySystemError::new_err("dialer_core worker thread panicked")),
+        Err(_) => Err(pyo3::exceptions::PySystemError::new_err(
+            "dialer_core worker thread panicked",
+        )),
     }
 }
 
@@ -90,5 +96,6 @@ fn dialer_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     queue::register(m)?;
     contacts::register(m)?;
     pacing::register(m)?;
+    media::register(m)?;
     Ok(())
 }

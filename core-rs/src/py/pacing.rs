@@ -21,8 +21,15 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-const POLICIES: [&str; 7] =
-    ["predictive", "progressive", "fixed_ratio", "vicidial_hard_limit", "vicidial_average", "erlang_b", "preview"];
+const POLICIES: [&str; 7] = [
+    "predictive",
+    "progressive",
+    "fixed_ratio",
+    "vicidial_hard_limit",
+    "vicidial_average",
+    "erlang_b",
+    "preview",
+];
 
 /// How many calls to place now, for one campaign. Pure: no I/O and no clock; every event
 /// carries `now`, seconds on one monotonic clock.
@@ -166,13 +173,17 @@ impl PyPacingEngine {
             max_channels,
             max_cps,
         };
-        Ok(PyPacingEngine { inner: PacingEngine::new(cfg)? })
+        Ok(PyPacingEngine {
+            inner: PacingEngine::new(cfg)?,
+        })
     }
 
     /// An agent's state changed: "ready", "talking", "wrap", "away" or "offline" (which removes
     /// the agent). An unknown agent is added.
     fn agent_state(&mut self, agent_id: &str, state: &str, now: f64) -> PyResult<()> {
-        Ok(self.inner.agent_state(agent_id, AgentState::parse(state)?, now)?)
+        Ok(self
+            .inner
+            .agent_state(agent_id, AgentState::parse(state)?, now)?)
     }
 
     /// A call was placed (each attempt has its own id).
@@ -198,7 +209,9 @@ impl PyPacingEngine {
     /// The call ended without a live answer: "no_answer", "busy", "failed" or "machine". This
     /// ends the call (no `call_ended` follows).
     fn call_unanswered(&mut self, call_id: &str, now: f64, reason: &str) -> PyResult<()> {
-        Ok(self.inner.call_unanswered(call_id, Unanswered::parse(reason)?, now)?)
+        Ok(self
+            .inner
+            .call_unanswered(call_id, Unanswered::parse(reason)?, now)?)
     }
 
     /// An answered call hung up (connected, abandoned, or still waiting for an agent).
@@ -282,12 +295,22 @@ fn scenario_from(params: Option<&Bound<'_, PyDict>>) -> PyResult<(Scenario, Conf
                 "series_step_s" => sc.series_step_s = v.extract()?,
                 "seed" => sc.seed = v.extract()?,
                 "fixed_ratio" => fixed_ratio = v.extract()?,
-                "target_abandon_rate" | "abandon_window_s" | "max_dial_ratio" | "max_channels" | "max_cps" => {
+                "target_abandon_rate"
+                | "abandon_window_s"
+                | "max_dial_ratio"
+                | "max_channels"
+                | "max_cps" => {
                     let one = PyDict::new(p.py());
                     one.set_item(&key, v)?;
                     apply_config(&mut cfg, &one)?;
                 }
-                other => return Err(Error::invalid("simulate parameter", format!("{other:?} is not one")).into()),
+                other => {
+                    return Err(Error::invalid(
+                        "simulate parameter",
+                        format!("{other:?} is not one"),
+                    )
+                    .into())
+                }
             }
         }
     }
@@ -320,18 +343,35 @@ fn report_dict<'py>(py: Python<'py>, r: &Report) -> PyResult<Bound<'py, PyDict>>
 /// day). Releases the GIL.
 #[pyfunction]
 #[pyo3(signature = (policy="predictive", **params))]
-fn simulate<'py>(py: Python<'py>, policy: &str, params: Option<&Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyDict>> {
+fn simulate<'py>(
+    py: Python<'py>,
+    policy: &str,
+    params: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
     let (sc, cfg, fixed_ratio) = scenario_from(params)?;
     let target = cfg.target_abandon_rate;
     let window = cfg.abandon_window_s;
     let spec = match policy {
-        "predictive" | "progressive" | "preview" => PolicySpec::Engine(Config { mode: Mode::parse(policy)?, ..cfg }),
+        "predictive" | "progressive" | "preview" => PolicySpec::Engine(Config {
+            mode: Mode::parse(policy)?,
+            ..cfg
+        }),
         "fixed_ratio" => PolicySpec::FixedRatio(fixed_ratio),
-        "vicidial_hard_limit" => PolicySpec::Vicidial { action: DropAction::HardLimit, target },
-        "vicidial_average" => PolicySpec::Vicidial { action: DropAction::Average, target },
+        "vicidial_hard_limit" => PolicySpec::Vicidial {
+            action: DropAction::HardLimit,
+            target,
+        },
+        "vicidial_average" => PolicySpec::Vicidial {
+            action: DropAction::Average,
+            target,
+        },
         "erlang_b" => PolicySpec::ErlangB { target },
         other => {
-            return Err(Error::invalid("policy", format!("{other:?}: expected one of {}", POLICIES.join(", "))).into())
+            return Err(Error::invalid(
+                "policy",
+                format!("{other:?}: expected one of {}", POLICIES.join(", ")),
+            )
+            .into())
         }
     };
     let report = detach(py, move || run_day(&sc, &spec, window))?;

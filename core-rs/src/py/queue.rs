@@ -19,7 +19,12 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 pub(crate) fn parse_number(s: &str) -> PyResult<u64> {
-    parse_e164(s).ok_or_else(|| raise("InvalidNumber", format!("{s:?} is not an E.164 number such as +84901234567")))
+    parse_e164(s).ok_or_else(|| {
+        raise(
+            "InvalidNumber",
+            format!("{s:?} is not an E.164 number such as +84901234567"),
+        )
+    })
 }
 
 /// A contact handed to this dialer under a lease. Complete it (or release it) with its token
@@ -60,7 +65,10 @@ impl PyClaim {
     }
 
     fn __repr__(&self) -> String {
-        format!("Claim({}, token={}, attempts={}, source={:?})", self.number, self.token, self.attempts, self.source)
+        format!(
+            "Claim({}, token={}, attempts={}, source={:?})",
+            self.number, self.token, self.attempts, self.source
+        )
     }
 }
 
@@ -110,8 +118,18 @@ impl PyCompletion {
                 crate::keys::check_name("agent id", &agent)?;
                 c.callback = Some((seconds_to_ms("callback_at", at)?, agent));
             }
-            (Some(_), None) => return Err(raise("InvalidInput", "a callback needs the agent it is reserved for".into())),
-            (None, Some(_)) => return Err(raise("InvalidInput", "agent is given only with callback_at".into())),
+            (Some(_), None) => {
+                return Err(raise(
+                    "InvalidInput",
+                    "a callback needs the agent it is reserved for".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(raise(
+                    "InvalidInput",
+                    "agent is given only with callback_at".into(),
+                ))
+            }
             (None, None) => {}
         }
         if let Some(t) = do_not_call_back_until {
@@ -122,7 +140,12 @@ impl PyCompletion {
     }
 
     fn __repr__(&self) -> String {
-        format!("Completion({}, token={}, outcome={:?})", format_e164(self.inner.number), self.inner.token, self.inner.outcome)
+        format!(
+            "Completion({}, token={}, outcome={:?})",
+            format_e164(self.inner.number),
+            self.inner.token,
+            self.inner.outcome
+        )
     }
 }
 
@@ -144,7 +167,13 @@ fn completion_of(item: &Bound<'_, PyAny>) -> PyResult<Completion> {
             return Ok(Completion::new(parse_number(&number)?, token, outcome));
         }
     }
-    Err(raise("InvalidInput", format!("cannot complete {}: give a Completion, (claim, outcome) or (number, token, outcome)", item.repr()?)))
+    Err(raise(
+        "InvalidInput",
+        format!(
+            "cannot complete {}: give a Completion, (claim, outcome) or (number, token, outcome)",
+            item.repr()?
+        ),
+    ))
 }
 
 /// A campaign's call queue in Redis. Safe to share between threads; every call releases the GIL
@@ -157,7 +186,11 @@ pub struct PyCallQueue {
 }
 
 impl PyCallQueue {
-    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut CallQueue) -> crate::Result<T> + Send) -> PyResult<T> {
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut CallQueue) -> crate::Result<T> + Send,
+    ) -> PyResult<T> {
         detach(py, || {
             let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut q)
@@ -178,11 +211,26 @@ impl PyCallQueue {
         retry_delay_s: f64,
         retry_on: Option<Vec<String>>,
     ) -> PyResult<Self> {
-        let retry_on = retry_on.unwrap_or_else(|| crate::queue::policy::DEFAULT_RETRY_ON.iter().map(|s| s.to_string()).collect());
-        let policy = OutcomePolicy::new(max_attempts, seconds_to_ms("retry_delay_s", retry_delay_s)?, retry_on)?;
-        let q = detach(py, || CallQueue::open(&redis_url, &campaign, partitions, policy))?;
+        let retry_on = retry_on.unwrap_or_else(|| {
+            crate::queue::policy::DEFAULT_RETRY_ON
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+        let policy = OutcomePolicy::new(
+            max_attempts,
+            seconds_to_ms("retry_delay_s", retry_delay_s)?,
+            retry_on,
+        )?;
+        let q = detach(py, || {
+            CallQueue::open(&redis_url, &campaign, partitions, policy)
+        })?;
         let partitions = q.partitions();
-        Ok(PyCallQueue { inner: Mutex::new(q), campaign, partitions })
+        Ok(PyCallQueue {
+            inner: Mutex::new(q),
+            campaign,
+            partitions,
+        })
     }
 
     #[getter]
@@ -197,8 +245,16 @@ impl PyCallQueue {
 
     /// Change the outcome policy (attempts, retry delay, retried outcomes) for later completions.
     #[pyo3(signature = (*, max_attempts=None, retry_delay_s=None, retry_on=None))]
-    fn configure(&self, py: Python<'_>, max_attempts: Option<u32>, retry_delay_s: Option<f64>, retry_on: Option<Vec<String>>) -> PyResult<()> {
-        let delay = retry_delay_s.map(|s| seconds_to_ms("retry_delay_s", s)).transpose()?;
+    fn configure(
+        &self,
+        py: Python<'_>,
+        max_attempts: Option<u32>,
+        retry_delay_s: Option<f64>,
+        retry_on: Option<Vec<String>>,
+    ) -> PyResult<()> {
+        let delay = retry_delay_s
+            .map(|s| seconds_to_ms("retry_delay_s", s))
+            .transpose()?;
         // Another thread may hold the queue for a Redis round trip: wait for it without the GIL.
         self.with(py, |q| {
             let cur = q.policy().clone();
@@ -215,7 +271,15 @@ impl PyCallQueue {
     /// Claim up to `n` due contacts of `partition`: due callbacks first, then due retries, then
     /// fresh contacts. Each is leased for `lease_s` seconds.
     #[pyo3(signature = (n, *, partition=0, lease_s=60.0, now=None, with_attrs=false))]
-    fn claim(&self, py: Python<'_>, n: usize, partition: u32, lease_s: f64, now: Option<f64>, with_attrs: bool) -> PyResult<Vec<PyClaim>> {
+    fn claim(
+        &self,
+        py: Python<'_>,
+        n: usize,
+        partition: u32,
+        lease_s: f64,
+        now: Option<f64>,
+        with_attrs: bool,
+    ) -> PyResult<Vec<PyClaim>> {
         let now = now_ms(now)?;
         let lease = seconds_to_ms("lease_s", lease_s)?;
         let claims = self.with(py, |q| q.claim(partition, n, now, lease, with_attrs))?;
@@ -226,9 +290,17 @@ impl PyCallQueue {
     /// "do_not_call_back", "suppressed", "released" or "stale" (wrong or expired token: nothing
     /// changed).
     #[pyo3(signature = (items, *, now=None))]
-    fn complete(&self, py: Python<'_>, items: &Bound<'_, PyAny>, now: Option<f64>) -> PyResult<Vec<&'static str>> {
+    fn complete(
+        &self,
+        py: Python<'_>,
+        items: &Bound<'_, PyAny>,
+        now: Option<f64>,
+    ) -> PyResult<Vec<&'static str>> {
         let now = now_ms(now)?;
-        let items: Vec<Completion> = items.try_iter()?.map(|i| completion_of(&i?)).collect::<PyResult<_>>()?;
+        let items: Vec<Completion> = items
+            .try_iter()?
+            .map(|i| completion_of(&i?))
+            .collect::<PyResult<_>>()?;
         let done = self.with(py, |q| q.complete_many(&items, now))?;
         Ok(done.iter().map(Completed::as_str).collect())
     }
@@ -262,7 +334,9 @@ impl PyCallQueue {
     /// "done"), attempts, last outcome, time and attributes; `None` if not in this campaign.
     fn contact<'py>(&self, py: Python<'py>, number: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
         let n = parse_number(number)?;
-        let Some(c) = self.with(py, |q| q.contact(n))? else { return Ok(None) };
+        let Some(c) = self.with(py, |q| q.contact(n))? else {
+            return Ok(None);
+        };
         Ok(Some(contact_dict(py, c)?))
     }
 
@@ -270,8 +344,16 @@ impl PyCallQueue {
     /// `cursor` (the `next` of the previous page; `None` to start). Answers
     /// `{"contacts": [...], "next": cursor or None}`.
     #[pyo3(signature = (*, state=None, cursor=None, count=100))]
-    fn contacts<'py>(&self, py: Python<'py>, state: Option<String>, cursor: Option<String>, count: usize) -> PyResult<Bound<'py, PyDict>> {
-        let page = self.with(py, |q| q.contacts(state.as_deref(), cursor.as_deref(), count))?;
+    fn contacts<'py>(
+        &self,
+        py: Python<'py>,
+        state: Option<String>,
+        cursor: Option<String>,
+        count: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let page = self.with(py, |q| {
+            q.contacts(state.as_deref(), cursor.as_deref(), count)
+        })?;
         let list = PyList::empty(py);
         for c in page.contacts {
             list.append(contact_dict(py, c)?)?;
@@ -293,7 +375,10 @@ impl PyCallQueue {
     }
 
     fn __repr__(&self) -> String {
-        format!("CallQueue(campaign={:?}, partitions={})", self.campaign, self.partitions)
+        format!(
+            "CallQueue(campaign={:?}, partitions={})",
+            self.campaign, self.partitions
+        )
     }
 }
 

@@ -18,7 +18,14 @@ const FIRST_WINDOW: u64 = 8;
 const MAX_WINDOW: u64 = 1024;
 
 /// The states a listing can filter on.
-pub const STATES: &[&str] = &["ready", "claimed", "waiting_retry", "callback", "do_not_call_back", "done"];
+pub const STATES: &[&str] = &[
+    "ready",
+    "claimed",
+    "waiting_retry",
+    "callback",
+    "do_not_call_back",
+    "done",
+];
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ContactPage {
@@ -30,10 +37,18 @@ pub struct ContactPage {
 impl CallQueue {
     /// Up to `count` contacts from `cursor` (`None`: the beginning), only those in `state` when
     /// given (one of [`STATES`]).
-    pub fn contacts(&mut self, state: Option<&str>, cursor: Option<&str>, count: usize) -> Result<ContactPage> {
+    pub fn contacts(
+        &mut self,
+        state: Option<&str>,
+        cursor: Option<&str>,
+        count: usize,
+    ) -> Result<ContactPage> {
         if let Some(s) = state {
             if !STATES.contains(&s) {
-                return Err(Error::invalid("state", format!("{s:?}: use one of {}", STATES.join(", "))));
+                return Err(Error::invalid(
+                    "state",
+                    format!("{s:?}: use one of {}", STATES.join(", ")),
+                ));
             }
         }
         if count == 0 || count > 10_000 {
@@ -50,24 +65,44 @@ impl CallQueue {
             for i in b..end {
                 pipe.cmd("HGETALL").arg(format!("{base}:k:{i}"));
             }
-            let buckets: Vec<Vec<(u64, String)>> = self.store.pipe(&pipe, "list contacts", &base)?;
+            let buckets: Vec<Vec<(u64, String)>> =
+                self.store.pipe(&pipe, "list contacts", &base)?;
             // Which of them hold a lease: only those not done can.
-            let open: Vec<u64> = buckets.iter().flatten().filter(|(_, st)| !st.starts_with('D')).map(|(n, _)| *n).collect();
+            let open: Vec<u64> = buckets
+                .iter()
+                .flatten()
+                .filter(|(_, st)| !st.starts_with('D'))
+                .map(|(n, _)| *n)
+                .collect();
             let leases: Vec<Option<String>> = if open.is_empty() {
                 Vec::new()
             } else {
-                self.store.query(redis::cmd("HMGET").arg(format!("{base}:lh")).arg(&open), "list contacts", &base)?
+                self.store.query(
+                    redis::cmd("HMGET").arg(format!("{base}:lh")).arg(&open),
+                    "list contacts",
+                    &base,
+                )?
             };
-            let lease_of = |n: u64| open.iter().position(|o| *o == n).and_then(|i| leases.get(i).cloned().flatten());
+            let lease_of = |n: u64| {
+                open.iter()
+                    .position(|o| *o == n)
+                    .and_then(|i| leases.get(i).cloned().flatten())
+            };
             let mut taken: Vec<(u64, ContactState)> = Vec::new();
             for (k, entries) in buckets.iter().enumerate() {
                 let bucket = b + k as u64;
-                for (idx, (n, st)) in entries.iter().enumerate().skip(if k == 0 { skip } else { 0 }) {
+                for (idx, (n, st)) in entries
+                    .iter()
+                    .enumerate()
+                    .skip(if k == 0 { skip } else { 0 })
+                {
                     if page.contacts.len() + taken.len() == count {
                         page.next = Some(format!("{p}.{bucket}.{idx}"));
                         break;
                     }
-                    let mut c = parse_state(*n, st).ok_or_else(|| Error::protocol("list contacts", &base, format!("bad state {st:?}")))?;
+                    let mut c = parse_state(*n, st).ok_or_else(|| {
+                        Error::protocol("list contacts", &base, format!("bad state {st:?}"))
+                    })?;
                     if let Some(lease) = lease_of(*n) {
                         apply_lease(&mut c, &lease);
                     }
@@ -102,7 +137,9 @@ impl CallQueue {
         }
         let mut pipe = redis::pipe();
         for (bucket, c) in taken.iter() {
-            pipe.cmd("HGET").arg(format!("{base}:a:{bucket}")).arg(c.number);
+            pipe.cmd("HGET")
+                .arg(format!("{base}:a:{bucket}"))
+                .arg(c.number);
         }
         let raws: Vec<Value> = self.store.pipe(&pipe, "list contacts", base)?;
         let mut all: Vec<&mut Vec<(String, String)>> = Vec::new();
@@ -117,8 +154,15 @@ impl CallQueue {
 }
 
 fn parse_cursor(cursor: Option<&str>, partitions: u32) -> Result<(u32, u64, usize)> {
-    let Some(c) = cursor.filter(|c| !c.is_empty()) else { return Ok((0, 0, 0)) };
-    let bad = || Error::invalid("cursor", format!("{c:?}: pass back the `next` of the previous page"));
+    let Some(c) = cursor.filter(|c| !c.is_empty()) else {
+        return Ok((0, 0, 0));
+    };
+    let bad = || {
+        Error::invalid(
+            "cursor",
+            format!("{c:?}: pass back the `next` of the previous page"),
+        )
+    };
     let mut f = c.split('.');
     let p: u32 = f.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
     let b: u64 = f.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;

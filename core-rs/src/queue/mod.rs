@@ -39,8 +39,10 @@ pub use listing::{ContactPage, STATES};
 pub use policy::{Action, Completion, OutcomePolicy};
 
 pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/claim.lua")));
-pub(crate) static COMPLETE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/complete.lua")));
-pub(crate) static IMPORT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/import.lua")));
+pub(crate) static COMPLETE: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("lua/complete.lua")));
+pub(crate) static IMPORT: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("lua/import.lua")));
 
 /// A script with the constants it shares with this crate filled in (`@BUCKETS@`, `@LIST_BUCKETS@`).
 pub(crate) fn script(source: &str) -> Script {
@@ -171,28 +173,53 @@ impl CallQueue {
     /// Open campaign `campaign`'s queue. `partitions` is fixed when the campaign is first given
     /// one (or first imported into); `None` takes the stored count. Opening an unknown campaign
     /// with `None` writes nothing: it reads as an empty queue of one partition.
-    pub fn open(url: &str, campaign: &str, partitions: Option<u32>, policy: OutcomePolicy) -> Result<Self> {
+    pub fn open(
+        url: &str,
+        campaign: &str,
+        partitions: Option<u32>,
+        policy: OutcomePolicy,
+    ) -> Result<Self> {
         Self::open_with(url, campaign, partitions, policy, partitions.is_some())
     }
 
     /// Open the queue for loading contacts: the campaign's partition count is recorded (1 when
     /// `partitions` is `None` and the campaign is new).
-    pub fn create(url: &str, campaign: &str, partitions: Option<u32>, policy: OutcomePolicy) -> Result<Self> {
+    pub fn create(
+        url: &str,
+        campaign: &str,
+        partitions: Option<u32>,
+        policy: OutcomePolicy,
+    ) -> Result<Self> {
         Self::open_with(url, campaign, partitions, policy, true)
     }
 
-    fn open_with(url: &str, campaign: &str, partitions: Option<u32>, policy: OutcomePolicy, record: bool) -> Result<Self> {
+    fn open_with(
+        url: &str,
+        campaign: &str,
+        partitions: Option<u32>,
+        policy: OutcomePolicy,
+        record: bool,
+    ) -> Result<Self> {
         keys::check_name("campaign id", campaign)?;
         let mut store = Store::connect(url)?;
         let partitions = ensure_partitions(&mut store, campaign, partitions, record)?;
         store.load_scripts(&[&CLAIM, &COMPLETE, &IMPORT])?;
-        Ok(CallQueue { store, campaign: campaign.to_string(), partitions, policy })
+        Ok(CallQueue {
+            store,
+            campaign: campaign.to_string(),
+            partitions,
+            policy,
+        })
     }
 
     /// Whether the campaign is known to Redis (it has been given a partition count).
     pub fn exists(&mut self) -> Result<bool> {
         let key = keys::campaign_meta(&self.campaign);
-        self.store.query(redis::cmd("HEXISTS").arg(&key).arg("partitions"), "read campaign", &key)
+        self.store.query(
+            redis::cmd("HEXISTS").arg(&key).arg("partitions"),
+            "read campaign",
+            &key,
+        )
     }
 
     pub fn campaign(&self) -> &str {
@@ -219,7 +246,10 @@ impl CallQueue {
         if partition >= self.partitions {
             return Err(Error::invalid(
                 "partition",
-                format!("{partition}: campaign {:?} has partitions 0..{}", self.campaign, self.partitions),
+                format!(
+                    "{partition}: campaign {:?} has partitions 0..{}",
+                    self.campaign, self.partitions
+                ),
             ));
         }
         Ok(())
@@ -228,7 +258,14 @@ impl CallQueue {
     /// Claim up to `n` due contacts of `partition`, each leased for `lease_ms`. Contacts found on
     /// one of the campaign's suppression lists are completed as `suppressed` and not returned,
     /// so a number added to a list after the import is never dialled.
-    pub fn claim(&mut self, partition: u32, n: usize, now_ms: u64, lease_ms: u64, with_attrs: bool) -> Result<Vec<Claim>> {
+    pub fn claim(
+        &mut self,
+        partition: u32,
+        n: usize,
+        now_ms: u64,
+        lease_ms: u64,
+        with_attrs: bool,
+    ) -> Result<Vec<Claim>> {
         self.check_partition(partition)?;
         if n == 0 {
             return Ok(Vec::new());
@@ -238,7 +275,12 @@ impl CallQueue {
         }
         let base = keys::partition(&self.campaign, partition);
         let mut inv = CLAIM.prepare_invoke();
-        inv.key(&base).arg(now_ms).arg(n).arg(lease_ms).arg(u8::from(with_attrs)).arg(EXPIRED_SCAN);
+        inv.key(&base)
+            .arg(now_ms)
+            .arg(n)
+            .arg(lease_ms)
+            .arg(u8::from(with_attrs))
+            .arg(EXPIRED_SCAN);
         let reply = self.store.invoke(&inv, "claim", &base)?;
         let (lists, checked, mut claims) = parse_claims(&reply, partition, &base)?;
         if with_attrs {
@@ -250,7 +292,10 @@ impl CallQueue {
         }
         // Every contact was checked at import against each list's version then; while no list
         // has changed since, there is nothing new to find.
-        let now: Vec<String> = suppression::versions(&mut self.store, &lists)?.iter().map(u64::to_string).collect();
+        let now: Vec<String> = suppression::versions(&mut self.store, &lists)?
+            .iter()
+            .map(u64::to_string)
+            .collect();
         if now == checked {
             return Ok(claims);
         }
@@ -273,7 +318,12 @@ impl CallQueue {
     }
 
     /// Complete claimed contacts of `partition`; one result per completion, in order.
-    pub fn complete(&mut self, partition: u32, items: &[Completion], now_ms: u64) -> Result<Vec<Completed>> {
+    pub fn complete(
+        &mut self,
+        partition: u32,
+        items: &[Completion],
+        now_ms: u64,
+    ) -> Result<Vec<Completed>> {
         self.check_partition(partition)?;
         if items.is_empty() {
             return Ok(Vec::new());
@@ -289,7 +339,10 @@ impl CallQueue {
                 keys::check_name("agent id", agent)?;
             }
             let action = self.policy.action(c, now_ms);
-            let at = match profiles.iter().position(|(o, a)| *o == c.outcome && *a == action) {
+            let at = match profiles
+                .iter()
+                .position(|(o, a)| *o == c.outcome && *a == action)
+            {
                 Some(i) => i,
                 None => {
                     profiles.push((&c.outcome, action));
@@ -314,9 +367,9 @@ impl CallQueue {
         items_out
             .iter()
             .map(|v| {
-                text(v)
-                    .and_then(|s| Completed::parse(&s))
-                    .ok_or_else(|| Error::protocol("complete", &base, format!("unexpected result {v:?}")))
+                text(v).and_then(|s| Completed::parse(&s)).ok_or_else(|| {
+                    Error::protocol("complete", &base, format!("unexpected result {v:?}"))
+                })
             })
             .collect()
     }
@@ -339,7 +392,10 @@ impl CallQueue {
                 out[i] = Some(r);
             }
         }
-        Ok(out.into_iter().map(|r| r.unwrap_or(Completed::Stale('-'))).collect())
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or(Completed::Stale('-')))
+            .collect())
     }
 
     /// Suppression lists checked at claim time (stored with the campaign, in every partition).
@@ -349,7 +405,12 @@ impl CallQueue {
         let (old, checked) = self.suppression_state()?;
         let checked: Vec<String> = lists
             .iter()
-            .map(|l| old.iter().position(|o| o == l).and_then(|i| checked.get(i).cloned()).unwrap_or_else(|| "x".to_string()))
+            .map(|l| {
+                old.iter()
+                    .position(|o| o == l)
+                    .and_then(|i| checked.get(i).cloned())
+                    .unwrap_or_else(|| "x".to_string())
+            })
             .collect();
         self.record_suppression(lists, &checked)
     }
@@ -358,13 +419,29 @@ impl CallQueue {
     /// all of them were).
     pub(crate) fn suppression_state(&mut self) -> Result<(Vec<String>, Vec<String>)> {
         let key = format!("{}:meta", keys::partition(&self.campaign, 0));
-        let (lists, checked): (Option<String>, Option<String>) =
-            self.store.query(redis::cmd("HMGET").arg(&key).arg("suppression").arg("supver"), "read suppression lists", &key)?;
-        let split = |s: Option<String>| s.unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>();
+        let (lists, checked): (Option<String>, Option<String>) = self.store.query(
+            redis::cmd("HMGET")
+                .arg(&key)
+                .arg("suppression")
+                .arg("supver"),
+            "read suppression lists",
+            &key,
+        )?;
+        let split = |s: Option<String>| {
+            s.unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
         Ok((split(lists), split(checked)))
     }
 
-    pub(crate) fn record_suppression(&mut self, lists: &[String], checked: &[String]) -> Result<()> {
+    pub(crate) fn record_suppression(
+        &mut self,
+        lists: &[String],
+        checked: &[String],
+    ) -> Result<()> {
         for l in lists {
             keys::check_name("suppression list", l)?;
         }
@@ -378,7 +455,8 @@ impl CallQueue {
                 .arg(checked.join(","))
                 .ignore();
         }
-        self.store.pipe::<()>(&pipe, "set suppression lists", &self.campaign)
+        self.store
+            .pipe::<()>(&pipe, "set suppression lists", &self.campaign)
     }
 
     pub fn suppression_lists(&mut self) -> Result<Vec<String>> {
@@ -392,16 +470,28 @@ impl CallQueue {
             let b = keys::partition(&self.campaign, p);
             pipe.cmd("LLEN").arg(format!("{b}:ready"));
             pipe.cmd("ZCARD").arg(format!("{b}:retry"));
-            pipe.cmd("ZCOUNT").arg(format!("{b}:retry")).arg("-inf").arg(now_ms);
+            pipe.cmd("ZCOUNT")
+                .arg(format!("{b}:retry"))
+                .arg("-inf")
+                .arg(now_ms);
             pipe.cmd("ZCARD").arg(format!("{b}:cb"));
-            pipe.cmd("ZCOUNT").arg(format!("{b}:cb")).arg("-inf").arg(now_ms);
+            pipe.cmd("ZCOUNT")
+                .arg(format!("{b}:cb"))
+                .arg("-inf")
+                .arg(now_ms);
             pipe.cmd("HLEN").arg(format!("{b}:lh"));
-            pipe.cmd("ZCOUNT").arg(format!("{b}:lb")).arg("-inf").arg(now_ms);
+            pipe.cmd("ZCOUNT")
+                .arg(format!("{b}:lb"))
+                .arg("-inf")
+                .arg(now_ms);
             pipe.cmd("HGETALL").arg(format!("{b}:stat"));
         }
         type Row = (u64, u64, u64, u64, u64, u64, u64, Vec<(String, u64)>);
         let rows: Vec<Value> = self.store.pipe(&pipe, "stats", &self.campaign)?;
-        let mut s = QueueStats { partitions: self.partitions, ..Default::default() };
+        let mut s = QueueStats {
+            partitions: self.partitions,
+            ..Default::default()
+        };
         let mut counters: std::collections::BTreeMap<String, u64> = Default::default();
         for chunk in rows.chunks(8) {
             let row: Row = redis::FromRedisValue::from_redis_value(Value::Array(chunk.to_vec()))
@@ -427,13 +517,18 @@ impl CallQueue {
         let base = keys::partition(&self.campaign, p);
         let bucket = number % keys::BUCKETS;
         let mut pipe = redis::pipe();
-        pipe.cmd("HGET").arg(format!("{base}:k:{bucket}")).arg(number);
-        pipe.cmd("HGET").arg(format!("{base}:a:{bucket}")).arg(number);
+        pipe.cmd("HGET")
+            .arg(format!("{base}:k:{bucket}"))
+            .arg(number);
+        pipe.cmd("HGET")
+            .arg(format!("{base}:a:{bucket}"))
+            .arg(number);
         pipe.cmd("HGET").arg(format!("{base}:lh")).arg(number);
         type Reply = (Option<String>, Option<String>, Option<String>);
         let (st, attrs, lease): Reply = self.store.pipe(&pipe, "read contact", &base)?;
         let Some(st) = st else { return Ok(None) };
-        let mut c = parse_state(number, &st).ok_or_else(|| Error::protocol("read contact", &base, format!("bad state {st:?}")))?;
+        let mut c = parse_state(number, &st)
+            .ok_or_else(|| Error::protocol("read contact", &base, format!("bad state {st:?}")))?;
         if let Some(lease) = lease {
             apply_lease(&mut c, &lease);
         }
@@ -449,7 +544,11 @@ impl CallQueue {
     fn resolve_attrs(&mut self, base: &str, all: &mut [&mut Vec<(String, String)>]) -> Result<()> {
         let mut ids: Vec<String> = all
             .iter()
-            .filter_map(|a| a.first().and_then(|(_, raw)| raw.split('\x1f').next()).map(str::to_string))
+            .filter_map(|a| {
+                a.first()
+                    .and_then(|(_, raw)| raw.split('\x1f').next())
+                    .map(str::to_string)
+            })
             .collect();
         ids.sort();
         ids.dedup();
@@ -457,20 +556,43 @@ impl CallQueue {
             return Ok(());
         }
         let cols_key = format!("{base}:cols");
-        let names: Vec<Option<String>> = self.store.query(redis::cmd("HMGET").arg(&cols_key).arg(&ids), "read attribute columns", &cols_key)?;
+        let names: Vec<Option<String>> = self.store.query(
+            redis::cmd("HMGET").arg(&cols_key).arg(&ids),
+            "read attribute columns",
+            &cols_key,
+        )?;
         let table: Vec<(String, Vec<String>)> = ids
             .into_iter()
             .zip(names)
-            .map(|(id, n)| (id, n.unwrap_or_default().split('\x1f').map(str::to_string).collect()))
+            .map(|(id, n)| {
+                (
+                    id,
+                    n.unwrap_or_default()
+                        .split('\x1f')
+                        .map(str::to_string)
+                        .collect(),
+                )
+            })
             .collect();
         for attrs in all.iter_mut() {
-            let Some((_, raw)) = attrs.pop() else { continue };
+            let Some((_, raw)) = attrs.pop() else {
+                continue;
+            };
             let mut parts = raw.split('\x1f');
             let id = parts.next().unwrap_or("");
-            let cols = table.iter().find(|(i, _)| i == id).map(|(_, c)| c.as_slice()).unwrap_or(&[]);
+            let cols = table
+                .iter()
+                .find(|(i, _)| i == id)
+                .map(|(_, c)| c.as_slice())
+                .unwrap_or(&[]);
             **attrs = parts
                 .enumerate()
-                .map(|(i, v)| (cols.get(i).cloned().unwrap_or_else(|| format!("col{i}")), v.to_string()))
+                .map(|(i, v)| {
+                    (
+                        cols.get(i).cloned().unwrap_or_else(|| format!("col{i}")),
+                        v.to_string(),
+                    )
+                })
                 .collect();
         }
         Ok(())
@@ -478,23 +600,40 @@ impl CallQueue {
 }
 
 /// Read the campaign's partition count, and with `record` fix it if it is not yet.
-fn ensure_partitions(store: &mut Store, campaign: &str, asked: Option<u32>, record: bool) -> Result<u32> {
+fn ensure_partitions(
+    store: &mut Store,
+    campaign: &str,
+    asked: Option<u32>,
+    record: bool,
+) -> Result<u32> {
     if let Some(0) = asked {
         return Err(Error::invalid("partitions", "must be at least 1"));
     }
     let key = keys::campaign_meta(campaign);
     if !record {
-        let stored: Option<u32> = store.query(redis::cmd("HGET").arg(&key).arg("partitions"), "read partitions", &key)?;
+        let stored: Option<u32> = store.query(
+            redis::cmd("HGET").arg(&key).arg("partitions"),
+            "read partitions",
+            &key,
+        )?;
         return Ok(stored.unwrap_or(1));
     }
     let want = asked.unwrap_or(1);
     // HSETNX then HGET: the first opener fixes the count; later ones must agree.
     let mut pipe = redis::pipe();
-    pipe.cmd("HSETNX").arg(&key).arg("partitions").arg(want).ignore();
+    pipe.cmd("HSETNX")
+        .arg(&key)
+        .arg("partitions")
+        .arg(want)
+        .ignore();
     pipe.cmd("HGET").arg(&key).arg("partitions");
     let (stored,): (u32,) = store.pipe(&pipe, "read partitions", &key)?;
     match asked {
-        Some(a) if a != stored => Err(Error::PartitionMismatch { campaign: campaign.to_string(), stored, asked: a }),
+        Some(a) if a != stored => Err(Error::PartitionMismatch {
+            campaign: campaign.to_string(),
+            stored,
+            asked: a,
+        }),
         _ => Ok(stored),
     }
 }
@@ -503,12 +642,24 @@ type Parsed = (Vec<String>, Vec<String>, Vec<Claim>);
 
 fn parse_claims(reply: &Value, partition: u32, base: &str) -> Result<Parsed> {
     let bad = |what: &str| Error::protocol("claim", base, what.to_string());
-    let Value::Array(items) = reply else { return Err(bad("expected an array")) };
-    let [Value::Array(meta), first, Value::Array(numbers), Value::Array(details), Value::Array(attrs)] = items.as_slice() else {
-        return Err(bad("expected { meta, first_token, numbers, details, attrs }"));
+    let Value::Array(items) = reply else {
+        return Err(bad("expected an array"));
+    };
+    let [Value::Array(meta), first, Value::Array(numbers), Value::Array(details), Value::Array(attrs)] =
+        items.as_slice()
+    else {
+        return Err(bad(
+            "expected { meta, first_token, numbers, details, attrs }",
+        ));
     };
     let field = |i: usize| -> Vec<String> {
-        meta.get(i).and_then(text).unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
+        meta.get(i)
+            .and_then(text)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     };
     let (lists, checked) = (field(0), field(2));
     let first = int(first).ok_or_else(|| bad("first token"))? as u64;
@@ -516,13 +667,29 @@ fn parse_claims(reply: &Value, partition: u32, base: &str) -> Result<Parsed> {
     for (i, v) in numbers.iter().enumerate() {
         let number = int(v).ok_or_else(|| bad("number"))? as u64;
         let raw = attrs.get(i).and_then(text).unwrap_or_default();
-        let attrs = if raw.is_empty() { Vec::new() } else { vec![(String::new(), raw)] };
-        claims.push(Claim { number, partition, token: first + i as u64, attempts: 0, source: Source::Fresh, agent: None, attrs });
+        let attrs = if raw.is_empty() {
+            Vec::new()
+        } else {
+            vec![(String::new(), raw)]
+        };
+        claims.push(Claim {
+            number,
+            partition,
+            token: first + i as u64,
+            attempts: 0,
+            source: Source::Fresh,
+            agent: None,
+            attrs,
+        });
     }
     for d in details.chunks(4) {
-        let [i, attempts, source, agent] = d else { return Err(bad("details")) };
+        let [i, attempts, source, agent] = d else {
+            return Err(bad("details"));
+        };
         let i = int(i).ok_or_else(|| bad("detail index"))? as usize;
-        let c = claims.get_mut(i.wrapping_sub(1)).ok_or_else(|| bad("detail index out of range"))?;
+        let c = claims
+            .get_mut(i.wrapping_sub(1))
+            .ok_or_else(|| bad("detail index out of range"))?;
         c.attempts = int(attempts).ok_or_else(|| bad("attempts"))? as u32;
         c.source = match text(source).as_deref() {
             Some("callback") => Source::Callback,
@@ -547,7 +714,15 @@ fn apply_lease(c: &mut ContactState, lease: &str) {
 
 fn parse_state(number: u64, st: &str) -> Option<ContactState> {
     if st.is_empty() {
-        return Some(ContactState { number, state: "ready", attempts: 0, time_ms: None, last_outcome: None, agent: None, attrs: Vec::new() });
+        return Some(ContactState {
+            number,
+            state: "ready",
+            attempts: 0,
+            time_ms: None,
+            last_outcome: None,
+            agent: None,
+            attrs: Vec::new(),
+        });
     }
     let mut f = st.splitn(6, '|');
     let state = match f.next()? {
@@ -563,9 +738,16 @@ fn parse_state(number: u64, st: &str) -> Option<ContactState> {
     let time_ms = f.next()?.parse().ok();
     let outcome = f.next().filter(|s| !s.is_empty()).map(str::to_string);
     let agent = f.next().filter(|s| !s.is_empty()).map(str::to_string);
-    Some(ContactState { number, state, attempts, time_ms, last_outcome: outcome, agent, attrs: Vec::new() })
+    Some(ContactState {
+        number,
+        state,
+        attempts,
+        time_ms,
+        last_outcome: outcome,
+        agent,
+        attrs: Vec::new(),
+    })
 }
-
 
 #[cfg(test)]
 mod tests {

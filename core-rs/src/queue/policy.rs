@@ -37,7 +37,11 @@ impl OutcomePolicy {
         for o in &retry_on {
             check_outcome(o)?;
         }
-        Ok(OutcomePolicy { max_attempts, retry_delay_ms, retry_on })
+        Ok(OutcomePolicy {
+            max_attempts,
+            retry_delay_ms,
+            retry_on,
+        })
     }
 
     /// Decide the action for one completion.
@@ -49,13 +53,19 @@ impl OutcomePolicy {
             return Action::Release;
         }
         if let Some((at, agent)) = &c.callback {
-            return Action::Callback { at_ms: *at, agent: agent.clone() };
+            return Action::Callback {
+                at_ms: *at,
+                agent: agent.clone(),
+            };
         }
         if let Some(until) = c.do_not_call_back_until {
             return Action::DoNotCallBack { until_ms: until };
         }
         if self.retry_on.iter().any(|o| o == &c.outcome) {
-            return Action::Retry { at_ms: now_ms + self.retry_delay_ms, max_attempts: self.max_attempts };
+            return Action::Retry {
+                at_ms: now_ms + self.retry_delay_ms,
+                max_attempts: self.max_attempts,
+            };
         }
         Action::Final
     }
@@ -106,7 +116,10 @@ impl Action {
     pub(crate) fn script_args(&self) -> (&'static str, u64, u32, &str) {
         match self {
             Action::Final => ("F", 0, 0, ""),
-            Action::Retry { at_ms, max_attempts } => ("R", *at_ms, *max_attempts, ""),
+            Action::Retry {
+                at_ms,
+                max_attempts,
+            } => ("R", *at_ms, *max_attempts, ""),
             Action::Callback { at_ms, agent } => ("B", *at_ms, 0, agent.as_str()),
             Action::DoNotCallBack { until_ms } => ("N", *until_ms, 0, ""),
             Action::Suppressed => ("S", 0, 0, ""),
@@ -117,10 +130,17 @@ impl Action {
 
 /// Outcome names: 1-32 of `[a-z0-9_]`.
 pub fn check_outcome(o: &str) -> Result<()> {
-    if !o.is_empty() && o.len() <= 32 && o.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+    if !o.is_empty()
+        && o.len() <= 32
+        && o.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
         Ok(())
     } else {
-        Err(Error::invalid("outcome", format!("{o:?}: use 1 to 32 characters from a-z 0-9 _")))
+        Err(Error::invalid(
+            "outcome",
+            format!("{o:?}: use 1 to 32 characters from a-z 0-9 _"),
+        ))
     }
 }
 
@@ -132,8 +152,17 @@ mod tests {
     fn no_answer_is_retried_and_answered_is_final() {
         let p = OutcomePolicy::default();
         let c = Completion::new(1, 1, "no_answer");
-        assert_eq!(p.action(&c, 1000), Action::Retry { at_ms: 1000 + 3_600_000, max_attempts: 2 });
-        assert_eq!(p.action(&Completion::new(1, 1, "agreed"), 1000), Action::Final);
+        assert_eq!(
+            p.action(&c, 1000),
+            Action::Retry {
+                at_ms: 1000 + 3_600_000,
+                max_attempts: 2
+            }
+        );
+        assert_eq!(
+            p.action(&Completion::new(1, 1, "agreed"), 1000),
+            Action::Final
+        );
     }
 
     #[test]
@@ -143,7 +172,13 @@ mod tests {
         c.do_not_call_back_until = Some(5);
         assert_eq!(p.action(&c, 0), Action::DoNotCallBack { until_ms: 5 });
         c.callback = Some((9, "alice".into()));
-        assert_eq!(p.action(&c, 0), Action::Callback { at_ms: 9, agent: "alice".into() });
+        assert_eq!(
+            p.action(&c, 0),
+            Action::Callback {
+                at_ms: 9,
+                agent: "alice".into()
+            }
+        );
     }
 
     #[test]

@@ -82,9 +82,15 @@ impl Default for Scenario {
 
 impl Scenario {
     pub fn validate(&self) -> Result<()> {
-        let shares = self.live_rate.max(self.live_rate * self.drift) + self.machine_rate + self.busy_rate + self.fail_rate;
+        let shares = self.live_rate.max(self.live_rate * self.drift)
+            + self.machine_rate
+            + self.busy_rate
+            + self.fail_rate;
         if self.agents == 0 || self.agents > 100_000 {
-            return Err(Error::invalid("agents", format!("{}: expected 1 to 100000", self.agents)));
+            return Err(Error::invalid(
+                "agents",
+                format!("{}: expected 1 to 100000", self.agents),
+            ));
         }
         for (what, v) in [
             ("live_rate", self.live_rate),
@@ -93,11 +99,17 @@ impl Scenario {
             ("fail_rate", self.fail_rate),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(Error::invalid(what, format!("{v}: expected a share in [0, 1]")));
+                return Err(Error::invalid(
+                    what,
+                    format!("{v}: expected a share in [0, 1]"),
+                ));
             }
         }
         if shares.is_nan() || shares > 1.0 + 1e-9 {
-            return Err(Error::invalid("live_rate", format!("outcome shares add up to {shares:.3} > 1")));
+            return Err(Error::invalid(
+                "live_rate",
+                format!("outcome shares add up to {shares:.3} > 1"),
+            ));
         }
         for (what, v) in [
             ("drift", self.drift),
@@ -114,17 +126,29 @@ impl Scenario {
             ("series_step_s", self.series_step_s),
         ] {
             if !(v.is_finite() && v > 0.0) {
-                return Err(Error::invalid(what, format!("{v}: expected a positive number")));
+                return Err(Error::invalid(
+                    what,
+                    format!("{v}: expected a positive number"),
+                ));
             }
         }
         if !(1..=60).contains(&self.days) {
-            return Err(Error::invalid("days", format!("{}: expected 1 to 60", self.days)));
+            return Err(Error::invalid(
+                "days",
+                format!("{}: expected 1 to 60", self.days),
+            ));
         }
         if self.days > 1 && self.duration_s > DAY_S - 2.0 * DRAIN_S {
-            return Err(Error::invalid("duration_s", "over several days, calling hours must leave a night (under 23.9 h)"));
+            return Err(Error::invalid(
+                "duration_s",
+                "over several days, calling hours must leave a night (under 23.9 h)",
+            ));
         }
         if f64::from(self.days) * self.duration_s / self.tick_s > 1e8 {
-            return Err(Error::invalid("tick_s", "too small for the duration (over 1e8 ticks)"));
+            return Err(Error::invalid(
+                "tick_s",
+                "too small for the duration (over 1e8 ticks)",
+            ));
         }
         Ok(())
     }
@@ -151,8 +175,13 @@ pub enum PolicySpec {
     /// Our engine, in any mode, with its settings.
     Engine(Config),
     FixedRatio(f64),
-    Vicidial { action: DropAction, target: f64 },
-    ErlangB { target: f64 },
+    Vicidial {
+        action: DropAction,
+        target: f64,
+    },
+    ErlangB {
+        target: f64,
+    },
 }
 
 impl PolicySpec {
@@ -160,8 +189,14 @@ impl PolicySpec {
         match self {
             PolicySpec::Engine(c) => c.mode.as_str().to_string(),
             PolicySpec::FixedRatio(_) => "fixed_ratio".into(),
-            PolicySpec::Vicidial { action: DropAction::HardLimit, .. } => "vicidial_hard_limit".into(),
-            PolicySpec::Vicidial { action: DropAction::Average, .. } => "vicidial_average".into(),
+            PolicySpec::Vicidial {
+                action: DropAction::HardLimit,
+                ..
+            } => "vicidial_hard_limit".into(),
+            PolicySpec::Vicidial {
+                action: DropAction::Average,
+                ..
+            } => "vicidial_average".into(),
             PolicySpec::ErlangB { .. } => "erlang_b".into(),
         }
     }
@@ -170,7 +205,10 @@ impl PolicySpec {
         Ok(match self {
             PolicySpec::Engine(cfg) => {
                 if cfg.mode == Mode::Ivr {
-                    return Err(Error::invalid("policy", "the simulator has agents; simulate ivr campaigns as predictive"));
+                    return Err(Error::invalid(
+                        "policy",
+                        "the simulator has agents; simulate ivr campaigns as predictive",
+                    ));
                 }
                 Box::new(PacingEngine::<u64>::new(cfg.clone())?)
             }
@@ -178,7 +216,13 @@ impl PolicySpec {
             PolicySpec::Vicidial { action, target } => Box::new(Vicidial::new(*action, *target)),
             PolicySpec::ErlangB { target } => {
                 let handle = sc.talk_mean_s + sc.wrap_mean_s;
-                Box::new(ErlangB::new(sc.agents, sc.live_rate, handle, *target, sc.seed))
+                Box::new(ErlangB::new(
+                    sc.agents,
+                    sc.live_rate,
+                    handle,
+                    *target,
+                    sc.seed,
+                ))
             }
         })
     }
@@ -290,19 +334,27 @@ impl Sim<'_> {
         let live = sc.live_rate_at(now);
         let u = self.calls_rng.uniform();
         let (outcome, delay) = if u < live {
-            let d = self.calls_rng.lognormal_median(sc.answer_delay_median_s, sc.answer_delay_sigma);
+            let d = self
+                .calls_rng
+                .lognormal_median(sc.answer_delay_median_s, sc.answer_delay_sigma);
             if d > sc.ring_timeout_s {
                 (Outcome::NoAnswer, sc.ring_timeout_s)
             } else {
                 (Outcome::Live, d)
             }
         } else if u < live + sc.machine_rate {
-            let d = self.calls_rng.lognormal_median(sc.answer_delay_median_s, sc.answer_delay_sigma).min(sc.ring_timeout_s);
+            let d = self
+                .calls_rng
+                .lognormal_median(sc.answer_delay_median_s, sc.answer_delay_sigma)
+                .min(sc.ring_timeout_s);
             (Outcome::Machine, d + 3.0)
         } else if u < live + sc.machine_rate + sc.busy_rate {
             (Outcome::Busy, 0.5 + 2.5 * self.calls_rng.uniform())
         } else if u < live + sc.machine_rate + sc.busy_rate + sc.fail_rate {
-            (Outcome::Failed, self.calls_rng.lognormal_median(1.5, 0.8).min(30.0))
+            (
+                Outcome::Failed,
+                self.calls_rng.lognormal_median(1.5, 0.8).min(30.0),
+            )
         } else {
             (Outcome::NoAnswer, sc.ring_timeout_s)
         };
@@ -315,7 +367,9 @@ impl Sim<'_> {
         self.connects += 1;
         self.busy_since[agent as usize] = now;
         self.busy_now += 1;
-        let talk = self.agents_rng.lognormal_mean(self.sc.talk_mean_s, self.sc.talk_cv);
+        let talk = self
+            .agents_rng
+            .lognormal_mean(self.sc.talk_mean_s, self.sc.talk_cv);
         self.at(now + talk, Ev::TalkEnd(agent, call));
         Ok(())
     }
@@ -477,7 +531,11 @@ pub fn simulate(scenario: &Scenario, policy: &PolicySpec, abandon_window_s: f64)
         live_answers: live,
         abandons,
         connects: s.connects,
-        abandon_rate: if live == 0 { 0.0 } else { abandons as f64 / live as f64 },
+        abandon_rate: if live == 0 {
+            0.0
+        } else {
+            abandons as f64 / live as f64
+        },
         worst_window_abandon_rate: worst,
         occupancy: busy_time / (f64::from(sc.agents) * sc.duration_s * f64::from(sc.days)),
         decisions: s.decisions,
@@ -512,11 +570,19 @@ fn build_series(s: &Sim<'_>, steps: usize, w: f64) -> Series {
         (times.partition_point(|x| *x < hi) - times.partition_point(|x| *x < lo)) as u64
     };
     for k in 0..steps {
-        let (lo, hi) = (k as f64 * sc.series_step_s, ((k + 1) as f64 * sc.series_step_s).min(sc.end()));
+        let (lo, hi) = (
+            k as f64 * sc.series_step_s,
+            ((k + 1) as f64 * sc.series_step_s).min(sc.end()),
+        );
         out.t.push(hi);
-        out.occupancy.push(s.occupancy_acc[k] / (f64::from(sc.agents) * (hi - lo)).max(1e-9));
-        let (wa, wx) = (count(&s.answer_times, hi - w, hi), count(&s.abandon_times, hi - w, hi));
-        out.window_abandon_rate.push(if wa == 0 { 0.0 } else { wx as f64 / wa as f64 });
+        out.occupancy
+            .push(s.occupancy_acc[k] / (f64::from(sc.agents) * (hi - lo)).max(1e-9));
+        let (wa, wx) = (
+            count(&s.answer_times, hi - w, hi),
+            count(&s.abandon_times, hi - w, hi),
+        );
+        out.window_abandon_rate
+            .push(if wa == 0 { 0.0 } else { wx as f64 / wa as f64 });
         out.dialed.push(count(&s.dial_times, lo, hi));
         out.answers.push(count(&s.answer_times, lo, hi));
         out.abandons.push(count(&s.abandon_times, lo, hi));
@@ -529,7 +595,12 @@ mod tests {
     use super::*;
 
     fn short(agents: u32, seed: u64) -> Scenario {
-        Scenario { agents, duration_s: 3600.0, seed, ..Scenario::default() }
+        Scenario {
+            agents,
+            duration_s: 3600.0,
+            seed,
+            ..Scenario::default()
+        }
     }
 
     #[test]
@@ -543,7 +614,10 @@ mod tests {
 
     #[test]
     fn progressive_never_abandons() {
-        let spec = PolicySpec::Engine(Config { mode: Mode::Progressive, ..Config::default() });
+        let spec = PolicySpec::Engine(Config {
+            mode: Mode::Progressive,
+            ..Config::default()
+        });
         let r = simulate(&short(30, 5), &spec, 86_400.0).unwrap();
         assert_eq!(r.abandons, 0);
         assert!(r.occupancy > 0.2, "{}", r.occupancy);
@@ -553,21 +627,60 @@ mod tests {
     fn predictive_beats_progressive_within_the_cap() {
         let sc = short(50, 11);
         let pred = simulate(&sc, &PolicySpec::Engine(Config::default()), 86_400.0).unwrap();
-        let prog = simulate(&sc, &PolicySpec::Engine(Config { mode: Mode::Progressive, ..Config::default() }), 86_400.0).unwrap();
+        let prog = simulate(
+            &sc,
+            &PolicySpec::Engine(Config {
+                mode: Mode::Progressive,
+                ..Config::default()
+            }),
+            86_400.0,
+        )
+        .unwrap();
         assert!(pred.worst_window_abandon_rate <= 0.03, "{pred:?}");
-        assert!(pred.occupancy > prog.occupancy + 0.05, "{} vs {}", pred.occupancy, prog.occupancy);
+        assert!(
+            pred.occupancy > prog.occupancy + 0.05,
+            "{} vs {}",
+            pred.occupancy,
+            prog.occupancy
+        );
     }
 
     #[test]
     fn several_days_slide_the_window_across_nights() {
         // A 1-hour calling day, 3 days, a 24 h window: yesterday's answers leave the window
         // during today's calls; the engine must not spend abandons they were paying for.
-        let sc = Scenario { agents: 30, live_rate: 0.25, talk_mean_s: 90.0, duration_s: 3600.0, days: 3, seed: 9, ..Scenario::default() };
+        let sc = Scenario {
+            agents: 30,
+            live_rate: 0.25,
+            talk_mean_s: 90.0,
+            duration_s: 3600.0,
+            days: 3,
+            seed: 9,
+            ..Scenario::default()
+        };
         let r = simulate(&sc, &PolicySpec::Engine(Config::default()), 86_400.0).unwrap();
-        assert!(r.worst_window_abandon_rate <= 0.03, "{}", r.worst_window_abandon_rate);
-        assert_eq!(r.series.t.len(), 2 * 1440 + 61, "minutes to the end of the last day's drain");
-        let day = |d: usize| r.series.answers[d * 1440..d * 1440 + 60].iter().sum::<u64>();
-        assert!(day(0) > 100 && day(1) > 100 && day(2) > 100, "calls every day: {} {} {}", day(0), day(1), day(2));
+        assert!(
+            r.worst_window_abandon_rate <= 0.03,
+            "{}",
+            r.worst_window_abandon_rate
+        );
+        assert_eq!(
+            r.series.t.len(),
+            2 * 1440 + 61,
+            "minutes to the end of the last day's drain"
+        );
+        let day = |d: usize| {
+            r.series.answers[d * 1440..d * 1440 + 60]
+                .iter()
+                .sum::<u64>()
+        };
+        assert!(
+            day(0) > 100 && day(1) > 100 && day(2) > 100,
+            "calls every day: {} {} {}",
+            day(0),
+            day(1),
+            day(2)
+        );
         let nights: u64 = r.series.dialed[70..1440].iter().sum();
         assert_eq!(nights, 0, "nothing dialled at night");
     }

@@ -76,8 +76,14 @@ impl Lines {
             self.agents.resize(i + 1, AgentState::Offline);
         }
         let old = std::mem::replace(&mut self.agents[i], state);
-        let staffed = |s| matches!(s, AgentState::Ready | AgentState::Talking | AgentState::Wrap);
-        self.ready = self.ready + u32::from(state == AgentState::Ready) - u32::from(old == AgentState::Ready);
+        let staffed = |s| {
+            matches!(
+                s,
+                AgentState::Ready | AgentState::Talking | AgentState::Wrap
+            )
+        };
+        self.ready = self.ready + u32::from(state == AgentState::Ready)
+            - u32::from(old == AgentState::Ready);
         self.staffed = self.staffed + u32::from(staffed(state)) - u32::from(staffed(old));
     }
 }
@@ -126,7 +132,10 @@ pub struct FixedRatio {
 
 impl FixedRatio {
     pub fn new(ratio: f64) -> Self {
-        FixedRatio { ratio, lines: Lines::default() }
+        FixedRatio {
+            ratio,
+            lines: Lines::default(),
+        }
     }
 }
 
@@ -181,13 +190,19 @@ impl Policy for Vicidial {
     fn decide(&mut self, now: f64) -> Result<u32> {
         let l = &self.lines;
         self.samples.push_back((now, l.ready, l.waiting, l.staffed));
-        while self.samples.front().is_some_and(|s| s.0 <= now - Self::ADAPT_S) {
+        while self
+            .samples
+            .front()
+            .is_some_and(|s| s.0 <= now - Self::ADAPT_S)
+        {
             self.samples.pop_front();
         }
         if now - self.last_adapt >= Self::ADAPT_S {
             self.last_adapt = now;
             let n = self.samples.len().max(1) as f64;
-            let mean = |f: fn(&(f64, u32, u32, u32)) -> u32| self.samples.iter().map(|s| f64::from(f(s))).sum::<f64>() / n;
+            let mean = |f: fn(&(f64, u32, u32, u32)) -> u32| {
+                self.samples.iter().map(|s| f64::from(f(s))).sum::<f64>() / n
+            };
             let (ready, waiting, staffed) = (mean(|s| s.1), mean(|s| s.2), mean(|s| s.3));
             if staffed > 0.0 {
                 self.level *= 1.0 + (ready - waiting) / staffed;
@@ -228,7 +243,12 @@ impl ErlangB {
         let rate = load / (p.max(1e-6) * handle_s.max(1e-6));
         let mut rng = Rng::new(seed ^ 0xE71A_46B0);
         let next = rng.exponential(rate.max(1e-9));
-        ErlangB { rate, rng, next, lines: Lines::default() }
+        ErlangB {
+            rate,
+            rng,
+            next,
+            lines: Lines::default(),
+        }
     }
 }
 

@@ -17,7 +17,9 @@ impl Rng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
         };
-        Rng { s: [next(), next(), next(), next()] }
+        Rng {
+            s: [next(), next(), next(), next()],
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -69,7 +71,10 @@ mod tests {
     #[test]
     fn same_seed_same_draws_and_sane_moments() {
         let (mut a, mut b) = (Rng::new(7), Rng::new(7));
-        assert_eq!((0..10).map(|_| a.next_u64()).collect::<Vec<_>>(), (0..10).map(|_| b.next_u64()).collect::<Vec<_>>());
+        assert_eq!(
+            (0..10).map(|_| a.next_u64()).collect::<Vec<_>>(),
+            (0..10).map(|_| b.next_u64()).collect::<Vec<_>>()
+        );
         let mut r = Rng::new(1);
         let n = 200_000;
         let mean = (0..n).map(|_| r.lognormal_mean(120.0, 0.8)).sum::<f64>() / n as f64;

@@ -1,0 +1,194 @@
+//! Two engines on loopback talk to each other: prompts, digits, inactivity, lateness.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+fn wait_for(engine: &MediaEngine, want: usize, within: Duration) -> Vec<Event> {
+    let until = Instant::now() + within;
+    let mut got = Vec::new();
+    while got.len() < want && Instant::now() < until {
+        got.extend(engine.events());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    got
+}
+
+fn pair(a: &MediaEngine, b: &MediaEngine, codec: Codec) -> (u64, u64) {
+    let (ia, pa) = a.open().unwrap();
+    let (ib, pb) = b.open().unwrap();
+    a.connect(ia, SocketAddr::from(([127, 0, 0, 1], pb)), codec, Some(101))
+        .unwrap();
+    b.connect(ib, SocketAddr::from(([127, 0, 0, 1], pa)), codec, Some(101))
+        .unwrap();
+    (ia, ib)
+}
+
+#[test]
+fn plays_prompts_in_order_and_hears_digits() {
+    let a = MediaEngine::start(Config::default()).unwrap();
+    let b = MediaEngine::start(Config::default()).unwrap();
+    assert_eq!(
+        a.add_prompt("hello", &[1000; 1200]),
+        Duration::from_millis(150)
+    );
+    a.add_prompt("empty", &[]);
+    a.add_prompt("bye", &[-1000; 800]);
+    let (ia, ib) = pair(&a, &b, Codec::Pcma);
+    a.play(ia, &["hello".into(), "empty".into(), "bye".into()])
+        .unwrap();
+    let played = wait_for(&a, 3, Duration::from_secs(2));
+    assert_eq!(
+        played,
+        ["hello", "empty", "bye"]
+            .map(|p| Event::Played {
+                call: ia,
+                prompt: p.into()
+            })
+            .to_vec()
+    );
+    a.send_digits(ia, "1#", 100).unwrap();
+    let heard = wait_for(&b, 2, Duration::from_secs(2));
+    assert_eq!(
+        heard,
+        vec![
+            Event::Digit { call: ib, key: '1' },
+            Event::Digit { call: ib, key: '#' }
+        ]
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        b.events().is_empty(),
+        "a digit's end packets are not new digits"
+    );
+    let s = b.stats();
+    assert!(s.frames_received >= 20, "{s:?}");
+    assert_eq!((s.digits, s.malformed), (2, 0));
+}
+
+#[test]
+fn replacing_a_prompt_reports_only_the_new_one() {
+    let a = MediaEngine::start(Config::default()).unwrap();
+    let b = MediaEngine::start(Config::default()).unwrap();
+    a.add_prompt("long", &[500; 80_000]);
+    a.add_prompt("short", &[500; 160]);
+    let (ia, _) = pair(&a, &b, Codec::Pcmu);
+    a.play(ia, &["long".into()]).unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    a.play(ia, &["short".into()]).unwrap();
+    assert_eq!(
+        wait_for(&a, 1, Duration::from_secs(1)),
+        vec![Event::Played {
+            call: ia,
+            prompt: "short".into()
+        }]
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(a.events().is_empty());
+}
+
+#[test]
+fn bad_input_is_refused_with_a_reason() {
+    let a = MediaEngine::start(Config::default()).unwrap();
+    let (id, _) = a.open().unwrap();
+    assert!(a
+        .play(id, &["nope".into()])
+        .unwrap_err()
+        .to_string()
+        .contains("no prompt named \"nope\""));
+    assert!(a
+        .play(id + 7, &[])
+        .unwrap_err()
+        .to_string()
+        .contains("no open media call"));
+    assert!(a
+        .send_digits(id, "1x", 100)
+        .unwrap_err()
+        .to_string()
+        .contains("'x' is not a DTMF key"));
+    assert!(a.send_digits(id, "1", 5).is_err());
+    a.close(id).unwrap();
+    a.close(id).unwrap();
+    assert!(a.stop(id).is_err());
+    let cfg = Config {
+        ptime: Duration::from_millis(25),
+        ..Config::default()
+    };
+    assert!(MediaEngine::start(cfg).is_err());
+}
+
+#[test]
+fn reports_a_silent_far_end_once() {
+    let cfg = Config {
+        inactivity: Some(Duration::from_millis(150)),
+        ..Config::default()
+    };
+    let a = MediaEngine::start(cfg).unwrap();
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (id, _) = a.open().unwrap();
+    a.connect(id, sink.local_addr().unwrap(), Codec::Pcmu, Some(101))
+        .unwrap();
+    let t = Instant::now();
+    assert_eq!(
+        wait_for(&a, 1, Duration::from_secs(2)),
+        vec![Event::Inactive { call: id }]
+    );
+    assert!(t.elapsed() >= Duration::from_millis(150));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(a.events().is_empty());
+    // What it sent is RTP: PCMU silence, 20 ms apart, consecutive sequence numbers.
+    let mut buf = [0u8; 400];
+    let (n, _) = sink.recv_from(&mut buf).unwrap();
+    let p = rtp::parse(&buf[..n]).unwrap();
+    assert_eq!(
+        (p.payload_type, p.payload.len(), p.payload[0]),
+        (0, 160, 0xFF)
+    );
+    let (seq, ts) = (p.seq, p.timestamp);
+    let mut buf2 = [0u8; 400];
+    let (n2, _) = sink.recv_from(&mut buf2).unwrap();
+    let q = rtp::parse(&buf2[..n2]).unwrap();
+    assert_eq!(
+        (q.seq, q.timestamp),
+        (seq.wrapping_add(1), ts.wrapping_add(160))
+    );
+}
+
+#[test]
+fn binds_even_ports_in_the_range() {
+    let cfg = Config {
+        ports: Some((41001, 41006)),
+        ..Config::default()
+    };
+    let a = MediaEngine::start(cfg).unwrap();
+    let ports: Vec<u16> = (0..3).map(|_| a.open().unwrap().1).collect();
+    assert_eq!(ports, vec![41002, 41004, 41006]);
+    assert!(a
+        .open()
+        .unwrap_err()
+        .to_string()
+        .contains("no free RTP port"));
+}
+
+#[test]
+fn carries_hundreds_of_calls_on_time() {
+    let a = MediaEngine::start(Config::default()).unwrap();
+    let b = MediaEngine::start(Config {
+        send_silence: false,
+        ..Config::default()
+    })
+    .unwrap();
+    a.add_prompt("p", &[300; 8000]);
+    let ids: Vec<u64> = (0..300).map(|_| pair(&a, &b, Codec::Pcmu).0).collect();
+    a.reset_stats();
+    for &id in &ids {
+        a.play(id, &["p".into()]).unwrap();
+    }
+    let played = wait_for(&a, 300, Duration::from_secs(5));
+    assert_eq!(played.len(), 300);
+    let s = a.stats();
+    assert!(s.frames_sent >= 300 * 50, "{s:?}");
+    assert_eq!(s.send_errors, 0);
+    assert!(b.stats().frames_received >= 300 * 49, "{:?}", b.stats());
+}
