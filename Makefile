@@ -11,12 +11,14 @@ PY_SRC := $(shell find api pacer sip_gateway -name '*.py' -o -name '*.pyi' -o -n
 
 setup: system-deps $(BUILT)
 
-# Debian packages: redis-server and redis-tools (redis-benchmark), sip-tester (sipp).
+# Debian packages: redis-server and redis-tools (redis-benchmark), sip-tester (sipp), espeak-ng
+# (IVR prompts from text).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
 	command -v sipp >/dev/null || missing="$$missing sip-tester"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

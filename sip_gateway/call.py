@@ -46,7 +46,9 @@ class TrunkConfig:
     domain: str = ""
     caller_id: str = "dialer"
     ring_timeout_s: float = 25.0
-    rtp_port: int = 0
+    #: The RTP port offered when a call has no media engine behind it (`Uac.call(media=None)`):
+    #: 9, the discard port, as placeholder - port 0 would refuse the audio stream (RFC 3264).
+    rtp_port: int = 9
     #: "UDP", or "TCP": one connection to the trunk, every call's messages on it.
     transport: str = "UDP"
     #: Digest credentials for a trunk that challenges (401/407).
@@ -70,8 +72,10 @@ class CallState(enum.Enum):
 
 
 class OutboundCall:
-    def __init__(self, number: str, cfg: TrunkConfig, now: float) -> None:
+    def __init__(self, number: str, cfg: TrunkConfig, now: float, media: Addr | None = None) -> None:
         self.cfg = cfg
+        #: Where our RTP is received (the media engine's address and the call's port).
+        self.media: Addr = media or (cfg.local[0], cfg.rtp_port)
         host, port = cfg.local
         domain = cfg.domain or cfg.trunk[0]
         self.call_id = f"{new_id()}@{host}"
@@ -94,6 +98,10 @@ class OutboundCall:
         #: The Retry-After of a 503 (the UAC pauses new calls for it).
         self.retry_after: str | None = None
         self.authenticated = False
+        #: The SDP of the 2xx (the far end's media address and codecs).
+        self.answer_sdp = b""
+        #: DTMF keys received by SIP INFO and not yet taken by the transport.
+        self.info_digits: list[str] = []
 
     # --- building requests -----------------------------------------------------------------
 
@@ -132,7 +140,7 @@ class OutboundCall:
         inv.add("P-Asserted-Identity", f"<sip:{self.cfg.caller_id}@{self.cfg.local[0]}>")
         inv.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
         inv.add("Content-Type", "application/sdp")
-        inv.body = sdp.offer(self.cfg.local[0], self.cfg.rtp_port)
+        inv.body = sdp.offer(*self.media)
         self.invite_tx = InviteClientTransaction(inv, self.cfg.trunk, self.reliable)
         return self._run(self.invite_tx, now)
 
@@ -172,6 +180,10 @@ class OutboundCall:
         assert isinstance(msg, Request)
         if msg.method == "BYE":
             return self._on_bye(msg, addr, now)
+        if msg.method == "INFO":
+            return self._on_info(msg, addr)
+        if msg.method == "OPTIONS":
+            return [self._reply(msg, addr, 200, "OK")]
         return []
 
     def hangup(self, now: float) -> list[Send]:
@@ -229,6 +241,7 @@ class OutboundCall:
     def _on_2xx(self, resp: Response, now: float) -> list[Send]:
         if self.ack is not None:
             return [Send(*self.ack)]  # a retransmitted 2xx: ACK it again
+        self.answer_sdp = resp.body
         self.remote_target = uri_of(resp.get("Contact") or "") or self.uri
         self.route_set = list(reversed(resp.get_all("Record-Route")))
         self.remote_to = resp.get("To") or self.to_hdr
@@ -287,15 +300,36 @@ class OutboundCall:
         self.state = CallState.TERMINATING
         return self._run(NonInviteClientTransaction(bye, self._dialog_addr(), self.reliable), now)
 
-    def _on_bye(self, req: Request, addr: Addr, now: float) -> list[Send]:
-        ok = Response(status=200, reason="OK")
+    def _reply(self, req: Request, addr: Addr, status: int, reason: str) -> Send:
+        r = Response(status=status, reason=reason)
         for v in req.get_all("Via"):
-            ok.add("Via", v)
+            r.add("Via", v)
         for name in ("From", "To", "Call-ID", "CSeq"):
-            ok.add(name, req.get(name) or "")
+            r.add(name, req.get(name) or "")
+        return Send(r.encode(), addr)
+
+    def _on_bye(self, req: Request, addr: Addr, now: float) -> list[Send]:
         if self.state in (CallState.CONFIRMED, CallState.TERMINATING):
             self._end(now)
-        return [Send(ok.encode(), addr)]
+        return [self._reply(req, addr, 200, "OK")]
+
+    def _on_info(self, req: Request, addr: Addr) -> list[Send]:
+        """DTMF by SIP INFO: `application/dtmf-relay` (`Signal=1`) or `application/dtmf` (`1`)."""
+        kind = (req.get("Content-Type") or "").split(";")[0].strip().lower()
+        text = req.body.decode("ascii", "replace")
+        key = ""
+        if kind == "application/dtmf-relay":
+            for line in text.splitlines():
+                name, _, value = line.partition("=")
+                if name.strip().lower() == "signal":
+                    key = value.strip().upper()
+        elif kind == "application/dtmf":
+            key = text.strip().upper()
+        else:
+            return [self._reply(req, addr, 415, "Unsupported Media Type")]
+        if self.state is CallState.CONFIRMED and len(key) == 1 and key in "0123456789*#ABCD":
+            self.info_digits.append(key)
+        return [self._reply(req, addr, 200, "OK")]
 
     def _on_timeout(self, tx: ClientTransaction, now: float) -> list[Send]:
         if tx is self.invite_tx and self.result.outcome is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 
 def offer(ip: str, rtp_port: int) -> bytes:
@@ -38,3 +39,47 @@ def media_address(body: bytes) -> tuple[str, int] | None:
             except (IndexError, ValueError):
                 return None
     return (ip, port) if ip and port is not None else None
+
+
+@dataclass(frozen=True)
+class Media:
+    """What an answer chose for audio: where to send RTP, the codec and the telephone-event type."""
+
+    host: str
+    port: int
+    #: 0 (PCMU) or 8 (PCMA): the first of ours in the answer's format list.
+    payload_type: int
+    #: The answer's RFC 4733 telephone-event payload type (None: it has none).
+    dtmf_payload_type: int | None
+
+
+def answer_media(body: bytes) -> Media | None:
+    """The audio of an SDP answer; None when it has no usable audio (no address, port 0 - the
+    stream refused - or neither PCMU nor PCMA)."""
+    host: str | None = None
+    port, formats, dtmf = None, [], None
+    in_audio = False
+    for line in body.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if line.startswith("m="):
+            if in_audio:
+                break  # only the first audio stream
+            parts = line[2:].split()
+            in_audio = len(parts) >= 4 and parts[0] == "audio"
+            if in_audio:
+                try:
+                    port = int(parts[1])
+                except ValueError:
+                    return None
+                formats = parts[3:]
+        elif line.startswith("c=") and len(line.split()) >= 3:
+            host = line.split()[2].split("/")[0]
+        elif in_audio and line.lower().startswith("a=rtpmap:"):
+            pt, _, enc = line[9:].partition(" ")
+            if enc.lower().startswith("telephone-event/8000") and pt.isdigit():
+                dtmf = int(pt)
+    codec = next((int(f) for f in formats if f in ("0", "8")), None)
+    if not host or not port or codec is None:
+        return None
+    return Media(host=host, port=port, payload_type=codec,
+                 dtmf_payload_type=dtmf if dtmf is not None and str(dtmf) in formats else None)

@@ -15,9 +15,10 @@ import logging
 import re
 import socket
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import cast
 
-from sip_gateway.call import OutboundCall, TrunkConfig
+from sip_gateway.call import CallState, OutboundCall, TrunkConfig
 from sip_gateway.errors import SipParseError
 from sip_gateway.message import MAX_MESSAGE, parse
 from sip_gateway.outcomes import CallResult
@@ -28,6 +29,16 @@ log = logging.getLogger(__name__)
 
 #: Socket send and receive buffers (bytes): forced past rmem_max when we may (root).
 SOCKET_BUFFER = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CallHooks:
+    """What a call's owner (the IVR, agent connect) is told while the call runs."""
+
+    #: The call was answered (a 2xx ACKed, not one that crossed our CANCEL).
+    answered: Callable[[OutboundCall], None]
+    #: A DTMF key came by SIP INFO: (call id, key).
+    dtmf: Callable[[str, str], None] = lambda call_id, key: None
 
 
 @dataclass
@@ -52,6 +63,7 @@ class Uac(asyncio.DatagramProtocol):
         self.timers: dict[str, tuple[float, asyncio.TimerHandle]] = {}
         self.waiters: dict[str, asyncio.Future[CallResult]] = {}
         self.holds: dict[str, float] = {}
+        self.hooks: dict[str, CallHooks] = {}
         self.loop = asyncio.get_running_loop()
         self.stream: asyncio.Transport | None = None
 
@@ -95,14 +107,18 @@ class Uac(asyncio.DatagramProtocol):
         if self.stream is not None:
             self.stream.close()
 
-    async def call(self, number: str, hold_s: float | None = None) -> CallResult:
+    async def call(self, number: str, hold_s: float | None = None, media: Addr | None = None,
+                   hooks: CallHooks | None = None) -> CallResult:
         """Dial `number`; if answered, hang up after `hold_s` seconds (None: when the far end
-        does). Waits first for the trunk's rate limit (CPS, channels, a 503's Retry-After).
-        Returns when the call has ended."""
+        does, or `hangup`). `media`: where our RTP is received (the SDP offer's address);
+        `hooks`: told of the answer and of DTMF sent by SIP INFO. Waits first for the trunk's
+        rate limit (CPS, channels, a 503's Retry-After). Returns when the call has ended."""
         while (again := self.limit.admit(self.loop.time())) is not None:
             await asyncio.sleep(max(0.0, again - self.loop.time()))
         now = self.loop.time()
-        c = OutboundCall(number, self.cfg, now)
+        c = OutboundCall(number, self.cfg, now, media)
+        if hooks is not None:
+            self.hooks[c.call_id] = hooks
         self.calls[c.call_id] = c
         fut: asyncio.Future[CallResult] = self.loop.create_future()
         self.waiters[c.call_id] = fut
@@ -140,9 +156,16 @@ class Uac(asyncio.DatagramProtocol):
             return
         answered_before = c.result.answered_at is not None
         self._apply(c, c.on_message(msg, addr[:2], now))
-        hold = self.holds.pop(c.call_id, None) if not answered_before and c.result.answered_at else None
+        newly_answered = not answered_before and c.result.answered_at is not None
+        hold = self.holds.pop(c.call_id, None) if newly_answered else None
         if hold is not None:
             self.loop.call_at(now + hold, self.hangup, c.call_id)
+        hooks = self.hooks.get(c.call_id)
+        if hooks is not None:
+            if newly_answered and not c.finished and c.state is CallState.CONFIRMED:
+                hooks.answered(c)
+            while c.info_digits:
+                hooks.dtmf(c.call_id, c.info_digits.pop(0))
 
     def error_received(self, exc: Exception) -> None:
         self.counters.send_errors += 1
@@ -181,6 +204,7 @@ class Uac(asyncio.DatagramProtocol):
             if c.finished:
                 self.calls.pop(c.call_id, None)
                 self.holds.pop(c.call_id, None)
+                self.hooks.pop(c.call_id, None)
         elif armed is None or deadline < armed[0]:
             if armed is not None:
                 armed[1].cancel()

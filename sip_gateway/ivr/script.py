@@ -49,6 +49,8 @@ class Script:
     start: str
     prompts: dict[str, Prompt]
     nodes: dict[str, Node]
+    #: Where a prompt's `file` is looked for (the script file's folder).
+    base_dir: Path = SCRIPTS
 
     @classmethod
     def load(cls, path: Path | str) -> Script:
@@ -62,10 +64,10 @@ class Script:
             raise ScriptError(f"{p}: no such script") from None
         except tomllib.TOMLDecodeError as e:
             raise ScriptError(f"{p}: {e}") from None
-        return cls.from_dict(data, str(p))
+        return cls.from_dict(data, str(p), base_dir=p.parent)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "script") -> Script:
+    def from_dict(cls, data: dict[str, Any], where: str = "script", base_dir: Path = SCRIPTS) -> Script:
         def need(d: dict[str, Any], key: str, kind: type, ctx: str) -> Any:
             if key not in d:
                 raise ScriptError(f"{where}: {ctx} has no {key!r}")
@@ -114,7 +116,7 @@ class Script:
                     raise ScriptError(f"{where}: node {name!r} goes to unknown node {target!r}")
         if start not in nodes:
             raise ScriptError(f"{where}: start node {start!r} does not exist")
-        return cls(name=str(data.get("name", where)), start=start, prompts=prompts, nodes=nodes)
+        return cls(name=str(data.get("name", where)), start=start, prompts=prompts, nodes=nodes, base_dir=base_dir)
 
 
 @dataclass(frozen=True)

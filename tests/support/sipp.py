@@ -58,7 +58,8 @@ class Sipp:
     def start(self) -> Sipp:
         self.port = free_udp_port()
         builtin = not self.scenario.endswith(".xml")
-        cmd = ["sipp", "-i", "127.0.0.1", "-p", str(self.port), "-t", self.transport, "-m", str(self.calls), "-nostdin",
+        # Its own media port: sipp binds 6000 by default, which two sipps cannot share.
+        cmd = ["sipp", "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(free_udp_port()), "-t", self.transport, "-m", str(self.calls), "-nostdin",
                "-timeout", f"{self.timeout_s:g}s", "-timeout_error", "-trace_err",
                "-error_file", str(self.workdir / f"sipp-{self.port}-errors.log")]
         if builtin:
