@@ -1,10 +1,11 @@
 //! The RTP media engine: one thread carries the audio of every call.
 //!
 //! Each call has its own UDP socket (bound when the call is opened, so its port can go into the
-//! SDP offer). Every `ptime` (20 ms) the thread wakes at a fixed schedule, drains what each
-//! socket received (RFC 4733 telephone-events become [`Event::Digit`]), then sends each
-//! connected call one frame: the next 20 ms of its prompt, an RFC 4733 digit being sent, or
-//! silence. Commands arrive over a channel and are applied while the thread waits for the next
+//! SDP offer). Calls are spread over the slots of a frame (2 ms each: ten for 20 ms frames), so
+//! that a frame's sends are not one burst. Every 2 ms the thread wakes at a fixed schedule and,
+//! for the calls of that slot, drains what each socket received (RFC 4733 telephone-events become
+//! [`Event::Digit`]), then sends each connected call one frame: the next 20 ms of its prompt, an
+//! RFC 4733 digit being sent, or silence. Commands arrive over a channel and are applied while the thread waits for the next
 //! tick; events go back through a queue and a notification socket that an event loop can watch.
 //! How late each frame left against its schedule is kept in a histogram ([`Stats`]).
 
@@ -25,6 +26,8 @@ use crate::{Error, Result};
 
 /// Samples per millisecond at 8 kHz.
 const PER_MS: u32 = 8;
+/// One slot of a frame's schedule.
+const SLOT: Duration = Duration::from_millis(2);
 /// Width of one lateness bucket (µs) and their number (the last one holds everything later).
 const BUCKET_US: u64 = 100;
 const BUCKETS: usize = 2001;
@@ -456,7 +459,8 @@ struct Worker {
     cfg: Config,
     rx: Receiver<Cmd>,
     shared: Arc<Shared>,
-    calls: HashMap<u64, Call>,
+    /// Calls by slot: call `id` is in `slots[id % slots.len()]`.
+    slots: Vec<HashMap<u64, Call>>,
     seed: u64,
     events: Vec<Event>,
     late: Vec<u32>,
@@ -466,6 +470,7 @@ struct Worker {
 impl Worker {
     fn new(cfg: Config, rx: Receiver<Cmd>, shared: Arc<Shared>) -> Worker {
         let frame = (cfg.ptime.as_millis() as u32 * PER_MS) as usize;
+        let n_slots = (cfg.ptime.as_millis() / SLOT.as_millis()).max(1) as usize;
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -475,7 +480,7 @@ impl Worker {
             cfg,
             rx,
             shared,
-            calls: HashMap::new(),
+            slots: (0..n_slots).map(|_| HashMap::new()).collect(),
             seed,
             events: Vec::new(),
             late: Vec::new(),
@@ -491,9 +496,16 @@ impl Worker {
         self.seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    fn call_mut(&mut self, id: u64) -> Option<&mut Call> {
+        let n = self.slots.len() as u64;
+        self.slots[(id % n) as usize].get_mut(&id)
+    }
+
     fn run(mut self) {
         let ptime = self.cfg.ptime;
-        let mut tick = Instant::now() + ptime;
+        let step = ptime / self.slots.len() as u32;
+        let mut tick = Instant::now() + step;
+        let mut slot = 0usize;
         loop {
             loop {
                 match self.rx.recv_deadline(tick) {
@@ -502,15 +514,13 @@ impl Worker {
                     Err(RecvTimeoutError::Timeout) => break,
                 }
             }
-            let mut overran = false;
             let now = Instant::now();
-            if now > tick + ptime {
-                overran = true;
-            }
-            self.receive(now);
-            self.send_frames(tick);
-            self.publish(overran);
-            tick += ptime;
+            let overran = now > tick + ptime;
+            self.receive(slot, now);
+            self.send_frames(slot, tick);
+            self.publish(overran, slot == 0);
+            tick += step;
+            slot = (slot + 1) % self.slots.len();
             let now = Instant::now();
             if now > tick + 5 * ptime {
                 tick = now; // far behind: skip the lost ticks rather than burst them out
@@ -522,7 +532,8 @@ impl Worker {
         match cmd {
             Cmd::Add { id, sock } => {
                 let r = self.random();
-                self.calls.insert(
+                let n = self.slots.len() as u64;
+                self.slots[(id % n) as usize].insert(
                     id,
                     Call {
                         sock,
@@ -551,7 +562,7 @@ impl Worker {
                 codec,
                 dtmf,
             } => {
-                if let Some(c) = self.calls.get_mut(&id) {
+                if let Some(c) = self.call_mut(id) {
                     c.remote = Some(remote);
                     c.codec = codec;
                     c.dtmf = dtmf;
@@ -560,7 +571,7 @@ impl Worker {
                 }
             }
             Cmd::Play { id, prompts } => {
-                if let Some(c) = self.calls.get_mut(&id) {
+                if let Some(c) = self.call_mut(id) {
                     c.queue = prompts.into();
                     c.offset = 0;
                     c.marker = true;
@@ -568,19 +579,20 @@ impl Worker {
                 }
             }
             Cmd::Stop { id } => {
-                if let Some(c) = self.calls.get_mut(&id) {
+                if let Some(c) = self.call_mut(id) {
                     c.queue.clear();
                     c.offset = 0;
                 }
             }
             Cmd::Digits { id, keys, ms } => {
-                if let Some(c) = self.calls.get_mut(&id) {
+                if let Some(c) = self.call_mut(id) {
                     c.keys.extend(keys);
                     c.digit_ms = ms;
                 }
             }
             Cmd::Close { id } => {
-                self.calls.remove(&id);
+                let n = self.slots.len() as u64;
+                self.slots[(id % n) as usize].remove(&id);
             }
             Cmd::Shutdown => {}
         }
@@ -588,7 +600,8 @@ impl Worker {
 
     /// Report (and drop) prompts with no samples at the head of a call's queue.
     fn skip_empty(&mut self, id: u64) {
-        if let Some(c) = self.calls.get_mut(&id) {
+        let n = self.slots.len() as u64;
+        if let Some(c) = self.slots[(id % n) as usize].get_mut(&id) {
             while let Some((name, p)) = c.queue.front() {
                 if !p.pcmu.is_empty() {
                     break;
@@ -602,10 +615,10 @@ impl Worker {
         }
     }
 
-    fn receive(&mut self, now: Instant) {
+    fn receive(&mut self, slot: usize, now: Instant) {
         let mut buf = [0u8; 2048];
         let (mut received, mut malformed, mut digits) = (0u64, 0u64, 0u64);
-        for (&id, c) in self.calls.iter_mut() {
+        for (&id, c) in self.slots[slot].iter_mut() {
             loop {
                 let n = match c.sock.recv_from(&mut buf) {
                     Ok((n, _)) => n,
@@ -649,13 +662,13 @@ impl Worker {
         s.digits += digits;
     }
 
-    fn send_frames(&mut self, tick: Instant) {
+    fn send_frames(&mut self, slot: usize, tick: Instant) {
         let frame = self.frame;
         let step = frame as u32;
         let mut out = [0u8; rtp::HEADER + 480];
         let (mut sent, mut errors) = (0u64, 0u64);
         let send_silence = self.cfg.send_silence;
-        for (&id, c) in self.calls.iter_mut() {
+        for (&id, c) in self.slots[slot].iter_mut() {
             let Some(remote) = c.remote else { continue };
             let len;
             if c.digit.is_none() && c.gap == 0 {
@@ -759,10 +772,11 @@ impl Worker {
         self.late.clear();
     }
 
-    fn publish(&mut self, overran: bool) {
-        {
+    /// `frame_start`: this slot begins a frame (ticks count frames).
+    fn publish(&mut self, overran: bool, frame_start: bool) {
+        if frame_start || overran {
             let mut s = lock(&self.shared.stats);
-            s.ticks += 1;
+            s.ticks += frame_start as u64;
             s.overruns += overran as u64;
         }
         if self.events.is_empty() {
