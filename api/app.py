@@ -25,6 +25,7 @@ from api.metrics import Metrics, TimingMiddleware, campaign_lines
 from api.routes import agents, campaigns, lists, tokens
 from api.store import Conflict, Missing, NotAllowed, Store
 from pacer.cdr import Archive, Recorder
+from pacer.runtime import Dialer, GatewaySettings
 from pacer.sms import SmscConfig, SmsSender
 
 log = logging.getLogger("dialer.api")
@@ -75,11 +76,12 @@ async def _batches(it: AsyncIterator[str], n: int) -> AsyncIterator[list[str]]:
 
 
 def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None, recorder: bool = True,
-               smsc: SmscConfig | None = None) -> FastAPI:
+               smsc: SmscConfig | None = None, gateway: GatewaySettings | None = None) -> FastAPI:
     """The API on `redis_url`; uploads land in `state_dir`; the CDR archive is `cdr_path`
     (default `state_dir/cdr.sqlite3`), which this process also records into unless `recorder`
     is False (one recorder per archive file records at a time; the others stand by). With
-    `smsc`, this process also sends the campaigns' SMS through that SMSC."""
+    `smsc`, this process also sends the campaigns' SMS through that SMSC; with `gateway`, it
+    dials the running campaigns' partitions it can lease (pacer/runtime.py)."""
     metrics = Metrics()
     cdr_file = cdr_path or state_dir / "cdr.sqlite3"
 
@@ -100,6 +102,9 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
         if smsc is not None:
             app.state.sms = SmsSender(redis_url, smsc)
             tasks.append(asyncio.create_task(app.state.sms.run(app.state.stopping)))
+        if gateway is not None:
+            app.state.dialer = Dialer(redis_url, gateway)
+            tasks.append(asyncio.create_task(app.state.dialer.run(app.state.stopping)))
         try:
             yield
         finally:

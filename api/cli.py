@@ -253,9 +253,39 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as e:
             print(f"dialer: {e}", file=sys.stderr)
             return 2
+    gateway = None
+    if args.trunk:
+        from pacer.runtime import GatewaySettings
+
+        try:
+            gateway = GatewaySettings(
+                trunk=host_port("--trunk", args.trunk), transport=args.trunk_transport.upper(),
+                sip_bind=host_port("--sip-bind", args.sip_bind), rtp_bind=args.rtp_bind,
+                rtp_ports=port_range(args.rtp_ports) if args.rtp_ports else None,
+                username=settings.trunk_username, password=settings.trunk_password, cps=args.cps,
+                channels=args.channels, inactivity_s=args.rtp_timeout, max_call_s=args.max_call,
+                prompt_cache=settings.state_dir / "prompts",
+            )
+        except ValueError as e:
+            print(f"dialer: {e}", file=sys.stderr)
+            return 2
     with redis_for(settings) as url:
         return serve(settings, url, args.host, args.port, log_level=args.log_level, access_log=args.access_log,
-                     cdr_path=args.cdr_db, recorder=not args.no_recorder, smsc=smsc)
+                     cdr_path=args.cdr_db, recorder=not args.no_recorder, smsc=smsc, gateway=gateway)
+
+
+def host_port(option: str, text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{option} {text!r}: expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def port_range(text: str) -> tuple[int, int]:
+    lo, sep, hi = text.partition("-")
+    if not sep or not lo.isdigit() or not hi.isdigit() or not 0 < int(lo) < int(hi) <= 65535:
+        raise ValueError(f"--rtp-ports {text!r}: expected LOW-HIGH, such as 20000-29999")
+    return int(lo), int(hi)
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
@@ -484,8 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the control API (FastAPI on uvicorn; OpenAPI at /docs)", description=(
         "Serve the HTTP control API: campaigns and their lifecycle, contacts, suppression lists, agents, "
         "live pacing, stats, Server-Sent Events, results.csv, /metrics and /healthz. The same process records "
-        "every call's CDR into the SQLite archive (--cdr-db) and, with --smsc, sends the campaigns' SMS over "
-        "SMPP 3.4. Stops cleanly on "
+        "every call's CDR into the SQLite archive (--cdr-db); with --smsc it sends the campaigns' SMS over "
+        "SMPP 3.4; with --trunk it dials the running campaigns (IVR mode) through that SIP trunk, sharing "
+        "their partitions with the other `dialer serve` processes on the same Redis. Stops cleanly on "
         "SIGTERM or SIGINT. Every route but /healthz and /metrics needs a bearer token (`dialer token create`)."))
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
@@ -499,6 +530,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sms-retry-delay", type=float, default=30.0, metavar="SECONDS",
                    help="send a message the SMSC refused again after this long (default 30)")
     p.add_argument("--sms-window", type=int, default=10, help="SMS in flight at most (default 10)")
+    p.add_argument("--trunk", metavar="HOST:PORT", help="dial running campaigns through this SIP trunk "
+                   "(Digest credentials: $DIALER_TRUNK_USERNAME, $DIALER_TRUNK_PASSWORD); without it, nothing is dialled")
+    p.add_argument("--trunk-transport", default="udp", choices=["udp", "tcp"], help="SIP transport to the trunk (default udp)")
+    p.add_argument("--sip-bind", default="127.0.0.1:0", metavar="HOST:PORT", help="local SIP address (default 127.0.0.1:0: any port)")
+    p.add_argument("--rtp-bind", default="127.0.0.1", metavar="HOST", help="local RTP address, put in SDP (default 127.0.0.1)")
+    p.add_argument("--rtp-ports", metavar="LOW-HIGH", help="RTP ports to use (even ones; default: any free port)")
+    p.add_argument("--cps", type=float, default=100.0, help="this node's calls per second at most, over all campaigns (default 100)")
+    p.add_argument("--channels", type=int, default=2000, help="this node's calls in progress at most (default 2000)")
+    p.add_argument("--rtp-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="hang up an answered call that sent no RTP for this long (default 30)")
+    p.add_argument("--max-call", type=float, default=300.0, metavar="SECONDS", help="hang up an IVR call after this long (default 300)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("token", help="create, list and revoke API tokens", description=(

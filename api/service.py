@@ -20,6 +20,7 @@ import uvicorn
 from api.app import create_app
 from api.schemas import masked
 from api.settings import Settings
+from pacer.runtime import GatewaySettings
 from pacer.sms import SmscConfig
 
 log = logging.getLogger("dialer.api")
@@ -63,9 +64,10 @@ class _Server(uvicorn.Server):
 
 
 def serve(settings: Settings, redis_url: str, host: str, port: int, *, log_level: str = "info", access_log: bool = False,
-          cdr_path: Path | None = None, recorder: bool = True, smsc: SmscConfig | None = None) -> int:
+          cdr_path: Path | None = None, recorder: bool = True, smsc: SmscConfig | None = None,
+          gateway: GatewaySettings | None = None) -> int:
     configure_logging(log_level)
-    app = create_app(redis_url, settings.state_dir, cdr_path=cdr_path, recorder=recorder, smsc=smsc)
+    app = create_app(redis_url, settings.state_dir, cdr_path=cdr_path, recorder=recorder, smsc=smsc, gateway=gateway)
     config = uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on", log_config=None,
         access_log=access_log, timeout_graceful_shutdown=10, proxy_headers=False,

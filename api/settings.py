@@ -26,6 +26,8 @@ class Settings:
     redis_url: str | None
     redis_server: str = "redis-server"
     smsc_password: str = ""
+    trunk_username: str | None = None
+    trunk_password: str | None = None
 
     @classmethod
     def from_env(cls, state_dir: str | None = None, redis_url: str | None = None) -> Settings:
@@ -36,4 +38,6 @@ class Settings:
             redis_url=url,
             redis_server=os.environ.get("DIALER_REDIS_SERVER", "redis-server"),
             smsc_password=os.environ.get("DIALER_SMSC_PASSWORD", ""),
+            trunk_username=os.environ.get("DIALER_TRUNK_USERNAME") or None,
+            trunk_password=os.environ.get("DIALER_TRUNK_PASSWORD") or None,
         )

@@ -108,15 +108,16 @@ class Uac(asyncio.DatagramProtocol):
             self.stream.close()
 
     async def call(self, number: str, hold_s: float | None = None, media: Addr | None = None,
-                   hooks: CallHooks | None = None) -> CallResult:
+                   hooks: CallHooks | None = None, cfg: TrunkConfig | None = None) -> CallResult:
         """Dial `number`; if answered, hang up after `hold_s` seconds (None: when the far end
         does, or `hangup`). `media`: where our RTP is received (the SDP offer's address);
-        `hooks`: told of the answer and of DTMF sent by SIP INFO. Waits first for the trunk's
+        `hooks`: told of the answer and of DTMF sent by SIP INFO; `cfg`: this call's settings
+        (a campaign's caller ID and ring timeout; the same trunk and local address). Waits first for the trunk's
         rate limit (CPS, channels, a 503's Retry-After). Returns when the call has ended."""
         while (again := self.limit.admit(self.loop.time())) is not None:
             await asyncio.sleep(max(0.0, again - self.loop.time()))
         now = self.loop.time()
-        c = OutboundCall(number, self.cfg, now, media)
+        c = OutboundCall(number, cfg or self.cfg, now, media)
         if hooks is not None:
             self.hooks[c.call_id] = hooks
         self.calls[c.call_id] = c

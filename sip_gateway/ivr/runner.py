@@ -8,10 +8,11 @@ results, every key pressed and whether the script asked for the SMS.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sip_gateway import sdp
-from sip_gateway.call import OutboundCall
+from sip_gateway.call import OutboundCall, TrunkConfig
 from sip_gateway.ivr.script import Action, CollectUntil, Hangup, IvrSession, Play, Script, SendSms
 from sip_gateway.media import MediaHub
 from sip_gateway.outcomes import CallResult
@@ -34,8 +35,9 @@ class IvrOutcome:
 
 
 class _IvrCall:
-    def __init__(self, runner: IvrRunner) -> None:
+    def __init__(self, runner: IvrRunner, on_answered: Callable[[], None] | None) -> None:
         self.runner = runner
+        self.on_answered = on_answered
         self.session = IvrSession(runner.script)
         self.media = 0
         self.call: OutboundCall | None = None
@@ -48,6 +50,8 @@ class _IvrCall:
 
     def answered(self, call: OutboundCall) -> None:
         self.call = call
+        if self.on_answered is not None:
+            self.on_answered()
         loop = self.runner.loop
         self.guard = loop.call_later(self.runner.max_call_s, self._hangup, "max_duration")
         m = sdp.answer_media(call.answer_sdp)
@@ -121,12 +125,16 @@ class IvrRunner:
         self.max_call_s = max_call_s
         self.loop = asyncio.get_running_loop()
 
-    async def call(self, number: str) -> IvrOutcome:
-        ivr = _IvrCall(self)
+    async def call(self, number: str, cfg: TrunkConfig | None = None,
+                   on_answered: Callable[[], None] | None = None) -> IvrOutcome:
+        """Dial `number` (with `cfg`'s caller ID and ring timeout, the UAC's by default) and run
+        the script if answered; `on_answered` is called at the answer."""
+        ivr = _IvrCall(self, on_answered)
         ivr.media, port = self.hub.open(ivr)
         try:
             result = await self.uac.call(
-                number, media=(self.hub.engine.bind, port), hooks=CallHooks(answered=ivr.answered, dtmf=ivr.info_digit)
+                number, media=(self.hub.engine.bind, port), hooks=CallHooks(answered=ivr.answered, dtmf=ivr.info_digit),
+                cfg=cfg,
             )
         finally:
             self.hub.close(ivr.media)

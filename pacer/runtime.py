@@ -1,0 +1,437 @@
+"""The campaign runtime: dials running campaigns through the SIP gateway.
+
+`Dialer` runs in `dialer serve` when a trunk is configured. Every second it looks at the
+campaigns that are running or paused and takes the lease of each free partition (a Redis key
+with a 15 s expiry, renewed every 5 s by its owner): several `dialer serve` processes on one Redis
+share the work, and a partition whose owner died is taken over once its lease expires. Contacts
+the dead owner had claimed come back by themselves when their claim leases run out.
+
+`PartitionRunner` dials one partition. Every 100 ms, while the campaign is running, inside its
+start/end time and inside a calling window in its time zone, it asks the pacing engine how many
+calls to place, claims that many contacts, and places each call through `IvrRunner` (agentless
+campaigns). When a call ends its outcome goes to the queue (retry or final), to the pacing
+engine, and to the CDR stream; a subscriber who pressed 1 gets the campaign's SMS (at most once).
+Pause and stop place no new calls; calls in progress finish. A running campaign whose list is
+exhausted (nothing ready, waiting or claimed, no call in progress) or whose end time passed is
+marked `completed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dialer_core
+import redis.asyncio as aioredis
+
+from pacer import cdr, sms
+from pacer.campaign import CampaignFollower, CampaignView, apply_pacing, live_figures, write_live
+from pacer.keys import api_key, events_key
+from pacer.queue_client import QueueClient
+from pacer.redis_async import connect
+from pacer.windows import CallingWindows
+from sip_gateway import prompts
+from sip_gateway.call import TrunkConfig
+from sip_gateway.ivr.runner import IvrOutcome, IvrRunner
+from sip_gateway.ivr.script import Script
+from sip_gateway.media import MediaHub
+from sip_gateway.outcomes import Outcome
+from sip_gateway.rate import RateLimit
+from sip_gateway.uac import Uac
+
+log = logging.getLogger("dialer.runtime")
+
+CAMPAIGNS = "dialer:campaigns"
+TICK_S = 0.1
+LEASE_MS = 15_000
+RENEW_S = 5.0
+SCAN_S = 1.0
+LIVE_EVERY_S = 1.0
+
+
+# Take or keep a partition's lease. KEYS: lease. ARGV: owner, ms. 1 if ours.
+_LEASE = """
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# Let a lease go if it is still ours. KEYS: lease. ARGV: owner.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# The runtime's own lifecycle move: running or paused -> completed, with its event (the same
+# shape as the API's transitions). KEYS: api, events. ARGV: now, event JSON, kept.
+_COMPLETE = """
+local st = redis.call('HGET', KEYS[1], 'state')
+if st ~= 'running' and st ~= 'paused' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'completed', 'updated_at', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'revision', 1)
+local ev = cjson.decode(ARGV[2])
+ev['from'] = st
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'type', 'state', 'data', cjson.encode(ev))
+return 1
+"""
+
+
+def lease_key(cid: str, partition: int) -> str:
+    return f"{{c:{cid}}}:owner:{partition}"
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Where calls go and how this node places them."""
+
+    trunk: tuple[str, int]
+    transport: str = "UDP"
+    sip_bind: tuple[str, int] = ("127.0.0.1", 0)
+    rtp_bind: str = "127.0.0.1"
+    rtp_ports: tuple[int, int] | None = None
+    username: str | None = None
+    password: str | None = None
+    #: This node's ceiling over all campaigns (each campaign's pacing caps apply too).
+    cps: float = 100.0
+    channels: int = 2000
+    #: Hang up an IVR call that has sent no RTP for this long.
+    inactivity_s: float = 30.0
+    #: Hang up an IVR call that lasts longer than this.
+    max_call_s: float = 300.0
+    prompt_cache: Path = Path(".dialer/prompts")
+
+
+class Gateway:
+    """This node's SIP UAC and media engine, shared by every campaign it dials."""
+
+    def __init__(self, settings: GatewaySettings, uac: Uac, hub: MediaHub) -> None:
+        self.settings = settings
+        self.uac = uac
+        self.hub = hub
+        self.scripts: dict[str, Script] = {}
+
+    @classmethod
+    async def open(cls, s: GatewaySettings) -> Gateway:
+        engine = dialer_core.MediaEngine(bind=s.rtp_bind, inactivity_s=s.inactivity_s, ports=s.rtp_ports)
+        hub = MediaHub(engine)
+        cfg = TrunkConfig(trunk=s.trunk, local=s.sip_bind, transport=s.transport, username=s.username,
+                          password=s.password)
+        uac = await Uac.open(cfg, RateLimit(cps=s.cps, channels=s.channels))
+        return cls(s, uac, hub)
+
+    async def script(self, name: str) -> Script:
+        """A shipped script, its prompts rendered (once) and registered with the media engine."""
+        if name not in self.scripts:
+            script = Script.load(name)
+            await prompts.load(script, self.hub.engine, self.settings.prompt_cache)
+            self.scripts[name] = script
+        return self.scripts[name]
+
+    def close(self) -> None:
+        self.uac.close()
+        self.hub.shutdown()
+
+
+def _when(value: Any) -> datetime | None:
+    if not value:
+        return None
+    d = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def dial_string(number: str) -> str:
+    """What goes in the Request-URI: the E.164 number without its '+'."""
+    return number.lstrip("+")
+
+
+def sms_text(template: str, number: str, attrs: dict[str, str]) -> str:
+    """The campaign's SMS template with `{name}` and other contact attributes filled in (an
+    attribute the contact lacks is left as written)."""
+    values = {**attrs, "number": number}
+    out = template
+    for k, v in values.items():
+        out = out.replace("{" + k + "}", v)
+    return out
+
+
+@dataclass
+class Counts:
+    dialled: int = 0
+    answered: int = 0
+    agreed: int = 0
+    sms_requested: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+
+class PartitionRunner:
+    """Dials one partition of one campaign while this node holds its lease."""
+
+    def __init__(self, redis_url: str, redis: aioredis.Redis, gateway: Gateway, cid: str, partition: int) -> None:
+        self.redis_url = redis_url
+        self.redis = redis
+        self.gateway = gateway
+        self.cid = cid
+        self.partition = partition
+        self.view: CampaignView | None = None
+        self.deleted = False
+        self.engine = dialer_core.PacingEngine(mode="ivr", max_channels=1)
+        self.queue: dialer_core.CallQueue | None = None
+        self.client: QueueClient | None = None
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.counts = Counts()
+        self.loop = asyncio.get_running_loop()
+        self.decisions = 0
+        self.placed_times: list[float] = []
+        self.cfg: TrunkConfig | None = None
+
+    # --- following the campaign ------------------------------------------------------------
+
+    def on_change(self, view: CampaignView | None) -> None:
+        if view is None:
+            self.deleted = True
+            return
+        spec = view.spec
+        try:
+            apply_pacing(self.engine, view)
+        except ValueError as e:
+            log.error("campaign %s: pacing settings refused by the engine: %s", self.cid, e)
+        if self.queue is None:
+            self.queue = dialer_core.CallQueue(self.redis_url, self.cid, max_attempts=int(spec["max_attempts"]),
+                                               retry_delay_s=float(spec["retry_delay_s"]),
+                                               retry_on=list(spec["retry_on"]))
+            self.client = QueueClient(self.queue)
+        else:
+            self.queue.configure(max_attempts=int(spec["max_attempts"]), retry_delay_s=float(spec["retry_delay_s"]),
+                                 retry_on=list(spec["retry_on"]))
+        base = self.gateway.uac.cfg
+        self.cfg = dataclasses.replace(base, caller_id=str(spec["caller_id"]), ring_timeout_s=float(spec["ring_timeout_s"]))
+        self.view = view
+
+    def dialling_allowed(self, now: datetime) -> bool:
+        v = self.view
+        if v is None or v.state != "running":
+            return False
+        start, end = _when(v.spec.get("start_at")), _when(v.spec.get("end_at"))
+        if (start and now < start) or (end and now >= end):
+            return False
+        return CallingWindows.parse(v.spec["timezone"], v.spec["windows"]).is_open(now)
+
+    # --- the loop --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set, the campaign leaves running/paused, or it is deleted; then waits
+        for the calls in progress."""
+        follower = CampaignFollower(self.redis_url, self.cid, self.on_change)
+        follow_stop = asyncio.Event()
+        following = asyncio.create_task(follower.run(follow_stop))
+        last_live = 0.0
+        try:
+            while not stop.is_set() and not self.deleted:
+                if following.done():
+                    following.result()  # raises what stopped it
+                    break
+                v = self.view
+                if v is not None and v.state not in ("running", "paused"):
+                    break
+                now = self.loop.time()
+                if v is not None and self.dialling_allowed(datetime.now(UTC)):
+                    await self._place(now)
+                if v is not None and v.state == "running":
+                    await self._maybe_complete()
+                if now - last_live >= LIVE_EVERY_S:
+                    last_live = now
+                    await self._write_live(now)
+                await asyncio.sleep(TICK_S)
+            if self.in_flight:
+                log.info("campaign %s/%d: waiting for %d calls in progress", self.cid, self.partition, len(self.in_flight))
+                await asyncio.gather(*self.in_flight, return_exceptions=True)
+        finally:
+            follow_stop.set()
+            await asyncio.gather(following, return_exceptions=True)
+
+    async def _place(self, now: float) -> None:
+        assert self.client is not None and self.view is not None
+        n = self.engine.decide(now)
+        self.decisions += 1
+        if n <= 0:
+            return
+        spec = self.view.spec
+        script_name = spec.get("ivr_script")
+        if self.view.mode != "ivr" or not script_name:
+            return  # agent modes: agent connect is not built yet (issue 4/7)
+        script = await self.gateway.script(str(script_name))
+        lease_s = float(spec["ring_timeout_s"]) + self.gateway.settings.max_call_s + 30.0
+        claims = await self.client.claim(n, partition=self.partition, lease_s=lease_s, with_attrs=bool(spec.get("sms")))
+        for c in claims:
+            call_id = f"{self.cid}/{c.number}/{c.attempts + 1}"
+            self.engine.call_dialed(call_id, self.loop.time())
+            self.placed_times.append(self.loop.time())
+            self.counts.dialled += 1
+            task = asyncio.create_task(self._call(c, call_id, script))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
+
+    async def _call(self, claim: dialer_core.Claim, call_id: str, script: Script) -> None:
+        assert self.client is not None and self.view is not None
+        runner = IvrRunner(self.gateway.uac, self.gateway.hub, script, max_call_s=self.gateway.settings.max_call_s)
+
+        def answered() -> None:
+            t = self.loop.time()
+            self.engine.call_answered(call_id, t)
+            self.engine.call_connected(call_id, t)  # an IVR port takes every answered call
+
+        try:
+            out = await runner.call(dial_string(claim.number), cfg=self.cfg, on_answered=answered)
+        except Exception as e:  # a bug or a transport error: give the contact back, never lose it
+            log.exception("campaign %s: call to %s failed", self.cid, claim.number)
+            self.engine.call_unanswered(call_id, self.loop.time(), "failed")
+            await self.client.complete([dialer_core.Completion(claim.number, claim.token, "failed", release=True)])
+            await cdr.record(self.redis, cdr.CallRecord(campaign=self.cid, number=claim.number, outcome="failed",
+                                                        attempt=claim.attempts + 1, call_id=call_id, detail=str(e)))
+            return
+        await self._finish(claim, call_id, out)
+
+    async def _finish(self, claim: dialer_core.Claim, call_id: str, out: IvrOutcome) -> None:
+        assert self.client is not None and self.view is not None
+        r = out.call
+        now = self.loop.time()
+        outcome = r.outcome.value if r.outcome else "failed"
+        if r.answered_at is not None:
+            self.engine.call_ended(call_id, now)
+            self.counts.answered += 1
+        else:
+            reason: dialer_core.UnansweredReason = (
+                "busy" if r.outcome is Outcome.BUSY else "no_answer" if r.outcome is Outcome.NO_ANSWER else "failed")
+            self.engine.call_unanswered(call_id, now, reason)
+        self.counts.by_outcome[outcome] = self.counts.by_outcome.get(outcome, 0) + 1
+        spec = self.view.spec
+        sms_status = None
+        if out.sms and spec.get("sms"):
+            self.counts.agreed += 1
+            text = sms_text(spec["sms"]["template"], claim.number, dict(claim.attrs))
+            queued = await sms.request_sms(self.redis, self.cid, claim.number, text, spec["sms"]["sender"])
+            sms_status = "requested" if queued else "already_requested"
+            self.counts.sms_requested += queued
+        elif out.results.get("agreed") == "yes":
+            self.counts.agreed += 1
+        await self.client.complete([(claim, outcome)])
+        # Monotonic times of the call -> wall clock for the archive.
+        shift = time.time() - now
+        wall = {k: (v + shift if v is not None else None)
+                for k, v in (("dialled", r.dialed_at), ("ringing", r.ringing_at), ("answered", r.answered_at),
+                             ("ended", r.ended_at))}
+        await cdr.record(self.redis, cdr.CallRecord(
+            campaign=self.cid, number=claim.number, outcome=outcome, attempt=claim.attempts + 1, call_id=call_id,
+            dialled_at=wall["dialled"], ringing_at=wall["ringing"], answered_at=wall["answered"],
+            ended_at=wall["ended"], sip_code=r.code, dtmf=out.pressed, answers=out.results, sms_status=sms_status,
+            detail=r.reason if not out.ended_by else f"{r.reason}; ended by {out.ended_by}",
+        ))
+
+    async def _maybe_complete(self) -> None:
+        assert self.queue is not None and self.view is not None
+        end = _when(self.view.spec.get("end_at"))
+        past_end = end is not None and datetime.now(UTC) >= end
+        if not past_end:
+            if self.in_flight:
+                return
+            s = await asyncio.to_thread(self.queue.stats)
+            if not s["exists"]:
+                return
+            left = s["ready"] + s["retry_waiting"] + s["retry_due"] + s["callbacks_waiting"] + s["callbacks_due"] + s["leased"]
+            if left:
+                return
+        if self.in_flight:
+            return
+        event = {"action": "complete", "state": "completed", "by": "runtime",
+                 "reason": "end time passed" if past_end else "list exhausted"}
+        done = await self.redis.eval(_COMPLETE, 2, api_key(self.cid), events_key(self.cid),
+                                     datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                                     json.dumps(event), 10_000)
+        if done:
+            log.info("campaign %s completed (%s)", self.cid, event["reason"])
+
+    async def _write_live(self, now: float) -> None:
+        recent = [t for t in self.placed_times if t > now - 5.0]
+        self.placed_times = recent
+        try:
+            await write_live(self.redis, self.cid, live_figures(self.engine, cps=len(recent) / 5.0,
+                                                                 decisions=self.decisions))
+        except aioredis.RedisError as e:
+            log.warning("campaign %s: live figures not written: %s", self.cid, e)
+
+
+class Dialer:
+    """Takes the partitions of running campaigns it can lease, and runs them."""
+
+    def __init__(self, redis_url: str, settings: GatewaySettings, node: str | None = None) -> None:
+        self.redis_url = redis_url
+        self.settings = settings
+        self.node = node or f"{socket.gethostname()}:{os.getpid()}"
+        self.runners: dict[tuple[str, int], tuple[PartitionRunner, asyncio.Task[None], asyncio.Event]] = {}
+        self.gateway: Gateway | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        redis = connect(self.redis_url)
+        self.gateway = await Gateway.open(self.settings)
+        log.info("dialling through %s:%d over %s, as %s", *self.settings.trunk, self.settings.transport, self.node)
+        last_renew = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                try:
+                    await self._scan(redis)
+                    if loop.time() - last_renew >= RENEW_S:
+                        last_renew = loop.time()
+                        await self._renew(redis)
+                except aioredis.RedisError as e:
+                    log.warning("runtime: Redis: %s", e)
+                await cdr.sleep_or_stop(stop, SCAN_S)
+        finally:
+            for _, task, s in self.runners.values():
+                s.set()
+            await asyncio.gather(*(t for _, t, _ in self.runners.values()), return_exceptions=True)
+            for (cid, p) in list(self.runners):
+                await redis.eval(_RELEASE, 1, lease_key(cid, p), self.node)
+            self.gateway.close()
+            await redis.aclose()
+
+    async def _scan(self, redis: aioredis.Redis) -> None:
+        assert self.gateway is not None
+        for key in [k for k, (_, t, _) in self.runners.items() if t.done()]:
+            _, task, _ = self.runners.pop(key)
+            await redis.eval(_RELEASE, 1, lease_key(*key), self.node)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("campaign %s/%d stopped on an error: %r", key[0], key[1], task.exception())
+        ids = [str(i) for i in await redis.zrange(CAMPAIGNS, 0, -1)]
+        for cid in ids:
+            raw = await redis.hmget(api_key(cid), ["state", "spec"])
+            state, spec_json = raw[0], raw[1]
+            if state not in ("running", "paused") or spec_json is None:
+                continue
+            partitions = int(json.loads(spec_json).get("partitions", 1))
+            for p in range(partitions):
+                if (cid, p) in self.runners:
+                    continue
+                if await redis.eval(_LEASE, 1, lease_key(cid, p), self.node, LEASE_MS):
+                    runner = PartitionRunner(self.redis_url, redis, self.gateway, cid, p)
+                    s = asyncio.Event()
+                    self.runners[(cid, p)] = (runner, asyncio.create_task(runner.run(s)), s)
+                    log.info("campaign %s partition %d: taken by %s", cid, p, self.node)
+
+    async def _renew(self, redis: aioredis.Redis) -> None:
+        for (cid, p), (_, _, s) in self.runners.items():
+            if not await redis.eval(_LEASE, 1, lease_key(cid, p), self.node, LEASE_MS):
+                log.warning("campaign %s partition %d: lease lost; no new calls from this node", cid, p)
+                s.set()

@@ -1,0 +1,106 @@
+"""The seed campaign end to end: `dialer serve --trunk` against a sipp carrier (the dialled
+number's last digit decides what the subscriber does, RFC 4733 key presses included), the SMSC
+simulator and a real Redis; the campaign is created, approved and started through the API and
+runs until the runtime marks it completed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.auth import create_token
+from pacer.cdr import Archive
+from tests.support.api_server import api_server
+from tests.support.sipp import Sipp
+from tests.support.smsc import smsc
+
+#: What the carrier does by last digit -> (last outcome, attempts, agreed, SMS).
+EXPECTED: dict[str, tuple[str, int, str | None, bool]] = {
+    "0": ("answered", 1, "no", False),
+    "1": ("busy", 2, None, False),
+    "3": ("invalid_number", 1, None, False),
+    "5": ("rejected", 1, None, False),
+    "6": ("no_answer", 2, None, False),
+    "7": ("answered", 1, "no", False),
+    "8": ("answered", 1, "yes", True),
+    "9": ("answered", 1, "no", False),
+}
+PER_DIGIT = 3
+
+
+@pytest.fixture
+def defer() -> Iterator[Callable[[Callable[[], object]], None]]:
+    """defer(f): call f at the end of the test."""
+    calls: list[Callable[[], object]] = []
+    yield calls.append
+    for f in reversed(calls):
+        f()
+
+
+def wait_for(what: str, check: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.25)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+@pytest.mark.timeout(240)
+def test_the_seed_campaign_end_to_end(redis_url: str, tmp_path: Path, defer: Any) -> None:
+    numbers = [f"09012{i:02d}00{d}" for d in EXPECTED for i in range(PER_DIGIT)]
+    vip = [f"09013{i:02d}008" for i in range(3)]  # would press 1, but are excluded
+    rows = [(n, f"Sub {n[-4:]}", "SILVER") for n in numbers] + [(n, "V", "VIP") for n in vip]
+    csv = ("phone,name,segment\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows)).encode()
+    # Two attempts of every retried subscriber, each INVITE answered by one sipp call.
+    attempts = sum(EXPECTED[n[-1]][1] for n in numbers)
+    sipp = Sipp("uas_carrier.xml", attempts, tmp_path, timeout_s=200).start()
+    token, _ = create_token(redis_url, "admin", "e2e", None)
+    with smsc(tmp_path) as sms_centre, api_server(redis_url, tmp_path / "state", extra=[
+        "--trunk", f"127.0.0.1:{sipp.port}", "--smsc", sms_centre.address, "--cps", "50",
+    ]) as server:
+        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        defer(api.close)
+        spec = {
+            "name": "Seed survey, end to end", "mode": "ivr", "caller_id": "+84281234567",
+            "timezone": "Asia/Ho_Chi_Minh", "windows": ["00:00-24:00"], "country": "VN", "max_attempts": 2,
+            "retry_delay_s": 1.0, "ring_timeout_s": 15.0,
+            "exclusions": ["segment in {VIP, GOLD, DIAMOND}"], "pacing": {"max_channels": 40, "max_cps": 20},
+            "ivr_script": "seed_survey", "sms": {"sender": "Operator", "template": "Thank you {name}"},
+        }
+        r = api.post("/v1/campaigns", json=spec)
+        assert r.status_code == 201, r.text
+        cid = r.json()["id"]
+        report = api.post(f"/v1/campaigns/{cid}/contacts", content=csv).json()
+        assert (report["accepted"], report["excluded"]) == (len(numbers), len(vip)), report
+        for action in ("approve", "start"):
+            assert api.post(f"/v1/campaigns/{cid}/{action}").status_code == 200
+        wait_for("campaign completed", lambda: api.get(f"/v1/campaigns/{cid}").json()["state"] == "completed", 180)
+        contacts = {c["number"]: c for c in api.get(f"/v1/campaigns/{cid}/contacts", params={"limit": 100}).json()["contacts"]}
+        archive = Archive(tmp_path / "state" / "cdr.sqlite3")
+        for n in numbers:
+            e164 = "+84" + n[1:]
+            outcome, tries, agreed, _ = EXPECTED[n[-1]]
+            c = contacts[e164]
+            assert (c["last_outcome"], c["attempts"]) == (outcome, tries), (n, c)
+            calls = wait_for(f"CDRs of {n}", lambda: (lambda x: x if len(x) == tries else None)(
+                [x for x in archive.calls(cid, e164) if x["kind"] == "call"]), 10)
+            assert [x["outcome"] for x in calls] == [outcome] * tries
+            assert (calls[-1]["answers"] or {}).get("agreed") == agreed, (n, calls[-1])
+            if n[-1] == "8":
+                assert calls[-1]["dtmf"] == "1"
+        # One SMS exactly for each subscriber who pressed 1, with the template filled in.
+        wanted = {"84" + n[1:] for n in numbers if n[-1] == "8"}
+        msgs = wait_for("SMS", lambda: (lambda m: m if len(m) >= len(wanted) else None)(sms_centre.messages()), 30)
+        assert sorted(m["to"] for m in msgs) == sorted(wanted)
+        assert all(m["text"].startswith("Thank you Sub ") for m in msgs)
+        # No excluded subscriber was ever dialled.
+        for n in vip:
+            assert archive.calls(cid, "+84" + n[1:]) == []
+    assert sipp.wait(timeout=30) == 0, sipp.errors()
