@@ -113,6 +113,9 @@ class Claim:
     @property
     def token(self) -> int: ...
     @property
+    def batch(self) -> int:
+        """The lease batch it was claimed in: what `CallQueue.renew` extends."""
+    @property
     def attempts(self) -> int:
         """Attempts made before this one."""
     @property
@@ -169,6 +172,10 @@ class CallQueue:
     ) -> list[Claim]:
         """Claim up to `n` due contacts of `partition`: due callbacks first, then due retries, then
         fresh contacts. Each is leased for `lease_s` seconds."""
+    def renew(self, batches: list[int], *, partition: int = 0, lease_s: float = 60.0, now: float | None = None) -> int:
+        """Extend the leases of claim batches (`Claim.batch`) of `partition` to `lease_s` from now:
+        the heartbeat of a dialer whose calls are still in progress. A batch already expired is
+        not revived, a later deadline is not shortened. Returns how many batches were extended."""
     def complete(
         self,
         items: Iterable[Completion | tuple[Claim, str] | tuple[str, int, str]],

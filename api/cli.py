@@ -264,7 +264,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 rtp_ports=port_range(args.rtp_ports) if args.rtp_ports else None,
                 username=settings.trunk_username, password=settings.trunk_password, cps=args.cps,
                 channels=args.channels, inactivity_s=args.rtp_timeout, max_call_s=args.max_call,
-                prompt_cache=settings.state_dir / "prompts",
+                prompt_cache=settings.state_dir / "prompts", claim_lease_s=args.claim_lease,
             )
         except ValueError as e:
             print(f"dialer: {e}", file=sys.stderr)
@@ -541,6 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtp-timeout", type=float, default=30.0, metavar="SECONDS",
                    help="hang up an answered call that sent no RTP for this long (default 30)")
     p.add_argument("--max-call", type=float, default=300.0, metavar="SECONDS", help="hang up an IVR call after this long (default 300)")
+    p.add_argument("--claim-lease", type=float, default=45.0, metavar="SECONDS",
+                   help="lease on claimed contacts past the ring timeout, renewed while their calls go on: a dead node's "
+                   "contacts are dialled again after it (default 45)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("token", help="create, list and revoke API tokens", description=(

@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +57,8 @@ LEASE_MS = 15_000
 RENEW_S = 5.0
 SCAN_S = 1.0
 LIVE_EVERY_S = 1.0
+#: Claim leases are renewed this often while their calls go on (`GatewaySettings.claim_lease_s`).
+HEARTBEAT_S = 2.0
 
 
 # Take or keep a partition's lease. KEYS: lease. ARGV: owner, ms. 1 if ours.
@@ -111,6 +114,9 @@ class GatewaySettings:
     #: Hang up an IVR call that lasts longer than this.
     max_call_s: float = 300.0
     prompt_cache: Path = Path(".dialer/prompts")
+    #: A claim's lease past the ring timeout, renewed while its calls go on: how soon a dead
+    #: node's contacts are dialled again by another.
+    claim_lease_s: float = 45.0
 
 
 class Gateway:
@@ -190,6 +196,9 @@ class PartitionRunner:
         self.queue: dialer_core.CallQueue | None = None
         self.client: QueueClient | None = None
         self.in_flight: set[asyncio.Task[None]] = set()
+        #: Claim batch -> its calls in progress (their leases are renewed).
+        self.batches: dict[int, int] = {}
+        self.last_heartbeat = 0.0
         self.counts = Counts()
         self.loop = asyncio.get_running_loop()
         self.decisions = 0
@@ -253,10 +262,13 @@ class PartitionRunner:
                 if now - last_live >= LIVE_EVERY_S:
                     last_live = now
                     await self._write_live(now)
+                await self._heartbeat(now)
                 await asyncio.sleep(TICK_S)
             if self.in_flight:
                 log.info("campaign %s/%d: waiting for %d calls in progress", self.cid, self.partition, len(self.in_flight))
-                await asyncio.gather(*self.in_flight, return_exceptions=True)
+            while self.in_flight:
+                await asyncio.wait(self.in_flight, timeout=HEARTBEAT_S / 2)
+                await self._heartbeat(self.loop.time())
         finally:
             follow_stop.set()
             await asyncio.gather(following, return_exceptions=True)
@@ -272,16 +284,23 @@ class PartitionRunner:
         if self.view.mode != "ivr" or not script_name:
             return  # agent modes: agent connect is not built yet (issue 4/7)
         script = await self.gateway.script(str(script_name))
-        lease_s = float(spec["ring_timeout_s"]) + self.gateway.settings.max_call_s + 30.0
+        lease_s = float(spec["ring_timeout_s"]) + self.gateway.settings.claim_lease_s
         claims = await self.client.claim(n, partition=self.partition, lease_s=lease_s, with_attrs=bool(spec.get("sms")))
         for c in claims:
+            self.batches[c.batch] = self.batches.get(c.batch, 0) + 1
             call_id = f"{self.cid}/{c.number}/{c.attempts + 1}"
             self.engine.call_dialed(call_id, self.loop.time())
             self.placed_times.append(self.loop.time())
             self.counts.dialled += 1
             task = asyncio.create_task(self._call(c, call_id, script))
             self.in_flight.add(task)
-            task.add_done_callback(self.in_flight.discard)
+            task.add_done_callback(self._call_done)
+
+    def _call_done(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Its outcome was not recorded: the claim's lease runs out and the contact comes back.
+            log.error("campaign %s/%d: a call's outcome was not recorded: %r", self.cid, self.partition, task.exception())
 
     async def _call(self, claim: dialer_core.Claim, call_id: str, script: Script) -> None:
         assert self.client is not None and self.view is not None
@@ -292,6 +311,17 @@ class PartitionRunner:
             self.engine.call_answered(call_id, t)
             self.engine.call_connected(call_id, t)  # an IVR port takes every answered call
 
+        try:
+            await self._dial(claim, call_id, runner, answered)
+        finally:
+            left = self.batches.get(claim.batch, 1) - 1
+            if left > 0:
+                self.batches[claim.batch] = left
+            else:
+                self.batches.pop(claim.batch, None)
+
+    async def _dial(self, claim: dialer_core.Claim, call_id: str, runner: IvrRunner, answered: Callable[[], None]) -> None:
+        assert self.client is not None
         try:
             out = await runner.call(dial_string(claim.number), cfg=self.cfg, on_answered=answered)
         except Exception as e:  # a bug or a transport error: give the contact back, never lose it
@@ -338,6 +368,16 @@ class PartitionRunner:
             ended_at=wall["ended"], sip_code=r.code, dtmf=out.pressed, answers=out.results, sms_status=sms_status,
             detail=r.reason if not out.ended_by else f"{r.reason}; ended by {out.ended_by}",
         ))
+
+    async def _heartbeat(self, now: float) -> None:
+        if now - self.last_heartbeat < HEARTBEAT_S or not self.batches or self.queue is None or self.view is None:
+            return
+        self.last_heartbeat = now
+        lease_s = float(self.view.spec["ring_timeout_s"]) + self.gateway.settings.claim_lease_s
+        try:
+            await asyncio.to_thread(self.queue.renew, list(self.batches), partition=self.partition, lease_s=lease_s)
+        except (dialer_core.RedisError, ConnectionError) as e:
+            log.warning("campaign %s/%d: leases not renewed: %s", self.cid, self.partition, e)
 
     async def _maybe_complete(self) -> None:
         assert self.queue is not None and self.view is not None

@@ -115,6 +115,23 @@ def test_expired_lease_is_delivered_again_and_the_late_completion_is_stale(redis
     assert q.stats(now=T0 + 31)["counters"]["lease_expired"] == 5
 
 
+def test_renewed_leases_outlive_their_first_deadline_and_others_expire(redis_url: str, tmp_path: Path) -> None:
+    load(redis_url, tmp_path / "l.txt", "c1", numbers(6))
+    q = dc.CallQueue(redis_url, "c1")
+    kept = q.claim(3, now=T0, lease_s=30)
+    left = q.claim(3, now=T0, lease_s=30)
+    assert {c.batch for c in kept} == {kept[0].token} and left[0].batch == left[0].token != kept[0].batch
+    assert q.renew([kept[0].batch], now=T0 + 20, lease_s=30) == 1
+    assert q.renew([kept[0].batch], now=T0 + 21, lease_s=5) == 0  # never shortened
+    again = q.claim(6, now=T0 + 31)  # the batch not renewed expired; the renewed one holds
+    assert sorted(c.number for c in again) == sorted(c.number for c in left)
+    assert q.renew([kept[0].batch], now=T0 + 51, lease_s=30) == 0  # expired at T0 + 50: not revived
+    assert sorted(c.number for c in q.claim(6, now=T0 + 51)) == sorted(c.number for c in kept)
+    assert q.renew([], now=T0) == 0
+    with pytest.raises(ValueError, match="lease"):
+        q.renew([1], now=T0, lease_s=0)
+
+
 def test_release_gives_a_contact_back_without_an_attempt(redis_url: str, tmp_path: Path) -> None:
     load(redis_url, tmp_path / "l.txt", "c1", numbers(1))
     q = dc.CallQueue(redis_url, "c1")

@@ -5,6 +5,7 @@ runs until the runtime marks it completed."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -104,3 +105,90 @@ def test_the_seed_campaign_end_to_end(redis_url: str, tmp_path: Path, defer: Any
         for n in vip:
             assert archive.calls(cid, "+84" + n[1:]) == []
     assert sipp.wait(timeout=30) == 0, sipp.errors()
+
+
+def create_running(api: httpx.Client, numbers: list[str], **spec: Any) -> str:
+    body = {
+        "name": "runtime test", "mode": "ivr", "caller_id": "+84281234567", "timezone": "Asia/Ho_Chi_Minh",
+        "windows": ["00:00-24:00"], "country": "VN", "max_attempts": 1, "retry_delay_s": 1.0,
+        "pacing": {"max_channels": 40, "max_cps": 5}, "ivr_script": "seed_survey",
+        "sms": {"sender": "Operator", "template": "Thank you"}, **spec,
+    }
+    r = api.post("/v1/campaigns", json=body)
+    assert r.status_code == 201, r.text
+    cid = str(r.json()["id"])
+    csv = ("phone\n" + "".join(f"{n}\n" for n in numbers)).encode()
+    assert api.post(f"/v1/campaigns/{cid}/contacts", content=csv).json()["accepted"] == len(numbers)
+    for action in ("approve", "start"):
+        assert api.post(f"/v1/campaigns/{cid}/{action}").status_code == 200
+    return cid
+
+
+def dialled(archive: Archive, cid: str, numbers: list[str]) -> list[float]:
+    """When each recorded call was dialled (epoch s)."""
+    return sorted(x["dialled_at"] for n in numbers for x in archive.calls(cid, "+84" + n[1:]) if x["kind"] == "call")
+
+
+@pytest.mark.timeout(180)
+def test_pause_resume_and_stop_place_no_new_calls(redis_url: str, tmp_path: Path, defer: Any) -> None:
+    numbers = [f"0901{i:05d}1" for i in range(60)]  # busy at once: each call lasts milliseconds
+    sipp = Sipp("uas_carrier.xml", 1000, tmp_path, timeout_s=170).start()
+    defer(sipp.stop)
+    token, _ = create_token(redis_url, "admin", "e2e", None)
+    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{sipp.port}"]) as server:
+        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        defer(api.close)
+        archive = Archive(tmp_path / "state" / "cdr.sqlite3")
+        cid = create_running(api, numbers)
+        wait_for("some calls", lambda: len(dialled(archive, cid, numbers)) >= 5, 30)
+        assert api.post(f"/v1/campaigns/{cid}/pause").status_code == 200
+        paused_at = time.time()
+        time.sleep(2.0)
+        during = dialled(archive, cid, numbers)
+        assert during and max(during) <= paused_at + 0.5, "a call was dialled after the pause took effect"
+        assert len(during) < len(numbers)
+        assert api.post(f"/v1/campaigns/{cid}/resume").status_code == 200
+        wait_for("more calls", lambda: len(dialled(archive, cid, numbers)) >= len(during) + 5, 30)
+        assert api.post(f"/v1/campaigns/{cid}/stop").status_code == 200
+        stopped_at = time.time()
+        time.sleep(2.0)
+        after = dialled(archive, cid, numbers)
+        assert max(after) <= stopped_at + 0.5 and len(after) < len(numbers)
+        assert api.get(f"/v1/campaigns/{cid}").json()["state"] == "stopped"
+        left = api.get(f"/v1/campaigns/{cid}/contacts", params={"state": "ready", "limit": 100}).json()["contacts"]
+        assert len(left) == len(numbers) - len(after)
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_dialer_is_replaced_and_every_subscriber_handled_once(redis_url: str, tmp_path: Path, defer: Any) -> None:
+    # ...8 answers and presses 1 (about 5 s a call), ...1 is busy, ...0 answers and stays silent (15 s).
+    numbers = [f"0902{i:05d}{d}" for i in range(8) for d in "810"]
+    sipp = Sipp("uas_carrier.xml", 1000, tmp_path, timeout_s=230).start()
+    defer(sipp.stop)
+    token, _ = create_token(redis_url, "admin", "e2e", None)
+    state = tmp_path / "state"
+    extra = ["--trunk", f"127.0.0.1:{sipp.port}", "--claim-lease", "3"]
+    with smsc(tmp_path) as sms_centre:
+        extra += ["--smsc", sms_centre.address]
+        with api_server(redis_url, state, extra=extra) as first:
+            api = httpx.Client(base_url=first.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            cid = create_running(api, numbers, pacing={"max_channels": 40, "max_cps": 4})
+            api.close()
+            archive = Archive(state / "cdr.sqlite3")
+            wait_for("a few calls done", lambda: len(dialled(archive, cid, numbers)) >= 4, 60)
+            assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # calls in progress die with it
+        with api_server(redis_url, state, extra=extra) as second:
+            api = httpx.Client(base_url=second.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            defer(api.close)
+            # The partition lease (15 s) and the dead node's claim leases (ring timeout + 3 s) expire first.
+            wait_for("campaign completed", lambda: api.get(f"/v1/campaigns/{cid}").json()["state"] == "completed", 150)
+            contacts = api.get(f"/v1/campaigns/{cid}/contacts", params={"limit": 100}).json()["contacts"]
+            assert len(contacts) == len(numbers)
+            for c in contacts:
+                want = {"8": "answered", "1": "busy", "0": "answered"}[c["number"][-1]]
+                assert (c["state"], c["last_outcome"], c["attempts"]) == ("done", want, 1), c
+            pressed = {"84" + n[1:] for n in numbers if n.endswith("8")}
+            msgs = wait_for("SMS", lambda: (lambda m: m if len(m) >= len(pressed) else None)(sms_centre.messages()), 30)
+            time.sleep(1.0)
+            msgs = sms_centre.messages()
+            assert sorted(m["to"] for m in msgs) == sorted(pressed), "an SMS missing or doubled"

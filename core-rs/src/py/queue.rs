@@ -38,6 +38,9 @@ pub struct PyClaim {
     partition: u32,
     #[pyo3(get)]
     token: u64,
+    /// The lease batch it was claimed in: what `CallQueue.renew` extends.
+    #[pyo3(get)]
+    batch: u64,
     /// Attempts made before this one.
     #[pyo3(get)]
     attempts: u32,
@@ -78,6 +81,7 @@ impl From<Claim> for PyClaim {
             number: format_e164(c.number),
             partition: c.partition,
             token: c.token,
+            batch: c.batch,
             attempts: c.attempts,
             source: c.source.as_str(),
             agent: c.agent,
@@ -284,6 +288,16 @@ impl PyCallQueue {
         let lease = seconds_to_ms("lease_s", lease_s)?;
         let claims = self.with(py, |q| q.claim(partition, n, now, lease, with_attrs))?;
         Ok(claims.into_iter().map(PyClaim::from).collect())
+    }
+
+    /// Extend the leases of claim batches (`Claim.batch`) of `partition` to `lease_s` from now:
+    /// the heartbeat of a dialer whose calls are still in progress. A batch already expired is
+    /// not revived, a later deadline is not shortened. Returns how many batches were extended.
+    #[pyo3(signature = (batches, *, partition=0, lease_s=60.0, now=None))]
+    fn renew(&self, py: Python<'_>, batches: Vec<u64>, partition: u32, lease_s: f64, now: Option<f64>) -> PyResult<usize> {
+        let now = now_ms(now)?;
+        let lease = seconds_to_ms("lease_s", lease_s)?;
+        self.with(py, |q| q.renew(partition, &batches, now, lease))
     }
 
     /// Complete claims; answers one string per item: "final", "retry", "exhausted", "callback",

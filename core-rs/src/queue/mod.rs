@@ -41,6 +41,24 @@ pub use policy::{Action, Completion, OutcomePolicy};
 pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/claim.lua")));
 pub(crate) static COMPLETE: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("lua/complete.lua")));
+/// KEYS[1] = partition base. ARGV: now_ms, new deadline, batch first tokens. A batch whose
+/// deadline already passed is left for the next claim to expire.
+pub(crate) static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local LB = KEYS[1] .. ':lb'
+local now, deadline, n = tonumber(ARGV[1]), ARGV[2], 0
+for i = 3, #ARGV do
+  local cur = redis.call('ZSCORE', LB, ARGV[i])
+  if cur and tonumber(cur) > now and tonumber(cur) < tonumber(deadline) then
+    redis.call('ZADD', LB, 'XX', deadline, ARGV[i])
+    n = n + 1
+  end
+end
+return n
+",
+    )
+});
 pub(crate) static IMPORT: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("lua/import.lua")));
 
@@ -80,6 +98,8 @@ pub struct Claim {
     pub number: u64,
     pub partition: u32,
     pub token: u64,
+    /// The lease batch it was claimed in (the batch's first token): what [`CallQueue::renew`] extends.
+    pub batch: u64,
     /// Attempts made before this one.
     pub attempts: u32,
     pub source: Source,
@@ -315,6 +335,28 @@ impl CallQueue {
             .collect();
         self.complete(partition, &done, now_ms)?;
         Ok(keep.into_iter().map(|(c, _)| c).collect())
+    }
+
+    /// Extend the leases of claim batches of `partition` (their [`Claim::batch`]) to `now + lease_ms`
+    /// - a dialer's heartbeat while its calls are in progress, so that leases can be short and a
+    /// dead dialer's contacts come back soon. A batch already expired (or completed) is not
+    /// revived; a later deadline is never shortened. Returns how many batches were extended.
+    pub fn renew(&mut self, partition: u32, batches: &[u64], now_ms: u64, lease_ms: u64) -> Result<usize> {
+        self.check_partition(partition)?;
+        if batches.is_empty() {
+            return Ok(0);
+        }
+        if lease_ms == 0 {
+            return Err(Error::invalid("lease", "must be longer than 0 ms"));
+        }
+        let base = keys::partition(&self.campaign, partition);
+        let mut inv = RENEW.prepare_invoke();
+        inv.key(&base).arg(now_ms).arg(now_ms + lease_ms);
+        for b in batches {
+            inv.arg(*b);
+        }
+        let reply = self.store.invoke(&inv, "renew", &base)?;
+        Ok(int(&reply).unwrap_or(0).max(0) as usize)
     }
 
     /// Complete claimed contacts of `partition`; one result per completion, in order.
@@ -676,6 +718,7 @@ fn parse_claims(reply: &Value, partition: u32, base: &str) -> Result<Parsed> {
             number,
             partition,
             token: first + i as u64,
+            batch: first,
             attempts: 0,
             source: Source::Fresh,
             agent: None,
