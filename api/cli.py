@@ -325,7 +325,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from api.demo import run
 
-    return run(rows=args.rows, keep=args.keep, redis_url=settings.redis_url)
+    return run(rows=args.rows, keep=args.keep, cps=args.cps, channels=args.channels, redis_url=settings.redis_url)
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -562,8 +562,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("id", help="the id `token list` shows (at least 8 characters)")
     p.set_defaults(func=cmd_token)
 
-    p = sub.add_parser("demo", help="run the demo: sample list, suppression, import, claim and complete")
-    p.add_argument("--rows", type=int, default=200_000, help="contacts in the sample list (default 200000)")
+    p = sub.add_parser("demo", help="run the seed's voice campaign end to end against a simulated carrier (sipp)", description=(
+        "Start an embedded redis-server (unless --redis-url), a simulated carrier (sipp), the SMSC simulator and "
+        "`dialer serve`; create, approve and start the seed campaign through the API (exclusions, a do-not-call list, "
+        "two calling windows compressed into minutes, two attempts, the greeting / press-1 / thank-you script, SMS "
+        "on press 1); show progress; print the results table and the exported CSV's path. Stops everything it started."))
+    p.add_argument("--rows", type=int, default=20_000, help="subscribers (default 20000)")
+    p.add_argument("--cps", type=float, default=200.0, help="calls per second at most (default 200)")
+    p.add_argument("--channels", type=int, default=2000, help="calls in progress at most (default 2000)")
     p.add_argument("--keep", action="store_true", help="keep the demo's state directory")
     p.set_defaults(func=cmd_demo)
     return parser

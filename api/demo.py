@@ -1,118 +1,299 @@
-"""`dialer demo` (`make demo`): what the dialer does today, for real, end to end.
+"""`dialer demo` (`make demo`): the seed's voice campaign end to end, scaled down.
 
-An embedded redis-server, a generated list of Vietnamese subscribers, a do-not-call list, the
-import with the seed campaign's exclusions (VIP, GOLD, DIAMOND), then dialling rounds against
-the call queue. The SIP gateway is not built yet (its own issue), so each call's outcome is drawn
-from a seeded distribution; everything else - claims under leases, retries after a delay, the
-two-attempt cap, the suppression check at claim time - is the real queue in Redis.
+Everything is real and runs on loopback: an embedded redis-server; a simulated carrier (sipp
+running `loadtest/sipp/uas_carrier.xml`: the dialled number's last digit decides whether the
+subscriber answers and presses 1 or 2 by RFC 4733, stays silent, is busy, does not answer,
+declines, or the number does not exist); the SMSC simulator (`loadtest/smsc.py`); and
+`dialer serve --trunk ... --smsc ...`, which runs the API, the pacer, the SIP gateway with its
+media engine, the CDR recorder and the SMS sender. The demo generates the subscribers, loads a
+do-not-call list, then creates, approves and starts the seed campaign through the HTTP API
+(exclusions VIP/GOLD/DIAMOND, two calling windows compressed into minutes, two attempts, the
+greeting / press-1 / thank-you script, an SMS on press 1), shows progress, and ends with a
+results table and the exported CSV. It stops every process it started.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
-
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import dialer_core
+import httpx
 
+from api.auth import create_token
 from api.embedded_redis import EmbeddedRedis
 
-CAMPAIGN = "demo"
-OUTCOMES = [("answered", 0.45), ("no_answer", 0.35), ("busy", 0.10), ("failed", 0.10)]
-RETRY_DELAY_S = 3600.0
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "loadtest" / "sipp" / "uas_carrier.xml"
+TZ = "Asia/Ho_Chi_Minh"
+
+#: The carrier's subscribers by the last digit of their number: (digit, share, what they do).
+CARRIER_MIX = [
+    ("8", 0.30, "answers, presses 1"),
+    ("9", 0.15, "answers, presses 2"),
+    ("0", 0.10, "answers, stays silent"),
+    ("1", 0.10, "busy (486)"),
+    ("2", 0.10, "rings out (CANCEL after the ring timeout)"),
+    ("6", 0.10, "unavailable (480)"),
+    ("3", 0.08, "number does not exist (404)"),
+    ("5", 0.07, "declines (603)"),
+]
+EXCLUDED_SEGMENTS = ("VIP", "GOLD", "DIAMOND")
 
 
-def _line(label: str, value: object) -> None:
-    print(f"  {label:<34} {value:>14,}" if isinstance(value, int) else f"  {label:<34} {value:>14}")
+def free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    return port
 
 
-def _dial_round(q: dialer_core.CallQueue, now: float, rng: random.Random) -> dict[str, int]:
-    """Claim everything due at `now` in batches of 1000 and complete each with a drawn outcome."""
-    results: dict[str, int] = {}
-    names = [o for o, _ in OUTCOMES]
-    weights = [w for _, w in OUTCOMES]
-    while True:
-        claims = q.claim(1000, lease_s=120.0, now=now)
-        if not claims:
-            return results
-        outcomes = rng.choices(names, weights, k=len(claims))
-        for r in q.complete([(c, o) for c, o in zip(claims, outcomes)], now=now + 30.0):
-            results[r] = results.get(r, 0) + 1
+def subscribers(path: Path, dnc_path: Path, rows: int, seed: int = 7) -> dict[str, int]:
+    """A CSV of `rows` subscribers whose last digits follow `CARRIER_MIX`, 3 % in excluded
+    segments, and a do-not-call list holding 1 % of them."""
+    rng = random.Random(seed)
+    digits = [d for d, _, _ in CARRIER_MIX]
+    weights = [w for _, w, _ in CARRIER_MIX]
+    seen: set[str] = set()
+    counts = {"rows": 0, "excluded_segment": 0, "dnc": 0}
+    with open(path, "w") as out, open(dnc_path, "w") as dnc:
+        out.write("phone,name,segment\n")
+        while counts["rows"] < rows:
+            number = f"09{rng.randrange(10**7):07d}{rng.choices(digits, weights)[0]}"
+            if number in seen:
+                continue
+            seen.add(number)
+            segment = rng.choice(EXCLUDED_SEGMENTS) if rng.random() < 0.03 else rng.choice(("SILVER", "BRONZE", "STANDARD"))
+            counts["excluded_segment"] += segment in EXCLUDED_SEGMENTS
+            out.write(f"{number},Subscriber {counts['rows'] + 1},{segment}\n")
+            if rng.random() < 0.01:
+                dnc.write(number + "\n")
+                counts["dnc"] += 1
+            counts["rows"] += 1
+    return counts
 
 
-def run(rows: int = 200_000, keep: bool = False, redis_url: str | None = None) -> int:
-    state = Path(tempfile.mkdtemp(prefix="dialer-demo-"))
-    server = None
+def windows(now: datetime) -> list[str]:
+    """Two calling windows compressed into minutes: from this minute for two, a one-minute gap,
+    then one more (local time of the campaign)."""
+    m0 = now.replace(second=0, microsecond=0)
+
+    def hm(d: datetime) -> str:
+        return d.strftime("%H:%M") if d.strftime("%H:%M") != "00:00" else "24:00"
+
+    return [f"{hm(m0)}-{hm(m0 + timedelta(minutes=2))}", f"{hm(m0 + timedelta(minutes=3))}-{hm(m0 + timedelta(minutes=4))}"]
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dialer serve exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("dialer serve did not start within 60 s")
+
+
+def cpu_seconds(pid: int) -> float:
     try:
-        print(f"dialer demo: {rows:,} subscribers, state in {state}")
-        if redis_url is None:
-            server = EmbeddedRedis(state)
-            redis_url = server.start()
-            print(f"  embedded redis-server (AOF, appendfsync everysec) at {redis_url}")
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop(proc: subprocess.Popen[Any] | None, timeout: float = 20.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: int = 2000, time_limit_s: float = 330.0,
+        redis_url: str | None = None) -> int:
+    for tool in ("sipp", "espeak-ng", "redis-server"):
+        if shutil.which(tool) is None:
+            print(f"dialer demo: {tool} is not installed (`make setup` installs it)", file=sys.stderr)
+            return 2
+    state = Path(tempfile.mkdtemp(prefix="dialer-demo-"))
+    out_dir = Path(tempfile.gettempdir())
+    redis = EmbeddedRedis(state) if redis_url is None else None
+    procs: list[subprocess.Popen[Any]] = []
+    started = time.monotonic()
+    try:
+        print(f"dialer demo: the seed campaign, {rows:,} subscribers, everything on loopback (state in {state})")
+        if redis is not None:
+            redis_url = redis.start()
+            print(f"  embedded redis-server at {redis_url}")
+        assert redis_url is not None
+
         contacts, dnc = state / "subscribers.csv", state / "do-not-call.txt"
-        sample = dialer_core.generate_sample(contacts, rows, seed=7, suppression_path=dnc, suppression_ratio=0.01)
-        print(f"\n1. sample list {contacts.name}: {sample['rows']:,} rows "
-              f"({sample['invalid']:,} invalid, {sample['duplicates']:,} repeated), do-not-call list: {sample['suppressed']:,}")
-
+        made = subscribers(contacts, dnc, rows)
         lst = dialer_core.load_suppression_list(redis_url, "dnc", dnc, country="VN")
-        print(f"\n2. suppression list dnc: {lst['total']:,} numbers")
+        print(f"  {made['rows']:,} subscribers ({made['excluded_segment']:,} VIP/GOLD/DIAMOND), "
+              f"do-not-call list of {lst['total']:,}")
+        print("  the carrier (sipp) by last digit: " + "; ".join(f"{d}: {what} ({w:.0%})" for d, w, what in CARRIER_MIX))
 
-        started = time.perf_counter()
-        report = dialer_core.import_contacts(
-            redis_url, contacts, CAMPAIGN, country="VN", suppression_lists=["dnc"],
-            exclusions=["segment in {VIP, GOLD, DIAMOND}"],
-        )
-        took = time.perf_counter() - started
-        print(f"\n3. import into campaign {CAMPAIGN!r} ({report['read'] / took:,.0f} rows/s):")
-        for key in ("read", "accepted", "rejected", "duplicates", "suppressed", "excluded"):
-            _line(key, report[key])
-        for r in report["rejections"][:3]:
-            print(f"    e.g. line {r['line']}: {r['value']!r}: {r['reason']}")
+        sip_port = free_port()
+        sipp = subprocess.Popen(
+            ["sipp", "-sf", str(SCENARIO), "-i", "127.0.0.1", "-p", str(sip_port), "-mp", str(free_port()),
+             "-t", "u1", "-nostdin"],
+            cwd=state, stdout=subprocess.DEVNULL, stderr=open(state / "sipp.stderr", "wb"))
+        procs.append(sipp)
+        smsc_port = free_port()
+        smsc_out = state / "smsc.out"
+        smsc = subprocess.Popen([sys.executable, "-m", "loadtest.smsc", "--port", str(smsc_port), "--log",
+                                 str(state / "smsc.jsonl")], cwd=ROOT, stdout=open(smsc_out, "wb"), stderr=subprocess.STDOUT)
+        procs.append(smsc)
+        deadline = time.monotonic() + 20
+        while not smsc_out.read_text(errors="replace").startswith("ready"):
+            if smsc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the SMSC simulator did not start: {smsc_out.read_text(errors='replace')}")
+            time.sleep(0.05)
+        api_port = free_port()
+        serve_log = state / "serve.log"
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "--redis-url", redis_url, "--state-dir", str(state), "serve",
+             "--port", str(api_port), "--trunk", f"127.0.0.1:{sip_port}", "--smsc", f"127.0.0.1:{smsc_port}",
+             "--cps", str(cps), "--channels", str(channels), "--log-level", "warning"],
+            cwd=ROOT, stdout=open(serve_log, "wb"), stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        procs.append(serve)
+        base = f"http://127.0.0.1:{api_port}"
+        wait_ready(base, serve, serve_log)
+        print(f"  sipp carrier on udp 127.0.0.1:{sip_port}, SMSC simulator on 127.0.0.1:{smsc_port}, "
+              f"dialer serve on {base}")
 
-        q = dialer_core.CallQueue(redis_url, CAMPAIGN, max_attempts=2, retry_delay_s=RETRY_DELAY_S)
-        # A number put on the do-not-call list after the import is still never dialled.
-        late = state / "late-dnc.txt"
-        first = q.claim(1, now=time.time())[0]
-        q.complete([dialer_core.Completion(first.number, first.token, "released", release=True)])
-        late.write_text(first.number + "\n")
-        dialer_core.load_suppression_list(redis_url, "dnc", late, country="VN", mode="append")
-        print(f"\n4. {first.number} added to dnc after the import")
+        token, _ = create_token(redis_url, "admin", "demo", None)
+        api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        local_now = datetime.now(ZoneInfo(TZ))
+        calling = windows(local_now)
+        end_at = local_now.replace(second=0, microsecond=0) + timedelta(minutes=4)
+        spec: dict[str, Any] = {
+            "name": "Seed survey (demo)", "mode": "ivr", "caller_id": "+84281234567", "timezone": TZ,
+            "windows": calling, "end_at": end_at.isoformat(), "country": "VN", "max_attempts": 2, "retry_delay_s": 30.0,
+            "retry_on": ["no_answer", "busy"], "ring_timeout_s": 15.0, "suppression_lists": ["dnc"],
+            "exclusions": ["segment in {VIP, GOLD, DIAMOND}"],
+            "pacing": {"max_channels": channels, "max_cps": cps}, "ivr_script": "seed_survey",
+            "sms": {"sender": "Operator", "template": "Cam on {name}: uu dai da duoc dang ky."},
+        }
+        r = api.post("/v1/campaigns", json=spec)
+        r.raise_for_status()
+        cid = r.json()["id"]
+        with open(contacts, "rb") as f:
+            rep = api.post(f"/v1/campaigns/{cid}/contacts", content=f.read()).json()
+        print(f"\n1. campaign {cid}: calling windows {', '.join(calling)} ({TZ}), ends at {end_at:%H:%M}; import: "
+              f"{rep['accepted']:,} accepted, {rep['excluded']:,} excluded, {rep['suppressed']:,} on the do-not-call "
+              f"list, {rep['duplicates']:,} duplicates, {rep['rejected']:,} rejected")
+        for action in ("approve", "start"):
+            api.post(f"/v1/campaigns/{cid}/{action}").raise_for_status()
+        print("2. approved and started; progress every 5 s:")
 
-        rng = random.Random(7)
-        t0 = time.time()
-        print("\n5. first dialling round (outcomes simulated: the SIP gateway is not built yet):")
-        for key, value in sorted(_dial_round(q, t0, rng).items()):
-            _line(key, value)
-        stats = q.stats(now=t0 + 60)
-        _line("waiting for retry (due in 1 h)", stats["retry_waiting"])
+        t0, cpu0 = time.monotonic(), cpu_seconds(serve.pid)
+        peak_cps = 0.0
+        state_now = "running"
+        while time.monotonic() - started < time_limit_s:
+            time.sleep(5.0)
+            s = api.get(f"/v1/campaigns/{cid}/stats").json()
+            state_now = s["state"]
+            live = s.get("live") or {}
+            peak_cps = max(peak_cps, float(live.get("cps") or 0.0))
+            q = s["queue"]
+            o = s["outcomes"]
+            print(f"   {time.monotonic() - t0:5.0f} s  {state_now:<9} attempts {s['attempted']:>6,}  "
+                  f"answered {o.get('answered', 0):>6,}  in progress {live.get('calls_in_progress', 0):>5}  "
+                  f"cps {float(live.get('cps') or 0):>5.0f}  ready {q['ready']:>6,}  retry waiting "
+                  f"{q['retry_waiting'] + q['retry_due']:>5,}", flush=True)
+            if state_now in ("completed", "stopped"):
+                break
+        wall = time.monotonic() - t0
+        cpu = cpu_seconds(serve.pid) - cpu0
+        if state_now not in ("completed", "stopped"):
+            print(f"   time limit ({time_limit_s:.0f} s) reached: stopping the campaign")
+            api.post(f"/v1/campaigns/{cid}/stop")
+            state_now = "stopped"
+        time.sleep(2.0)  # the recorder commits the last CDRs, the SMS sender its last receipts
 
-        print("\n6. one hour later, the retry round (max_attempts = 2):")
-        for key, value in sorted(_dial_round(q, t0 + RETRY_DELAY_S + 60, rng).items()):
-            _line(key, value)
-        stats = q.stats(now=t0 + 2 * RETRY_DELAY_S)
-        print("\n7. queue at the end:")
-        for key in ("ready", "retry_waiting", "retry_due", "leased"):
-            _line(key, stats[key])
-        for key, value in sorted(stats["counters"].items()):
-            _line(key, value)
-        late_state = q.contact(first.number)
-        print(f"\n   {first.number}: {late_state['state'] if late_state else '?'}, "
-              f"last outcome {late_state['last_outcome'] if late_state else '?'}")
-
-        mem = dialer_core.redis_info(redis_url)
-        used = int(mem["used_memory"])
-        print(f"\n8. Redis memory: {used / 1e6:,.1f} MB for {report['accepted']:,} contacts "
-              f"with attributes and state ({used / max(report['accepted'], 1):,.0f} B each)")
+        csv_path = out_dir / f"dialer-demo-{cid}-results.csv"
+        with api.stream("GET", f"/v1/campaigns/{cid}/results.csv") as resp, open(csv_path, "wb") as f:
+            for chunk in resp.iter_bytes():
+                f.write(chunk)
+        stats = api.get(f"/v1/campaigns/{cid}/stats").json()
+        api.close()
+        table = results(state / "cdr.sqlite3", cid, stats, wall, peak_cps, cpu, state / "smsc.jsonl")
+        print(f"\n3. results (campaign {state_now}):")
+        for k, v in table:
+            print(f"   {k:<40} {v}")
+        print(f"\n   every call's record: {csv_path}")
         return 0
     finally:
-        if server is not None:
-            server.stop()
+        for p in reversed(procs):
+            stop(p)
+        if redis is not None:
+            redis.stop()
         if keep:
-            print(f"\nstate kept in {state}")
+            print(f"state kept in {state}")
         else:
             shutil.rmtree(state, ignore_errors=True)
 
 
+def results(cdr_path: Path, cid: str, stats: dict[str, Any], wall: float, peak_cps: float, cpu: float,
+            smsc_log: Path) -> list[tuple[str, str]]:
+    db = sqlite3.connect(f"file:{cdr_path}?mode=ro", uri=True)
+    calls = db.execute("SELECT number, outcome, attempt, answers FROM cdr WHERE campaign = ? AND kind = 'call'", (cid,)).fetchall()
+    sms_rows = dict(db.execute(
+        "SELECT sms_status, COUNT(DISTINCT number) FROM cdr WHERE campaign = ? AND kind = 'sms' GROUP BY sms_status",
+        (cid,)).fetchall())
+    db.close()
+    by: dict[str, int] = {}
+    agreed = declined = 0
+    for _, outcome, _, answers in calls:
+        by[outcome] = by.get(outcome, 0) + 1
+        a = json.loads(answers) if answers else {}
+        agreed += a.get("agreed") == "yes"
+        declined += a.get("agreed") == "no"
+    attempts = len(calls)
+    retried = sum(1 for _, _, attempt, _ in calls if attempt >= 2)
+    subscribers = len({n for n, _, _, _ in calls})
+    received = sum(1 for line in smsc_log.read_text().splitlines() if line.strip()) if smsc_log.exists() else 0
+    live = stats.get("live") or {}
+    return [
+        ("subscribers dialled", f"{subscribers:,}"),
+        ("attempts (calls placed)", f"{attempts:,}"),
+        ("answered", f"{by.get('answered', 0) + by.get('answered_then_dropped', 0):,} "
+                     f"({(by.get('answered', 0)) / max(attempts, 1):.0%} of attempts)"),
+        ("  agreed (pressed 1)", f"{agreed:,}"),
+        ("  declined (another key or none)", f"{declined:,}"),
+        ("no answer (ring-out, 480)", f"{by.get('no_answer', 0):,}"),
+        ("busy", f"{by.get('busy', 0):,}"),
+        ("failed (invalid number, declined, trunk)", f"{sum(v for k, v in by.items() if k not in ('answered', 'answered_then_dropped', 'no_answer', 'busy')):,}"),
+        ("retried (second attempts)", f"{retried:,}"),
+        ("SMS sent / delivered", f"{sms_rows.get('sent', 0):,} / "
+                                 f"{sms_rows.get('delivered', 0):,} (the SMSC took {received:,})"),
+        ("abandon rate", f"{float(live.get('abandon_rate') or 0.0):.2%} (IVR: every answered call is served)"),
+        ("CPS: average / peak (5 s)", f"{attempts / max(wall, 1e-9):,.0f} / {peak_cps:,.0f}"),
+        ("dialer serve CPU", f"{cpu / max(wall, 1e-9):.2f} cores over {wall:.0f} s"),
+        ("queue at the end", ", ".join(f"{k} {v:,}" for k, v in stats["queue"].items())),
+    ]
