@@ -337,8 +337,8 @@ impl CallQueue {
         Ok(keep.into_iter().map(|(c, _)| c).collect())
     }
 
-    /// Extend the leases of claim batches of `partition` (their [`Claim::batch`]) to `now + lease_ms`
-    /// - a dialer's heartbeat while its calls are in progress, so that leases can be short and a
+    /// Extend the leases of claim batches of `partition` (their [`Claim::batch`]) to `now + lease_ms`:
+    /// a dialer's heartbeat while its calls are in progress, so that leases can be short and a
     /// dead dialer's contacts come back soon. A batch already expired (or completed) is not
     /// revived; a later deadline is never shortened. Returns how many batches were extended.
     pub fn renew(&mut self, partition: u32, batches: &[u64], now_ms: u64, lease_ms: u64) -> Result<usize> {
