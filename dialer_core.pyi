@@ -486,6 +486,8 @@ class MediaStats(TypedDict):
     overruns: int
     frames_sent: int
     frames_received: int
+    #: Frames relayed from a bridged call to its peer.
+    frames_relayed: int
     #: Datagrams on an RTP port that were not RTP.
     malformed: int
     digits: int
@@ -535,6 +537,12 @@ class MediaEngine:
     def play(self, call: int, prompts: list[str]) -> None:
         """Play prompts in order, replacing what plays now; a "played" event follows each one
         played to its end (a prompt cut short is not reported)."""
+    def bridge(self, a: int, b: int) -> None:
+        """Bridge two calls: the audio each receives is sent out of the other (as the other's own
+        stream, transcoded when their codecs differ); their own prompts and silence stop. A call
+        bridged elsewhere before leaves that bridge."""
+    def unbridge(self, call: int) -> None:
+        """Take the call (and its peer) out of their bridge: each goes back to its own silence."""
     def stop(self, call: int) -> None:
         """Stop playing (silence follows)."""
     def send_digits(self, call: int, keys: str, duration_ms: int = 100) -> None:

@@ -105,6 +105,8 @@ pub struct Stats {
     pub overruns: u64,
     pub frames_sent: u64,
     pub frames_received: u64,
+    /// Frames relayed from one bridged call to its peer.
+    pub frames_relayed: u64,
     /// Datagrams on an RTP port that were not RTP.
     pub malformed: u64,
     pub digits: u64,
@@ -139,6 +141,13 @@ impl Stats {
 }
 
 enum Cmd {
+    Bridge {
+        a: u64,
+        b: u64,
+    },
+    Unbridge {
+        id: u64,
+    },
     Add {
         id: u64,
         sock: UdpSocket,
@@ -334,6 +343,27 @@ impl MediaEngine {
         self.send(Cmd::Play { id, prompts })
     }
 
+    /// Bridge two calls: the audio each receives is sent out of the other (the customer hears
+    /// the agent and the agent the customer); their own prompts and silence stop. A call bridged
+    /// elsewhere before leaves that bridge.
+    pub fn bridge(&self, a: u64, b: u64) -> Result<()> {
+        self.known(a)?;
+        self.known(b)?;
+        if a == b {
+            return Err(Error::invalid(
+                "bridge",
+                "a call cannot be bridged to itself",
+            ));
+        }
+        self.send(Cmd::Bridge { a, b })
+    }
+
+    /// Take the call (and its peer) out of their bridge: each goes back to its own silence.
+    pub fn unbridge(&self, id: u64) -> Result<()> {
+        self.known(id)?;
+        self.send(Cmd::Unbridge { id })
+    }
+
     /// Stop playing (silence follows).
     pub fn stop(&self, id: u64) -> Result<()> {
         self.known(id)?;
@@ -453,6 +483,8 @@ struct Call {
     last_rx: Instant,
     told_inactive: bool,
     last_event_ts: Option<u32>,
+    /// The call this one's audio is relayed to (and from), while bridged.
+    peer: Option<u64>,
 }
 
 struct Worker {
@@ -465,6 +497,8 @@ struct Worker {
     events: Vec<Event>,
     late: Vec<u32>,
     frame: usize,
+    /// Audio received on bridged calls this slot: (peer, codec, marker, payload).
+    relay: Vec<(u64, Codec, bool, Vec<u8>)>,
 }
 
 impl Worker {
@@ -485,6 +519,7 @@ impl Worker {
             events: Vec::new(),
             late: Vec::new(),
             frame,
+            relay: Vec::new(),
         }
     }
 
@@ -553,6 +588,7 @@ impl Worker {
                         last_rx: Instant::now(),
                         told_inactive: false,
                         last_event_ts: None,
+                        peer: None,
                     },
                 );
             }
@@ -590,11 +626,43 @@ impl Worker {
                     c.digit_ms = ms;
                 }
             }
+            Cmd::Bridge { a, b } => {
+                let (pa, pb) = (
+                    self.call_mut(a).and_then(|c| c.peer),
+                    self.call_mut(b).and_then(|c| c.peer),
+                );
+                for old in [pa, pb].into_iter().flatten() {
+                    if let Some(c) = self.call_mut(old) {
+                        c.peer = None;
+                    }
+                }
+                if self.call_mut(a).is_some() && self.call_mut(b).is_some() {
+                    for (x, y) in [(a, b), (b, a)] {
+                        if let Some(c) = self.call_mut(x) {
+                            c.peer = Some(y);
+                            c.queue.clear();
+                            c.offset = 0;
+                            c.marker = true;
+                        }
+                    }
+                }
+            }
+            Cmd::Unbridge { id } => self.unbridge(id),
             Cmd::Close { id } => {
+                self.unbridge(id);
                 let n = self.slots.len() as u64;
                 self.slots[(id % n) as usize].remove(&id);
             }
             Cmd::Shutdown => {}
+        }
+    }
+
+    fn unbridge(&mut self, id: u64) {
+        if let Some(peer) = self.call_mut(id).and_then(|c| c.peer.take()) {
+            if let Some(p) = self.call_mut(peer) {
+                p.peer = None;
+                p.marker = true;
+            }
         }
     }
 
@@ -633,6 +701,11 @@ impl Worker {
                 c.last_rx = now;
                 c.told_inactive = false;
                 if Some(p.payload_type) != c.dtmf {
+                    if let (Some(peer), Some(codec)) =
+                        (c.peer, Codec::from_payload_type(p.payload_type))
+                    {
+                        self.relay.push((peer, codec, p.marker, p.payload.to_vec()));
+                    }
                     continue;
                 }
                 let Some(e) = rtp::parse_event(p.payload) else {
@@ -656,10 +729,52 @@ impl Worker {
                 }
             }
         }
+        let relayed = self.forward();
         let mut s = lock(&self.shared.stats);
         s.frames_received += received;
         s.malformed += malformed;
         s.digits += digits;
+        s.frames_relayed += relayed.0;
+        s.send_errors += relayed.1;
+    }
+
+    /// Send the audio received on bridged calls out of their peers, as the peers' own stream
+    /// (their SSRC, sequence numbers and timestamps), transcoded when the two legs' codecs differ.
+    fn forward(&mut self) -> (u64, u64) {
+        let mut out = [0u8; 2048];
+        let (mut sent, mut errors) = (0u64, 0u64);
+        let relay = std::mem::take(&mut self.relay);
+        for (peer, codec, marker, payload) in &relay {
+            let Some(c) = self.call_mut(*peer) else {
+                continue;
+            };
+            let Some(remote) = c.remote else { continue };
+            let body: std::borrow::Cow<'_, [u8]> = if *codec == c.codec {
+                payload.as_slice().into()
+            } else {
+                c.codec.encode(&codec.decode(payload)).into()
+            };
+            let len = (rtp::HEADER + body.len()).min(out.len());
+            rtp::write_header(
+                &mut out,
+                *marker || c.marker,
+                c.codec.payload_type(),
+                c.seq,
+                c.ts,
+                c.ssrc,
+            );
+            out[rtp::HEADER..len].copy_from_slice(&body[..len - rtp::HEADER]);
+            c.marker = false;
+            c.seq = c.seq.wrapping_add(1);
+            c.ts = c.ts.wrapping_add(body.len() as u32);
+            match c.sock.send_to(&out[..len], remote) {
+                Ok(_) => sent += 1,
+                Err(_) => errors += 1,
+            }
+        }
+        self.relay = relay;
+        self.relay.clear();
+        (sent, errors)
     }
 
     fn send_frames(&mut self, slot: usize, tick: Instant) {
@@ -670,6 +785,9 @@ impl Worker {
         let send_silence = self.cfg.send_silence;
         for (&id, c) in self.slots[slot].iter_mut() {
             let Some(remote) = c.remote else { continue };
+            if c.peer.is_some() {
+                continue; // its peer's audio is what it sends
+            }
             let len;
             if c.digit.is_none() && c.gap == 0 {
                 if let Some(event) = c.keys.pop_front() {

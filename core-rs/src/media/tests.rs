@@ -192,3 +192,72 @@ fn carries_hundreds_of_calls_on_time() {
     assert_eq!(s.send_errors, 0);
     assert!(b.stats().frames_received >= 300 * 49, "{:?}", b.stats());
 }
+
+#[test]
+fn a_bridge_relays_each_side_to_the_other_and_transcodes() {
+    // far end X (the customer's phone) -- [c1 engine c2] -- raw socket Y (the agent's phone)
+    let x = MediaEngine::start(Config::default()).unwrap();
+    let e = MediaEngine::start(Config::default()).unwrap();
+    let y = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    y.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    x.add_prompt("voice", &[1000; 16000]);
+    let (ix, px) = x.open().unwrap();
+    let (c1, p1) = e.open().unwrap();
+    let (c2, p2) = e.open().unwrap();
+    x.connect(
+        ix,
+        SocketAddr::from(([127, 0, 0, 1], p1)),
+        Codec::Pcma,
+        Some(101),
+    )
+    .unwrap();
+    e.connect(
+        c1,
+        SocketAddr::from(([127, 0, 0, 1], px)),
+        Codec::Pcma,
+        Some(101),
+    )
+    .unwrap();
+    e.connect(c2, y.local_addr().unwrap(), Codec::Pcmu, Some(101))
+        .unwrap();
+    let next = |want: u8| -> bool {
+        let mut buf = [0u8; 400];
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            let (n, _) = y.recv_from(&mut buf).unwrap();
+            let p = rtp::parse(&buf[..n]).unwrap();
+            assert_eq!(p.payload_type, 0);
+            if p.payload.iter().all(|&b| b == want) {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(next(0xFF), "c2 sends its own silence before the bridge");
+    e.bridge(c1, c2).unwrap();
+    x.play(ix, &["voice".into()]).unwrap();
+    assert!(
+        next(g711::linear_to_ulaw(g711::alaw_to_linear(
+            g711::linear_to_alaw(1000)
+        ))),
+        "the customer's voice, as u-law"
+    );
+    // Y talks back: what it sends reaches X through c1.
+    let mut pkt = [0u8; rtp::HEADER + 160];
+    for i in 0..10u16 {
+        rtp::write_header(&mut pkt, i == 0, 0, i, u32::from(i) * 160, 7);
+        pkt[rtp::HEADER..].fill(g711::linear_to_ulaw(-2000));
+        y.send_to(&pkt, SocketAddr::from(([127, 0, 0, 1], p2)))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(e.stats().frames_relayed >= 20, "{:?}", e.stats());
+    assert!(x.stats().frames_received >= 10);
+    e.unbridge(c2).unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    assert!(next(0xFF), "back to its own silence after the bridge");
+    assert!(e.bridge(c1, c1).is_err());
+    e.close(c1).unwrap();
+    assert!(e.bridge(c1, c2).is_err());
+}

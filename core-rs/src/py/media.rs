@@ -156,6 +156,17 @@ impl PyMediaEngine {
         Ok(self.inner.play(call, &prompts)?)
     }
 
+    /// Bridge two calls: the audio each receives is sent out of the other, transcoded when their
+    /// codecs differ; their own prompts and silence stop.
+    fn bridge(&self, a: u64, b: u64) -> PyResult<()> {
+        Ok(self.inner.bridge(a, b)?)
+    }
+
+    /// Take the call (and its peer) out of their bridge.
+    fn unbridge(&self, call: u64) -> PyResult<()> {
+        Ok(self.inner.unbridge(call)?)
+    }
+
     /// Stop playing (silence follows).
     fn stop(&self, call: u64) -> PyResult<()> {
         Ok(self.inner.stop(call)?)
@@ -201,6 +212,7 @@ impl PyMediaEngine {
         d.set_item("overruns", s.overruns)?;
         d.set_item("frames_sent", s.frames_sent)?;
         d.set_item("frames_received", s.frames_received)?;
+        d.set_item("frames_relayed", s.frames_relayed)?;
         d.set_item("malformed", s.malformed)?;
         d.set_item("digits", s.digits)?;
         d.set_item("send_errors", s.send_errors)?;

@@ -294,7 +294,14 @@ impl PyCallQueue {
     /// the heartbeat of a dialer whose calls are still in progress. A batch already expired is
     /// not revived, a later deadline is not shortened. Returns how many batches were extended.
     #[pyo3(signature = (batches, *, partition=0, lease_s=60.0, now=None))]
-    fn renew(&self, py: Python<'_>, batches: Vec<u64>, partition: u32, lease_s: f64, now: Option<f64>) -> PyResult<usize> {
+    fn renew(
+        &self,
+        py: Python<'_>,
+        batches: Vec<u64>,
+        partition: u32,
+        lease_s: f64,
+        now: Option<f64>,
+    ) -> PyResult<usize> {
         let now = now_ms(now)?;
         let lease = seconds_to_ms("lease_s", lease_s)?;
         self.with(py, |q| q.renew(partition, &batches, now, lease))

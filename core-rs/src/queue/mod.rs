@@ -341,7 +341,13 @@ impl CallQueue {
     /// a dialer's heartbeat while its calls are in progress, so that leases can be short and a
     /// dead dialer's contacts come back soon. A batch already expired (or completed) is not
     /// revived; a later deadline is never shortened. Returns how many batches were extended.
-    pub fn renew(&mut self, partition: u32, batches: &[u64], now_ms: u64, lease_ms: u64) -> Result<usize> {
+    pub fn renew(
+        &mut self,
+        partition: u32,
+        batches: &[u64],
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<usize> {
         self.check_partition(partition)?;
         if batches.is_empty() {
             return Ok(0);
