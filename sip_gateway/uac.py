@@ -39,6 +39,8 @@ class CallHooks:
     answered: Callable[[OutboundCall], None]
     #: A DTMF key came by SIP INFO: (call id, key).
     dtmf: Callable[[str, str], None] = lambda call_id, key: None
+    #: The call was placed (its INVITE is about to leave): the owner may hang it up from now on.
+    placed: Callable[[OutboundCall], None] = lambda call: None
 
 
 @dataclass
@@ -64,6 +66,8 @@ class Uac(asyncio.DatagramProtocol):
         self.waiters: dict[str, asyncio.Future[CallResult]] = {}
         self.holds: dict[str, float] = {}
         self.hooks: dict[str, CallHooks] = {}
+        #: Calls placed outside the trunk's rate limit (to agents' phones).
+        self.unlimited: set[str] = set()
         self.loop = asyncio.get_running_loop()
         self.stream: asyncio.Transport | None = None
 
@@ -108,18 +112,24 @@ class Uac(asyncio.DatagramProtocol):
             self.stream.close()
 
     async def call(self, number: str, hold_s: float | None = None, media: Addr | None = None,
-                   hooks: CallHooks | None = None, cfg: TrunkConfig | None = None) -> CallResult:
+                   hooks: CallHooks | None = None, cfg: TrunkConfig | None = None, limited: bool = True) -> CallResult:
         """Dial `number`; if answered, hang up after `hold_s` seconds (None: when the far end
         does, or `hangup`). `media`: where our RTP is received (the SDP offer's address);
         `hooks`: told of the answer and of DTMF sent by SIP INFO; `cfg`: this call's settings
-        (a campaign's caller ID and ring timeout; the same trunk and local address). Waits first for the trunk's
-        rate limit (CPS, channels, a 503's Retry-After). Returns when the call has ended."""
-        while (again := self.limit.admit(self.loop.time())) is not None:
-            await asyncio.sleep(max(0.0, again - self.loop.time()))
+        (a campaign's caller ID and ring timeout; or another destination, such as an agent's
+        phone). Waits first for the trunk's rate limit (CPS, channels, a 503's Retry-After)
+        unless `limited` is False (calls to agents' phones do not use the trunk). Returns when
+        the call has ended."""
+        if limited:
+            while (again := self.limit.admit(self.loop.time())) is not None:
+                await asyncio.sleep(max(0.0, again - self.loop.time()))
         now = self.loop.time()
         c = OutboundCall(number, cfg or self.cfg, now, media)
+        if not limited:
+            self.unlimited.add(c.call_id)
         if hooks is not None:
             self.hooks[c.call_id] = hooks
+            hooks.placed(c)
         self.calls[c.call_id] = c
         fut: asyncio.Future[CallResult] = self.loop.create_future()
         self.waiters[c.call_id] = fut
@@ -192,9 +202,12 @@ class Uac(asyncio.DatagramProtocol):
         if c.finished:
             fut = self.waiters.pop(c.call_id, None)
             if fut is not None and not fut.done():
-                self.limit.release()
-                if c.result.code == 503:
-                    self.limit.overloaded(self.loop.time(), c.retry_after)
+                if c.call_id in self.unlimited:
+                    self.unlimited.discard(c.call_id)
+                else:
+                    self.limit.release()
+                    if c.result.code == 503:
+                        self.limit.overloaded(self.loop.time(), c.retry_after)
                 fut.set_result(c.result)
         deadline = c.deadline
         armed = self.timers.get(c.call_id)
