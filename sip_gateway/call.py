@@ -98,6 +98,8 @@ class OutboundCall:
         #: The Retry-After of a 503 (the UAC pauses new calls for it).
         self.retry_after: str | None = None
         self.authenticated = False
+        #: Our SDP offer (sent again, unchanged, in answer to a re-INVITE).
+        self.offer = b""
         #: The SDP of the 2xx (the far end's media address and codecs).
         self.answer_sdp = b""
         #: DTMF keys received by SIP INFO and not yet taken by the transport.
@@ -140,7 +142,7 @@ class OutboundCall:
         inv.add("P-Asserted-Identity", f"<sip:{self.cfg.caller_id}@{self.cfg.local[0]}>")
         inv.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
         inv.add("Content-Type", "application/sdp")
-        inv.body = sdp.offer(*self.media)
+        inv.body = self.offer = self.offer or sdp.offer(*self.media)
         self.invite_tx = InviteClientTransaction(inv, self.cfg.trunk, self.reliable)
         return self._run(self.invite_tx, now)
 
@@ -184,7 +186,11 @@ class OutboundCall:
             return self._on_info(msg, addr)
         if msg.method == "OPTIONS":
             return [self._reply(msg, addr, 200, "OK")]
-        return []
+        if msg.method in ("INVITE", "UPDATE"):
+            return self._on_refresh(msg, addr)
+        if msg.method in ("ACK", "CANCEL"):
+            return []  # the ACK of our 2xx to a re-INVITE; a CANCEL of a request we answered at once
+        return [self._reply(msg, addr, 501, "Not Implemented")]
 
     def hangup(self, now: float) -> list[Send]:
         """End an answered call (BYE); before an answer, give up ringing (CANCEL)."""
@@ -300,18 +306,40 @@ class OutboundCall:
         self.state = CallState.TERMINATING
         return self._run(NonInviteClientTransaction(bye, self._dialog_addr(), self.reliable), now)
 
-    def _reply(self, req: Request, addr: Addr, status: int, reason: str) -> Send:
+    @staticmethod
+    def _response(req: Request, status: int, reason: str) -> Response:
         r = Response(status=status, reason=reason)
         for v in req.get_all("Via"):
             r.add("Via", v)
         for name in ("From", "To", "Call-ID", "CSeq"):
             r.add(name, req.get(name) or "")
-        return Send(r.encode(), addr)
+        return r
+
+    def _reply(self, req: Request, addr: Addr, status: int, reason: str) -> Send:
+        return Send(self._response(req, status, reason).encode(), addr)
 
     def _on_bye(self, req: Request, addr: Addr, now: float) -> list[Send]:
         if self.state in (CallState.CONFIRMED, CallState.TERMINATING):
             self._end(now)
         return [self._reply(req, addr, 200, "OK")]
+
+    def _on_refresh(self, req: Request, addr: Addr) -> list[Send]:
+        """A re-INVITE or UPDATE from the far end (a session-timer refresh, a hold, a codec
+        change): our session stays as it is, so the answer is our SDP unchanged. Its session
+        timer, when it runs one, is accepted as it asks (RFC 4028: it refreshes, or ends the call)."""
+        if self.state is not CallState.CONFIRMED:
+            return [self._reply(req, addr, 481 if self.state is CallState.ENDED else 491,
+                                "Call/Transaction Does Not Exist" if self.state is CallState.ENDED else "Request Pending")]
+        r = self._response(req, 200, "OK")
+        r.add("Contact", self.contact)
+        expires = req.get("Session-Expires")
+        if expires:
+            r.add("Session-Expires", expires if "refresher=" in expires else f"{expires};refresher=uas")
+            r.add("Require", "timer")
+        if req.body:
+            r.add("Content-Type", "application/sdp")
+            r.body = self.offer
+        return [Send(r.encode(), addr)]
 
     def _on_info(self, req: Request, addr: Addr) -> list[Send]:
         """DTMF by SIP INFO: `application/dtmf-relay` (`Signal=1`) or `application/dtmf` (`1`)."""

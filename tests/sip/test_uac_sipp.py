@@ -12,7 +12,7 @@ import pytest
 import uvloop
 
 from sip_gateway.call import TrunkConfig
-from sip_gateway.outcomes import Outcome
+from sip_gateway.outcomes import CallResult, Outcome
 from sip_gateway.uac import Uac
 from tests.support.sipp import Sipp
 
@@ -100,3 +100,21 @@ def test_ring_timeout_cancels_and_a_200_crossing_the_cancel_is_acked_then_hung_u
     assert r2.answered_at is not None
     assert ringout.wait() == 0, ringout.errors()
     assert race.wait() == 0, race.errors()
+
+
+def test_requests_from_the_far_end_in_the_dialog_are_answered(tmp_path: Path) -> None:
+    """A session-timer re-INVITE gets our SDP again and its timer accepted; UPDATE and OPTIONS a
+    200; a NOTIFY we do not handle a 501. The call stays up until we hang up."""
+    sipp = Sipp("uas_reinvite.xml", 2, tmp_path).start()
+
+    async def main() -> list[CallResult]:
+        uac = await Uac.open(TrunkConfig(trunk=sipp.addr, local=("127.0.0.1", 0)))
+        try:
+            return list(await asyncio.gather(*(uac.call(n, hold_s=2.0) for n in ("84901", "84902"))))
+        finally:
+            uac.close()
+
+    for r in uvloop.run(main()):
+        assert r.outcome is Outcome.ANSWERED and r.ended_at is not None and r.answered_at is not None
+        assert r.ended_at - r.answered_at >= 2.0
+    assert sipp.wait() == 0, sipp.errors()
