@@ -87,15 +87,18 @@ def subscribers(path: Path, dnc_path: Path, rows: int, seed: int = 7) -> dict[st
     return counts
 
 
+#: The two calling windows, compressed: (opens, closes) in seconds from the start.
+WINDOWS_S = ((0, 110), (130, 190))
+
+
 def windows(now: datetime) -> list[str]:
-    """Two calling windows compressed into minutes: from this minute for two, a one-minute gap,
-    then one more (local time of the campaign)."""
-    m0 = now.replace(second=0, microsecond=0)
+    """Two calling windows compressed into minutes (`WINDOWS_S`), in the campaign's local time."""
+    t0 = now.replace(microsecond=0)
 
-    def hm(d: datetime) -> str:
-        return d.strftime("%H:%M") if d.strftime("%H:%M") != "00:00" else "24:00"
+    def hms(d: datetime) -> str:
+        return d.strftime("%H:%M:%S")
 
-    return [f"{hm(m0)}-{hm(m0 + timedelta(minutes=2))}", f"{hm(m0 + timedelta(minutes=3))}-{hm(m0 + timedelta(minutes=4))}"]
+    return [f"{hms(t0 + timedelta(seconds=a))}-{hms(t0 + timedelta(seconds=b))}" for a, b in WINDOWS_S]
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
@@ -190,7 +193,7 @@ def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: in
         api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         local_now = datetime.now(ZoneInfo(TZ))
         calling = windows(local_now)
-        end_at = local_now.replace(second=0, microsecond=0) + timedelta(minutes=4)
+        end_at = local_now.replace(microsecond=0) + timedelta(seconds=WINDOWS_S[-1][1])
         spec: dict[str, Any] = {
             "name": "Seed survey (demo)", "mode": "ivr", "caller_id": "+84281234567", "timezone": TZ,
             "windows": calling, "end_at": end_at.isoformat(), "country": "VN", "max_attempts": 2, "retry_delay_s": 30.0,
@@ -204,7 +207,7 @@ def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: in
         cid = r.json()["id"]
         with open(contacts, "rb") as f:
             rep = api.post(f"/v1/campaigns/{cid}/contacts", content=f.read()).json()
-        print(f"\n1. campaign {cid}: calling windows {', '.join(calling)} ({TZ}), ends at {end_at:%H:%M}; import: "
+        print(f"\n1. campaign {cid}: calling windows {', '.join(calling)} ({TZ}), ends at {end_at:%H:%M:%S}; import: "
               f"{rep['accepted']:,} accepted, {rep['excluded']:,} excluded, {rep['suppressed']:,} on the do-not-call "
               f"list, {rep['duplicates']:,} duplicates, {rep['rejected']:,} rejected")
         for action in ("approve", "start"):

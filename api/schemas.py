@@ -96,8 +96,8 @@ Title = Annotated[str, Field(min_length=1, max_length=200)]
 CallerId = Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$", description="number shown to the subscriber (From, P-Asserted-Identity)")]
 TimeZone = Annotated[str, Field(min_length=1, max_length=64, description="IANA time zone of the calling windows, e.g. Asia/Ho_Chi_Minh")]
 Windows = Annotated[
-    list[Annotated[str, Field(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")]],
-    Field(min_length=1, max_length=24, description="daily calling windows, local HH:MM-HH:MM, not overlapping"),
+    list[Annotated[str, Field(pattern=r"^\d{2}:\d{2}(:\d{2})?-\d{2}:\d{2}(:\d{2})?$")]],
+    Field(min_length=1, max_length=24, description="daily calling windows, local HH:MM-HH:MM (or to the second, HH:MM:SS), not overlapping"),
 ]
 Country = Annotated[str, Field(pattern=COUNTRY_RE, description="default country for national numbers (ISO 3166-1 alpha-2)")]
 Attempts = Annotated[int, Field(ge=1, le=20, description="attempts per contact, the first included")]

@@ -42,6 +42,7 @@ from pacer.redis_async import connect
 from pacer.windows import CallingWindows
 from sip_gateway import prompts
 from sip_gateway.call import TrunkConfig
+from sip_gateway.errors import NotPlaced
 from sip_gateway.ivr.runner import IvrOutcome, IvrRunner
 from sip_gateway.ivr.script import Script
 from sip_gateway.media import MediaHub
@@ -323,7 +324,14 @@ class PartitionRunner:
     async def _dial(self, claim: dialer_core.Claim, call_id: str, runner: IvrRunner, answered: Callable[[], None]) -> None:
         assert self.client is not None
         try:
-            out = await runner.call(dial_string(claim.number), cfg=self.cfg, on_answered=answered)
+            out = await runner.call(dial_string(claim.number), cfg=self.cfg, on_answered=answered,
+                                    admit=lambda: self.dialling_allowed(datetime.now(UTC)))
+        except NotPlaced:
+            # Paused, stopped or out of the window while it waited for the trunk: not dialled.
+            self.engine.call_unanswered(call_id, self.loop.time(), "failed")
+            self.counts.dialled -= 1
+            await self.client.complete([dialer_core.Completion(claim.number, claim.token, "released", release=True)])
+            return
         except Exception as e:  # a bug or a transport error: give the contact back, never lose it
             log.exception("campaign %s: call to %s failed", self.cid, claim.number)
             self.engine.call_unanswered(call_id, self.loop.time(), "failed")

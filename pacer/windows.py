@@ -4,8 +4,8 @@ Pure: every question takes the instant it is about (an aware `datetime`), never 
 pacer asks `is_open(now)` before each decision and sleeps until `next_change(now)` when closed, so
 no INVITE leaves outside a window.
 
-Windows are local wall-clock times (`10:00-12:00`), start included, end excluded, and may cross
-midnight (`21:00-01:00`). On a daylight-saving change the wall clock decides: a window from 02:00
+Windows are local wall-clock times (`10:00-12:00`, or to the second: `10:00:30-10:05:00`), start
+included, end excluded, and may cross midnight (`21:00-01:00`). On a daylight-saving change the wall clock decides: a window from 02:00
 on the night clocks jump from 02:00 to 03:00 opens at 03:00.
 """
 
@@ -21,16 +21,22 @@ class WindowError(ValueError):
 
 
 def _parse_time(text: str) -> time:
+    parts = text.strip().split(":")
     try:
-        hh, mm = text.strip().split(":")
-        h, m = int(hh), int(mm)
+        if len(parts) not in (2, 3) or not all(len(p) == 2 and p.isdigit() for p in parts):
+            raise ValueError
+        h, m, sec = (int(p) for p in [*parts, "0"][:3])
     except ValueError:
-        raise WindowError(f"{text!r}: expected HH:MM") from None
-    if h == 24 and m == 0:
+        raise WindowError(f"{text!r}: expected HH:MM or HH:MM:SS") from None
+    if h == 24 and m == 0 and sec == 0:
         return time(0, 0)  # "24:00": the end of the day
-    if not (0 <= h < 24 and 0 <= m < 60):
-        raise WindowError(f"{text!r}: expected HH:MM between 00:00 and 24:00")
-    return time(h, m)
+    if not (0 <= h < 24 and 0 <= m < 60 and 0 <= sec < 60):
+        raise WindowError(f"{text!r}: expected HH:MM or HH:MM:SS between 00:00 and 24:00")
+    return time(h, m, sec)
+
+
+def _hms(t: time) -> str:
+    return t.strftime("%H:%M:%S") if t.second else t.strftime("%H:%M")
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,8 @@ class Window:
         return t >= self.start or t < self.end  # crosses midnight
 
     def __str__(self) -> str:
-        end = "24:00" if self.end == time(0, 0) else self.end.strftime("%H:%M")
-        return f"{self.start.strftime('%H:%M')}-{end}"
+        end = "24:00" if self.end == time(0, 0) else _hms(self.end)
+        return f"{_hms(self.start)}-{end}"
 
 
 @dataclass(frozen=True)
@@ -76,14 +82,15 @@ class CallingWindows:
         if not windows:
             raise WindowError("at least one calling window is needed")
         parsed = tuple(Window.parse(w) for w in windows)
-        # Overlaps are refused: they are almost always a typo. Each window is one or two minute
-        # ranges of the day (two when it crosses midnight); sorted, no range may start before the
+        # Overlaps are refused: they are almost always a typo. Each window is one or two ranges of
+        # the day in seconds (two when it crosses midnight); sorted, no range may start before the
         # previous one ends.
+        day = 24 * 3600
         spans: list[tuple[int, int, Window]] = []
         for w in parsed:
-            a = w.start.hour * 60 + w.start.minute
-            b = w.end.hour * 60 + w.end.minute or 24 * 60
-            spans += [(a, b, w)] if a < b else [(a, 24 * 60, w), (0, b, w)]
+            a = w.start.hour * 3600 + w.start.minute * 60 + w.start.second
+            b = w.end.hour * 3600 + w.end.minute * 60 + w.end.second or day
+            spans += [(a, b, w)] if a < b else [(a, day, w), (0, b, w)]
         spans.sort(key=lambda x: (x[0], x[1]))
         for (_, end, _), (start, _, w) in zip(spans, spans[1:]):
             if start < end:

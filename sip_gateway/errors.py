@@ -17,3 +17,8 @@ class SipTimeout(SipError, TimeoutError):
 
 class SipTransportError(SipError, OSError):
     """The transport could not send (ICMP unreachable, socket closed ...)."""
+
+
+class NotPlaced(Exception):
+    """The call was not placed: its owner's `admit` check refused it once the trunk's rate limit
+    let it go (a calling window closed while it waited, for instance)."""

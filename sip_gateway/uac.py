@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import cast
 
 from sip_gateway.call import CallState, OutboundCall, TrunkConfig
-from sip_gateway.errors import SipParseError
+from sip_gateway.errors import NotPlaced, SipParseError
 from sip_gateway.message import MAX_MESSAGE, parse
 from sip_gateway.outcomes import CallResult
 from sip_gateway.rate import RateLimit
@@ -112,17 +112,22 @@ class Uac(asyncio.DatagramProtocol):
             self.stream.close()
 
     async def call(self, number: str, hold_s: float | None = None, media: Addr | None = None,
-                   hooks: CallHooks | None = None, cfg: TrunkConfig | None = None, limited: bool = True) -> CallResult:
+                   hooks: CallHooks | None = None, cfg: TrunkConfig | None = None, limited: bool = True,
+                   admit: Callable[[], bool] | None = None) -> CallResult:
         """Dial `number`; if answered, hang up after `hold_s` seconds (None: when the far end
         does, or `hangup`). `media`: where our RTP is received (the SDP offer's address);
         `hooks`: told of the answer and of DTMF sent by SIP INFO; `cfg`: this call's settings
         (a campaign's caller ID and ring timeout; or another destination, such as an agent's
         phone). Waits first for the trunk's rate limit (CPS, channels, a 503's Retry-After)
-        unless `limited` is False (calls to agents' phones do not use the trunk). Returns when
-        the call has ended."""
+        unless `limited` is False (calls to agents' phones do not use the trunk); then, if
+        `admit()` says no, raises `NotPlaced` and sends nothing. Returns when the call has ended."""
         if limited:
             while (again := self.limit.admit(self.loop.time())) is not None:
                 await asyncio.sleep(max(0.0, again - self.loop.time()))
+        if admit is not None and not admit():
+            if limited:
+                self.limit.release()
+            raise NotPlaced(f"call to {number} not placed: refused at the last moment")
         now = self.loop.time()
         c = OutboundCall(number, cfg or self.cfg, now, media)
         if not limited:

@@ -126,15 +126,16 @@ class IvrRunner:
         self.loop = asyncio.get_running_loop()
 
     async def call(self, number: str, cfg: TrunkConfig | None = None,
-                   on_answered: Callable[[], None] | None = None) -> IvrOutcome:
+                   on_answered: Callable[[], None] | None = None, admit: Callable[[], bool] | None = None) -> IvrOutcome:
         """Dial `number` (with `cfg`'s caller ID and ring timeout, the UAC's by default) and run
-        the script if answered; `on_answered` is called at the answer."""
+        the script if answered; `on_answered` is called at the answer. `admit` is asked right
+        before the INVITE leaves (`NotPlaced` if it says no)."""
         ivr = _IvrCall(self, on_answered)
         ivr.media, port = self.hub.open(ivr)
         try:
             result = await self.uac.call(
                 number, media=(self.hub.engine.bind, port), hooks=CallHooks(answered=ivr.answered, dtmf=ivr.info_digit),
-                cfg=cfg,
+                cfg=cfg, admit=admit,
             )
         finally:
             self.hub.close(ivr.media)

@@ -192,3 +192,33 @@ def test_a_killed_dialer_is_replaced_and_every_subscriber_handled_once(redis_url
             time.sleep(1.0)
             msgs = sms_centre.messages()
             assert sorted(m["to"] for m in msgs) == sorted(pressed), "an SMS missing or doubled"
+
+
+@pytest.mark.timeout(120)
+def test_no_invite_leaves_outside_the_calling_window(redis_url: str, tmp_path: Path, defer: Any) -> None:
+    """A window that opens 4 s from now for 5 s: sipp's message log shows every INVITE inside
+    it, and the subscribers not reached wait for the next day's window."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    numbers = [f"0903{i:05d}1" for i in range(80)]  # busy at once
+    sipp = Sipp("uas_carrier.xml", 1000, tmp_path, timeout_s=110, extra=["-trace_msg"]).start()
+    defer(sipp.stop)
+    token, _ = create_token(redis_url, "admin", "e2e", None)
+    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{sipp.port}"]) as server:
+        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        defer(api.close)
+        tz = ZoneInfo("Asia/Ho_Chi_Minh")
+        opens = datetime.now(tz).replace(microsecond=0) + timedelta(seconds=4)
+        closes = opens + timedelta(seconds=5)
+        cid = create_running(api, numbers, windows=[f"{opens:%H:%M:%S}-{closes:%H:%M:%S}"],
+                             pacing={"max_channels": 40, "max_cps": 6})
+        time.sleep(max(0.0, closes.timestamp() - time.time()) + 2.0)
+        invites = sipp.invites()
+        assert 15 <= len(invites) < len(numbers), len(invites)
+        assert opens.timestamp() <= invites[0] and invites[-1] < closes.timestamp() + 0.05, (
+            opens.timestamp(), invites[0], invites[-1], closes.timestamp())
+        s = api.get(f"/v1/campaigns/{cid}/stats").json()
+        assert s["state"] == "running" and s["queue"]["ready"] == len(numbers) - len(invites)
+        time.sleep(1.0)
+        assert sipp.invites() == invites  # still closed: nothing more

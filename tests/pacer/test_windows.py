@@ -77,3 +77,18 @@ def test_whole_day_window() -> None:
     assert all(w.is_open(d + timedelta(minutes=m)) for m in range(0, 24 * 60, 7))
     with pytest.raises(WindowError, match="overlaps"):
         CallingWindows.parse("UTC", ["00:00-24:00", "10:00-11:00"])
+
+
+def test_windows_to_the_second() -> None:
+    w = CallingWindows.parse("UTC", ["10:00:30-10:00:45", "10:01-10:02:00"])
+    assert [str(x) for x in w.windows] == ["10:00:30-10:00:45", "10:01-10:02"]
+    day = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    assert not w.is_open(day.replace(hour=10, second=29))
+    assert w.is_open(day.replace(hour=10, second=30)) and w.is_open(day.replace(hour=10, second=44))
+    assert not w.is_open(day.replace(hour=10, second=45))
+    assert w.next_change(day.replace(hour=10, second=31)) == day.replace(hour=10, second=45)
+    with pytest.raises(WindowError, match="overlaps"):
+        CallingWindows.parse("UTC", ["10:00:30-10:00:45", "10:00:44-10:01"])
+    for bad in ("10:00:60-10:01", "10:0-10:01", "10:00:5-10:01"):
+        with pytest.raises(WindowError, match="HH:MM:SS"):
+            CallingWindows.parse("UTC", [bad])

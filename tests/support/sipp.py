@@ -52,6 +52,8 @@ class Sipp:
     timeout_s: float = 90.0
     #: sipp's -t: "u1" (UDP, one socket) or "t1" (TCP, one connection).
     transport: str = "u1"
+    #: More sipp options (e.g. ["-trace_msg"]).
+    extra: list[str] = field(default_factory=list)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
@@ -62,6 +64,7 @@ class Sipp:
         cmd = ["sipp", "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(free_udp_port()), "-t", self.transport, "-m", str(self.calls), "-nostdin",
                "-timeout", f"{self.timeout_s:g}s", "-timeout_error", "-trace_err",
                "-error_file", str(self.workdir / f"sipp-{self.port}-errors.log")]
+        cmd += self.extra
         if builtin:
             cmd += ["-sn", self.scenario]
         else:
@@ -94,6 +97,19 @@ class Sipp:
     def wait(self, timeout: float = 60.0) -> int:
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
+
+    def invites(self) -> list[float]:
+        """When each INVITE arrived (epoch seconds), from the -trace_msg log."""
+        out = []
+        for log in self.workdir.glob(f"{self.port}-*_messages.log"):
+            stamp = None
+            for line in log.read_text(errors="replace").splitlines():
+                m = re.match(r"^-+\s+(\d{4}-\d\d-\d\d)\s+(\d\d:\d\d:\d\d\.\d+)", line)
+                if m:
+                    stamp = time.mktime(time.strptime(f"{m[1]} {m[2].split('.')[0]}", "%Y-%m-%d %H:%M:%S")) + float("0." + m[2].split(".")[1])
+                elif line.startswith("INVITE ") and stamp is not None:
+                    out.append(stamp)
+        return sorted(out)
 
     def errors(self) -> str:
         p = self.workdir / f"sipp-{self.port}-errors.log"
