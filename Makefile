@@ -12,13 +12,15 @@ PY_SRC := $(shell find api pacer sip_gateway -name '*.py' -o -name '*.pyi' -o -n
 setup: system-deps $(BUILT)
 
 # Debian packages: redis-server and redis-tools (redis-benchmark), sip-tester (sipp), espeak-ng
-# (IVR prompts from text).
+# (IVR prompts from text); for the TLS test, stunnel4 (TLS in front of sipp) and openssl.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
 	command -v sipp >/dev/null || missing="$$missing sip-tester"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	command -v stunnel4 >/dev/null || missing="$$missing stunnel4"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

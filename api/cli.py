@@ -265,6 +265,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 username=settings.trunk_username, password=settings.trunk_password, cps=args.cps,
                 channels=args.channels, inactivity_s=args.rtp_timeout, max_call_s=args.max_call,
                 prompt_cache=settings.state_dir / "prompts", claim_lease_s=args.claim_lease,
+                tls_ca=str(args.trunk_ca) if args.trunk_ca else None, tls_server_name=args.trunk_tls_name,
             )
         except ValueError as e:
             print(f"dialer: {e}", file=sys.stderr)
@@ -532,7 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sms-window", type=int, default=10, help="SMS in flight at most (default 10)")
     p.add_argument("--trunk", metavar="HOST:PORT", help="dial running campaigns through this SIP trunk "
                    "(Digest credentials: $DIALER_TRUNK_USERNAME, $DIALER_TRUNK_PASSWORD); without it, nothing is dialled")
-    p.add_argument("--trunk-transport", default="udp", choices=["udp", "tcp"], help="SIP transport to the trunk (default udp)")
+    p.add_argument("--trunk-transport", default="udp", choices=["udp", "tcp", "tls"], help="SIP transport to the trunk (default udp)")
+    p.add_argument("--trunk-ca", type=Path, metavar="PEM", help="TLS: verify the trunk's certificate with this CA file (default: the system's CAs)")
+    p.add_argument("--trunk-tls-name", metavar="NAME", help="TLS: the name the trunk's certificate must carry (default: the trunk's host)")
     p.add_argument("--sip-bind", default="127.0.0.1:0", metavar="HOST:PORT", help="local SIP address (default 127.0.0.1:0: any port)")
     p.add_argument("--rtp-bind", default="127.0.0.1", metavar="HOST", help="local RTP address, put in SDP (default 127.0.0.1)")
     p.add_argument("--rtp-ports", metavar="LOW-HIGH", help="RTP ports to use (even ones; default: any free port)")

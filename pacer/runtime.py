@@ -107,6 +107,9 @@ class GatewaySettings:
     rtp_ports: tuple[int, int] | None = None
     username: str | None = None
     password: str | None = None
+    #: TLS to the trunk: the CA file that verifies its certificate, and the name it must carry.
+    tls_ca: str | None = None
+    tls_server_name: str | None = None
     #: This node's ceiling over all campaigns (each campaign's pacing caps apply too).
     cps: float = 100.0
     channels: int = 2000
@@ -134,7 +137,7 @@ class Gateway:
         engine = dialer_core.MediaEngine(bind=s.rtp_bind, inactivity_s=s.inactivity_s, ports=s.rtp_ports)
         hub = MediaHub(engine)
         cfg = TrunkConfig(trunk=s.trunk, local=s.sip_bind, transport=s.transport, username=s.username,
-                          password=s.password)
+                          password=s.password, tls_ca=s.tls_ca, tls_server_name=s.tls_server_name)
         uac = await Uac.open(cfg, RateLimit(cps=s.cps, channels=s.channels))
         return cls(s, uac, hub)
 

@@ -49,15 +49,20 @@ class TrunkConfig:
     #: The RTP port offered when a call has no media engine behind it (`Uac.call(media=None)`):
     #: 9, the discard port, as placeholder - port 0 would refuse the audio stream (RFC 3264).
     rtp_port: int = 9
-    #: "UDP", or "TCP": one connection to the trunk, every call's messages on it.
+    #: "UDP", "TCP" (one connection to the trunk, every call's messages on it) or "TLS" (the
+    #: same over TLS; the trunk's certificate is verified against `tls_ca`, or the system's CAs).
     transport: str = "UDP"
     #: Digest credentials for a trunk that challenges (401/407).
     username: str | None = None
     password: str | None = None
+    #: TLS: a CA file (PEM) to verify the trunk's certificate with, and the name it must carry
+    #: (default: `domain`, else the trunk's host).
+    tls_ca: str | None = None
+    tls_server_name: str | None = None
 
     def __post_init__(self) -> None:
-        if self.transport not in ("UDP", "TCP"):
-            raise ValueError(f"transport={self.transport!r}: expected UDP or TCP")
+        if self.transport not in ("UDP", "TCP", "TLS"):
+            raise ValueError(f"transport={self.transport!r}: expected UDP, TCP or TLS")
         if self.ring_timeout_s < MIN_RING_TIMEOUT_S:
             raise ValueError(f"ring_timeout_s={self.ring_timeout_s}: the ring timeout is never under {MIN_RING_TIMEOUT_S} s")
 
@@ -83,7 +88,8 @@ class OutboundCall:
         self.uri = f"sip:{number}@{domain}"
         self.from_hdr = f'"{cfg.caller_id}" <sip:{cfg.caller_id}@{host}>;tag={self.local_tag}'
         self.to_hdr = f"<{self.uri}>"
-        self.contact = f"<sip:{cfg.caller_id}@{host}:{port}{';transport=tcp' if cfg.transport == 'TCP' else ''}>"
+        suffix = {"TCP": ";transport=tcp", "TLS": ";transport=tls"}.get(cfg.transport, "")
+        self.contact = f"<sip:{cfg.caller_id}@{host}:{port}{suffix}>"
         self.cseq = 1
         self.state = CallState.CALLING
         self.result = CallResult(call_id=self.call_id, number=number, dialed_at=now)
@@ -148,7 +154,7 @@ class OutboundCall:
 
     @property
     def reliable(self) -> bool:
-        return self.cfg.transport == "TCP"
+        return self.cfg.transport in ("TCP", "TLS")
 
     @property
     def deadline(self) -> float | None:

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import re
 import socket
+import ssl
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import cast
@@ -74,11 +75,15 @@ class Uac(asyncio.DatagramProtocol):
     @classmethod
     async def open(cls, cfg: TrunkConfig, limit: RateLimit | None = None) -> Uac:
         """UDP: bind the local address (port 0: any free one; `cfg.local` is then updated).
-        TCP: connect to the trunk (`cfg.local` becomes the connection's own address)."""
+        TCP: connect to the trunk (`cfg.local` becomes the connection's own address); TLS: the
+        same, with the trunk's certificate verified."""
         loop = asyncio.get_running_loop()
-        if cfg.transport == "TCP":
+        if cfg.transport in ("TCP", "TLS"):
             uac = cls(cfg, limit)
-            stream, _ = await loop.create_connection(lambda: TcpFraming(uac), cfg.trunk[0], cfg.trunk[1])
+            ctx = ssl.create_default_context(cafile=cfg.tls_ca) if cfg.transport == "TLS" else None
+            name = (cfg.tls_server_name or cfg.domain or cfg.trunk[0]) if ctx is not None else None
+            stream, _ = await loop.create_connection(lambda: TcpFraming(uac), cfg.trunk[0], cfg.trunk[1], ssl=ctx,
+                                                     server_hostname=name)
             uac.stream = stream
             host, port = stream.get_extra_info("sockname")[:2]
             uac.cfg = dataclasses.replace(cfg, local=(host, port))

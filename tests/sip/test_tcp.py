@@ -49,3 +49,31 @@ def test_the_trunk_closing_the_connection_fails_the_calls_on_it(tmp_path: Path) 
 
     for r in uvloop.run(main()):
         assert r.outcome is Outcome.TRUNK_FAILURE and "connection" in r.reason, r
+
+
+def test_mixed_outcomes_over_tls(tmp_path: Path) -> None:
+    """TLS to the trunk (stunnel terminating it in front of sipp's TCP), the certificate checked."""
+    import ssl
+
+    import pytest
+
+    from tests.support.tls import stunnel
+
+    numbers = [f"8490{i}{d}" for i in range(3) for d in "0137"]
+    sipp = Sipp("uas_carrier.xml", len(numbers), tmp_path, transport="t1").start()
+    expected = {"0": Outcome.ANSWERED, "1": Outcome.BUSY, "3": Outcome.INVALID_NUMBER, "7": Outcome.ANSWERED}
+    with stunnel(tmp_path, sipp.port) as (port, ca):
+        async def main(name: str) -> list:  # type: ignore[type-arg]
+            uac = await Uac.open(TrunkConfig(trunk=("127.0.0.1", port), local=("127.0.0.1", 0), transport="TLS",
+                                             tls_ca=str(ca), tls_server_name=name))
+            try:
+                return list(await asyncio.gather(*(uac.call(n, 0.05) for n in numbers)))
+            finally:
+                uac.close()
+
+        with pytest.raises(ssl.SSLCertVerificationError):  # a name the certificate does not carry
+            uvloop.run(main("other.test"))
+        for n, r in zip(numbers, uvloop.run(main("carrier.test"))):
+            assert r.outcome is expected[n[-1]], (n, r)
+    assert sipp.wait() == 0, sipp.errors()
+    sipp.stop()
