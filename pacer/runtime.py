@@ -53,6 +53,8 @@ from sip_gateway.uac import Uac
 log = logging.getLogger("dialer.runtime")
 
 CAMPAIGNS = "dialer:campaigns"
+#: zset: the dialing nodes alive (node -> last scan, ms); partitions are shared out among them.
+NODES = "dialer:nodes"
 TICK_S = 0.1
 LEASE_MS = 15_000
 RENEW_S = 5.0
@@ -455,6 +457,7 @@ class Dialer:
             await asyncio.gather(*(t for _, t, _ in self.runners.values()), return_exceptions=True)
             for (cid, p) in list(self.runners):
                 await redis.eval(_RELEASE, 1, lease_key(cid, p), self.node)
+            await redis.zrem(NODES, self.node)
             self.gateway.close()
             await redis.aclose()
 
@@ -465,6 +468,10 @@ class Dialer:
             await redis.eval(_RELEASE, 1, lease_key(*key), self.node)
             if not task.cancelled() and task.exception() is not None:
                 log.error("campaign %s/%d stopped on an error: %r", key[0], key[1], task.exception())
+        now_ms = int(time.time() * 1000)
+        await redis.zadd(NODES, {self.node: now_ms})
+        await redis.zremrangebyscore(NODES, "-inf", now_ms - LEASE_MS)
+        nodes = max(1, int(await redis.zcard(NODES)))
         ids = [str(i) for i in await redis.zrange(CAMPAIGNS, 0, -1)]
         for cid in ids:
             raw = await redis.hmget(api_key(cid), ["state", "spec"])
@@ -472,10 +479,20 @@ class Dialer:
             if state not in ("running", "paused") or spec_json is None:
                 continue
             partitions = int(json.loads(spec_json).get("partitions", 1))
+            # Each node takes its share of a campaign's partitions; one holding more than its
+            # share (others joined since) lets one go per scan, after its calls end.
+            fair = -(-partitions // nodes)
+            mine = [p for (c, p), (_, t, s) in self.runners.items() if c == cid and not s.is_set()]
+            if len(mine) > fair:
+                log.info("campaign %s partition %d: handed back (%d nodes share %d partitions)",
+                         cid, mine[-1], nodes, partitions)
+                self.runners[(cid, mine[-1])][2].set()
+                continue
             for p in range(partitions):
-                if (cid, p) in self.runners:
+                if (cid, p) in self.runners or len(mine) >= fair:
                     continue
                 if await redis.eval(_LEASE, 1, lease_key(cid, p), self.node, LEASE_MS):
+                    mine.append(p)
                     runner = PartitionRunner(self.redis_url, redis, self.gateway, cid, p)
                     s = asyncio.Event()
                     self.runners[(cid, p)] = (runner, asyncio.create_task(runner.run(s)), s)

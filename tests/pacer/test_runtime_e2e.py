@@ -222,3 +222,26 @@ def test_no_invite_leaves_outside_the_calling_window(redis_url: str, tmp_path: P
         assert s["state"] == "running" and s["queue"]["ready"] == len(numbers) - len(invites)
         time.sleep(1.0)
         assert sipp.invites() == invites  # still closed: nothing more
+
+
+@pytest.mark.timeout(120)
+def test_two_dialers_share_a_campaigns_partitions(redis_url: str, tmp_path: Path, defer: Any) -> None:
+    numbers = [f"0904{i:05d}1" for i in range(60)]  # busy at once
+    sipp = Sipp("uas_carrier.xml", 1000, tmp_path, timeout_s=110).start()
+    defer(sipp.stop)
+    token, _ = create_token(redis_url, "admin", "e2e", None)
+    extra = ["--trunk", f"127.0.0.1:{sipp.port}"]
+    with api_server(redis_url, tmp_path / "a", extra=extra) as a, api_server(redis_url, tmp_path / "b", extra=extra) as b:
+        api = httpx.Client(base_url=a.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        defer(api.close)
+        cid = create_running(api, numbers, partitions=2, pacing={"max_channels": 40, "max_cps": 10})
+        wait_for("campaign completed", lambda: api.get(f"/v1/campaigns/{cid}").json()["state"] == "completed", 60)
+        import re
+
+        def taken(server: Any) -> set[str]:
+            return set(re.findall(rf"campaign {cid} partition (\d+): taken by", server.log_text()))
+
+        # Each node dialled one partition (one may have taken both first, then handed one back).
+        assert taken(a) and taken(b) and taken(a) | taken(b) == {"0", "1"}, (a.log_text(), b.log_text())
+        contacts = api.get(f"/v1/campaigns/{cid}/contacts", params={"limit": 100}).json()["contacts"]
+        assert len(contacts) == 60 and all((c["state"], c["attempts"]) == ("done", 1) for c in contacts)
