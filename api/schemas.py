@@ -93,6 +93,9 @@ class SurveyQuestion(Strict):
 
 COUNTRY_RE = "^(" + "|".join(sorted(dialer_core.COUNTRIES)) + ")$"
 Title = Annotated[str, Field(min_length=1, max_length=200)]
+AbandonMessage = Annotated[str, Field(min_length=1, max_length=300, description=(
+    "agent modes: the short identification message played to an answered call no agent took within the "
+    "connect limit, in the campaign country's language (default: one naming the caller ID)"))]
 CallerId = Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$", description="number shown to the subscriber (From, P-Asserted-Identity)")]
 TimeZone = Annotated[str, Field(min_length=1, max_length=64, description="IANA time zone of the calling windows, e.g. Asia/Ho_Chi_Minh")]
 Windows = Annotated[
@@ -140,6 +143,7 @@ class CampaignFields(Strict):
     sms: SmsSettings | None = None
     agents: AgentIds = []
     do_not_call_back_days: DncDays = 30.0
+    abandon_message: AbandonMessage | None = None
 
 
 class CampaignSpec(CampaignFields):
@@ -226,6 +230,7 @@ class CampaignPatch(Strict):
     sms: SmsSettings | None = None
     agents: AgentIds | SkipJsonSchema[None] = None
     do_not_call_back_days: DncDays | SkipJsonSchema[None] = None
+    abandon_message: AbandonMessage | None = None
 
     def merged(self, spec: dict[str, Any]) -> dict[str, Any]:
         out = dict(spec)

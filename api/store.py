@@ -29,23 +29,14 @@ from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 
-from pacer.keys import answers_key, api_key, events_key, live_key, present_key
+from pacer.keys import AGENTS, agent_key, answers_key, api_key, call_key, events_key, live_key, present_key
 from pacer.redis_async import connect
 
 _Value = bytes | bytearray | memoryview | str | int | float
 _Mapping = dict[_Value, _Value]  # what redis-py's hset(mapping=) is typed to take
 
 CAMPAIGNS: Final = "dialer:campaigns"
-AGENTS: Final = "dialer:agents"
 EVENTS_KEPT: Final = 10_000
-
-
-def agent_key(aid: str) -> str:
-    return f"dialer:agent:{aid}"
-
-
-def call_key(call_id: str) -> str:
-    return f"dialer:call:{call_id}"
 
 
 def now_iso() -> str:

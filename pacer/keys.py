@@ -28,3 +28,17 @@ def present_key(cid: str) -> str:
 def answers_key(cid: str) -> str:
     """hash: number -> survey answers (JSON)."""
     return f"{{c:{cid}}}:answers"
+
+
+#: hash: agent id -> {id, name, sip_uri} (JSON): the roster.
+AGENTS = "dialer:agents"
+
+
+def agent_key(aid: str) -> str:
+    """hash: the campaigns an agent joined ("c:<id>" -> time) and its open call ("call")."""
+    return f"dialer:agent:{aid}"
+
+
+def call_key(call_id: str) -> str:
+    """hash: a customer handed to an agent: campaign, number, token, partition, agent, ..."""
+    return f"dialer:call:{call_id}"

@@ -35,6 +35,7 @@ import dialer_core
 import redis.asyncio as aioredis
 
 from pacer import cdr, sms
+from pacer.agents import AgentPool
 from pacer.campaign import CampaignFollower, CampaignView, apply_pacing, live_figures, write_live
 from pacer.keys import api_key, events_key
 from pacer.queue_client import QueueClient
@@ -44,7 +45,8 @@ from sip_gateway import prompts
 from sip_gateway.call import TrunkConfig
 from sip_gateway.errors import NotPlaced
 from sip_gateway.ivr.runner import IvrOutcome, IvrRunner
-from sip_gateway.ivr.script import Script
+from sip_gateway.agent import Agent, AgentDialer, AgentOutcome
+from sip_gateway.ivr.script import Prompt, Script
 from sip_gateway.media import MediaHub
 from sip_gateway.outcomes import Outcome
 from sip_gateway.rate import RateLimit
@@ -53,6 +55,8 @@ from sip_gateway.uac import Uac
 log = logging.getLogger("dialer.runtime")
 
 CAMPAIGNS = "dialer:campaigns"
+#: Modes whose answered calls go to agents (manual and preview hand customers out with `next`).
+AGENT_MODES = ("predictive", "progressive")
 #: zset: the dialing nodes alive (node -> last scan, ms); partitions are shared out among them.
 NODES = "dialer:nodes"
 TICK_S = 0.1
@@ -133,6 +137,7 @@ class Gateway:
         self.uac = uac
         self.hub = hub
         self.scripts: dict[str, Script] = {}
+        self.abandon_texts: dict[str, tuple[str, str]] = {}
 
     @classmethod
     async def open(cls, s: GatewaySettings) -> Gateway:
@@ -150,6 +155,16 @@ class Gateway:
             await prompts.load(script, self.hub.engine, self.settings.prompt_cache)
             self.scripts[name] = script
         return self.scripts[name]
+
+    async def abandon_prompt(self, cid: str, text: str, lang: str) -> str:
+        """A campaign's identification message (agent modes), rendered and registered."""
+        name = f"abandon/{cid}"
+        key = (text, lang)
+        if self.abandon_texts.get(name) != key:
+            pcm = await prompts.render(Prompt(text=text, lang=lang), Path("."), self.settings.prompt_cache)
+            self.hub.engine.add_prompt(name, pcm)
+            self.abandon_texts[name] = key
+        return name
 
     def close(self) -> None:
         self.uac.close()
@@ -205,6 +220,8 @@ class PartitionRunner:
         #: Claim batch -> its calls in progress (their leases are renewed).
         self.batches: dict[int, int] = {}
         self.last_heartbeat = 0.0
+        self.pool: AgentPool | None = None
+        self.agents: AgentDialer | None = None
         self.counts = Counts()
         self.loop = asyncio.get_running_loop()
         self.decisions = 0
@@ -261,8 +278,12 @@ class PartitionRunner:
                 if v is not None and v.state not in ("running", "paused"):
                     break
                 now = self.loop.time()
+                if v is not None and v.mode in AGENT_MODES and self.pool is None:
+                    self.pool = AgentPool(self.redis, self.cid, self.engine)
+                if self.pool is not None:
+                    await self.pool.sync()
                 if v is not None and self.dialling_allowed(datetime.now(UTC)):
-                    await self._place(now)
+                    await self._place(self.loop.time())  # after the agents' events: the engine's clock only moves on
                 if v is not None and v.state == "running":
                     await self._maybe_complete()
                 if now - last_live >= LIVE_EVERY_S:
@@ -286,10 +307,17 @@ class PartitionRunner:
         if n <= 0:
             return
         spec = self.view.spec
-        script_name = spec.get("ivr_script")
-        if self.view.mode != "ivr" or not script_name:
-            return  # agent modes: agent connect is not built yet (issue 4/7)
-        script = await self.gateway.script(str(script_name))
+        mode = self.view.mode
+        script: Script | None = None
+        if mode == "ivr":
+            script_name = spec.get("ivr_script")
+            if not script_name:
+                return
+            script = await self.gateway.script(str(script_name))
+        elif mode in AGENT_MODES:
+            await self._agent_dialer(spec)
+        else:
+            return  # manual and preview: agents take their customers with `next`
         lease_s = float(spec["ring_timeout_s"]) + self.gateway.settings.claim_lease_s
         claims = await self.client.claim(n, partition=self.partition, lease_s=lease_s, with_attrs=bool(spec.get("sms")))
         for c in claims:
@@ -298,7 +326,8 @@ class PartitionRunner:
             self.engine.call_dialed(call_id, self.loop.time())
             self.placed_times.append(self.loop.time())
             self.counts.dialled += 1
-            task = asyncio.create_task(self._call(c, call_id, script))
+            work = self._call(c, call_id, script) if script is not None else self._agent_call(c, call_id)
+            task = asyncio.create_task(work)
             self.in_flight.add(task)
             task.add_done_callback(self._call_done)
 
@@ -381,6 +410,99 @@ class PartitionRunner:
             ended_at=wall["ended"], sip_code=r.code, dtmf=out.pressed, answers=out.results, sms_status=sms_status,
             detail=r.reason if not out.ended_by else f"{r.reason}; ended by {out.ended_by}",
         ))
+
+    async def _agent_dialer(self, spec: dict[str, Any]) -> AgentDialer:
+        vietnamese = spec.get("country") == "VN"
+        text = spec.get("abandon_message") or (
+            f"Cuộc gọi này từ số {spec['caller_id']}. Chúng tôi sẽ gọi lại quý khách sau." if vietnamese
+            else f"This call was from {spec['caller_id']}. We will call you again later.")
+        prompt = await self.gateway.abandon_prompt(self.cid, str(text), "vi" if vietnamese else "en")
+        limit = float(spec["pacing"].get("connect_limit_s", 2.0))
+        if self.agents is None or self.agents.abandon_prompt != prompt or self.agents.connect_limit_s != limit:
+            self.agents = AgentDialer(self.gateway.uac, self.gateway.hub, abandon_prompt=prompt, connect_limit_s=limit,
+                                      max_call_s=self.gateway.settings.max_call_s)
+        return self.agents
+
+    async def _agent_call(self, claim: dialer_core.Claim, call_id: str) -> None:
+        """A customer call of an agent campaign: connected to the agent the pool reserves, or
+        abandoned with the identification message. A connected customer's contact is completed
+        by the agent's disposition (the claim's lease is renewed until then)."""
+        assert self.client is not None and self.pool is not None and self.agents is not None
+        pool = self.pool
+        api_call = f"{self.cid}:{self.partition}:{claim.token}"
+        record = {"campaign": self.cid, "number": claim.number, "token": str(claim.token),
+                  "partition": str(self.partition), "attempts": str(claim.attempts)}
+        reserved: list[Agent] = []
+
+        async def reserve() -> Agent | None:
+            while True:  # until an agent is free; the dialer gives up at the connect limit
+                agent = await pool.reserve(api_call, record)
+                if agent is not None:
+                    reserved.append(agent)
+                    return agent
+                await asyncio.sleep(0.05)
+
+        t = self.loop.time
+        try:
+            try:
+                out = await self.agents.call(
+                    dial_string(claim.number), reserve, cfg=self.cfg,
+                    on_answered=lambda: self.engine.call_answered(call_id, t()),
+                    on_connected=lambda agent: self.engine.call_connected(call_id, t()),
+                    on_abandoned=lambda: self.engine.call_abandoned(call_id, t()),
+                    admit=lambda: self.dialling_allowed(datetime.now(UTC)))
+            except NotPlaced:
+                self.engine.call_unanswered(call_id, t(), "failed")
+                self.counts.dialled -= 1
+                await self.client.complete([dialer_core.Completion(claim.number, claim.token, "released", release=True)])
+                return
+            await self._agent_finish(claim, call_id, api_call, out, reserved)
+        finally:
+            left = self.batches.get(claim.batch, 1) - 1
+            if left > 0:
+                self.batches[claim.batch] = left
+            else:
+                self.batches.pop(claim.batch, None)
+
+    async def _agent_finish(self, claim: dialer_core.Claim, call_id: str, api_call: str, out: AgentOutcome,
+                            reserved: list[Agent]) -> None:
+        assert self.client is not None and self.pool is not None
+        r = out.customer
+        now = self.loop.time()
+        outcome = r.outcome.value if r.outcome else "failed"
+        if r.answered_at is not None:
+            self.engine.call_ended(call_id, now)
+            self.counts.answered += 1
+        else:
+            reason: dialer_core.UnansweredReason = (
+                "busy" if r.outcome is Outcome.BUSY else "no_answer" if r.outcome is Outcome.NO_ANSWER else "failed")
+            self.engine.call_unanswered(call_id, now, reason)
+        shift = time.time() - now
+        agent = reserved[0] if reserved else None
+        connected = out.connected_at is not None and agent is not None
+        if agent is not None and not connected:
+            await self.pool.unreserve(agent.id, api_call)
+        if out.abandoned:
+            outcome = "abandoned"
+        self.counts.by_outcome[outcome] = self.counts.by_outcome.get(outcome, 0) + 1
+        detail = r.reason
+        if connected and out.connected_at is not None and r.answered_at is not None:
+            detail = f"connected to {agent.id if agent else '?'} {1000 * (out.connected_at - r.answered_at):.0f} ms after the answer"
+        await cdr.record(self.redis, cdr.CallRecord(
+            campaign=self.cid, number=claim.number, outcome="connected" if connected else outcome,
+            attempt=claim.attempts + 1, call_id=api_call if connected else call_id,
+            dialled_at=r.dialed_at + shift, ringing_at=r.ringing_at + shift if r.ringing_at else None,
+            answered_at=r.answered_at + shift if r.answered_at else None, ended_at=r.ended_at + shift if r.ended_at else None,
+            sip_code=r.code, agent=agent.id if connected and agent else None, detail=f"{detail}; ended by {out.ended_by}",
+        ))
+        if not connected:
+            await self.client.complete([(claim, outcome)])
+            return
+        assert agent is not None
+        self.pool.wrap(agent.id)
+        # The agent's disposition completes the contact; until then its claim stays leased.
+        while not await self.pool.disposed(agent.id, api_call):
+            await asyncio.sleep(0.5)
 
     async def _heartbeat(self, now: float) -> None:
         if now - self.last_heartbeat < HEARTBEAT_S or not self.batches or self.queue is None or self.view is None:

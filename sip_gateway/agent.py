@@ -214,14 +214,15 @@ class AgentDialer:
 
     async def call(self, number: str, reserve: Reserve, *, cfg: TrunkConfig | None = None,
                    on_answered: Callable[[], None] | None = None, on_connected: Callable[[Agent], None] | None = None,
-                   on_abandoned: Callable[[], None] | None = None) -> AgentOutcome:
+                   on_abandoned: Callable[[], None] | None = None,
+                   admit: Callable[[], bool] | None = None) -> AgentOutcome:
         """Dial `number`; once answered, `reserve()` an agent and connect them. Returns when both
-        legs have ended."""
+        legs have ended. `admit` is asked right before the INVITE leaves (`NotPlaced`)."""
         c = _Connect(self, reserve, on_connected, on_abandoned, on_answered)
         c.customer_media, port = self.hub.open(c)
         try:
             result = await self.uac.call(number, media=(self.hub.engine.bind, port), cfg=cfg,
-                                         hooks=CallHooks(answered=c.answered))
+                                         hooks=CallHooks(answered=c.answered), admit=admit)
             if not c.ended_by and result.outcome in (Outcome.ANSWERED, Outcome.ANSWERED_THEN_DROPPED):
                 c.ended_by = "customer"
             c._hangup_agent()

@@ -1,0 +1,88 @@
+"""Agent campaigns through `dialer serve --trunk`: the carrier's subscribers answer, the runtime
+reserves a ready agent for each answered call and the gateway bridges it to the agent's phone
+(sipp, talking with RTP); agents wrap up until their disposition, which completes the contact."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.auth import create_token
+from pacer.cdr import Archive
+from tests.pacer.test_runtime_e2e import create_running, defer, wait_for  # noqa: F401 (fixture)
+from tests.support.api_server import api_server
+from tests.support.sipp import Sipp
+
+
+def disposition_bot(base: str, token: str, agents: list[str], stop: threading.Event, wrap_s: float, done: list[str]) -> None:
+    """Each agent sets its open call's disposition `wrap_s` after the call appears."""
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
+        seen: dict[str, float] = {}
+        while not stop.is_set():
+            try:
+                step(api, agents, seen, wrap_s, done)
+            except httpx.TransportError:
+                pass  # the server is going away at the end of the test
+            time.sleep(0.1)
+
+
+def step(api: httpx.Client, agents: list[str], seen: dict[str, float], wrap_s: float, done: list[str]) -> None:
+    for a in agents:
+        call = api.get(f"/v1/agents/{a}").json().get("call")
+        if call and call not in seen:
+            seen[call] = time.monotonic()
+        elif call and time.monotonic() - seen[call] >= wrap_s:
+            r = api.post(f"/v1/calls/{call}/disposition", json={"outcome": "agreed", "answers": {"q1": "yes"}})
+            if r.status_code == 200:
+                done.append(call)
+
+
+@pytest.mark.timeout(150)
+def test_progressive_every_answered_call_reaches_an_agent(redis_url: str, tmp_path: Path, defer: Any) -> None:
+    numbers = [f"0905{i:05d}7" for i in range(8)]  # answer and stay on the line
+    carrier = Sipp("uas_carrier.xml", 100, tmp_path, timeout_s=140).start()
+    phones = Sipp("uas_agent.xml", 100, tmp_path, timeout_s=140, keys={"talk_ms": "1500"}).start()
+    defer(carrier.stop)
+    defer(phones.stop)
+    token, _ = create_token(redis_url, "admin", "e2e", None)
+    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{carrier.port}"]) as server:
+        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        defer(api.close)
+        agents = ["ann", "bob"]
+        for a in agents:
+            r = api.post("/v1/agents", json={"id": a, "name": a, "sip_uri": f"sip:{a}@127.0.0.1:{phones.port}"})
+            assert r.status_code == 201, r.text
+        spec = {"mode": "progressive", "ivr_script": None, "sms": None, "pacing": {"max_channels": 10, "max_cps": 5}}
+        r = api.post("/v1/campaigns", json={
+            "name": "agents", "caller_id": "+84281234567", "timezone": "Asia/Ho_Chi_Minh", "windows": ["00:00-24:00"],
+            "country": "VN", "max_attempts": 1, **spec})
+        assert r.status_code == 201, r.text
+        cid = r.json()["id"]
+        csv = ("phone\n" + "".join(f"{n}\n" for n in numbers)).encode()
+        assert api.post(f"/v1/campaigns/{cid}/contacts", content=csv).json()["accepted"] == len(numbers)
+        for a in agents:
+            assert api.post(f"/v1/campaigns/{cid}/agents/{a}/join").status_code == 200
+        stop, done = threading.Event(), []
+        bot = threading.Thread(target=disposition_bot, args=(server.base_url, token, agents, stop, 2.0, done), daemon=True)
+        bot.start()
+        defer(stop.set)
+        for action in ("approve", "start"):
+            assert api.post(f"/v1/campaigns/{cid}/{action}").status_code == 200
+        wait_for("every customer disposed", lambda: len(done) >= len(numbers), 90)
+        contacts = api.get(f"/v1/campaigns/{cid}/contacts", params={"limit": 100}).json()["contacts"]
+        assert sorted((c["state"], c["last_outcome"]) for c in contacts) == [("done", "agreed")] * len(numbers)
+        live = api.get(f"/v1/campaigns/{cid}/stats").json()["live"]
+        assert live is not None and live["abandoned"] == 0, live
+        # Every customer's call was connected to one of the agents within the connect limit.
+        archive = Archive(tmp_path / "state" / "cdr.sqlite3")
+        for n in numbers:
+            legs = wait_for(f"CDR of {n}", lambda: [x for x in archive.calls(cid, "+84" + n[1:]) if x["outcome"] == "connected"], 10)
+            assert len(legs) == 1 and legs[0]["agent"] in agents, legs
+            ms = float(legs[0]["detail"].split(" ms after")[0].rsplit(" ", 1)[-1])
+            assert ms < 2000, legs[0]["detail"]
+        wait_for("campaign completed", lambda: api.get(f"/v1/campaigns/{cid}").json()["state"] == "completed", 20)
