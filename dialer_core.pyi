@@ -168,10 +168,18 @@ class CallQueue:
     ) -> None:
         """Change the outcome policy (attempts, retry delay, retried outcomes) for later completions."""
     def claim(
-        self, n: int, *, partition: int = 0, lease_s: float = 60.0, now: float | None = None, with_attrs: bool = False
+        self,
+        n: int,
+        *,
+        partition: int = 0,
+        lease_s: float = 60.0,
+        now: float | None = None,
+        with_attrs: bool = False,
+        agents: list[str] | None = None,
     ) -> list[Claim]:
         """Claim up to `n` due contacts of `partition`: due callbacks first, then due retries, then
-        fresh contacts. Each is leased for `lease_s` seconds."""
+        fresh contacts. Each is leased for `lease_s` seconds. With `agents`, only callbacks
+        reserved for one of them are taken (the others wait for their agent); `[]` takes none."""
     def renew(self, batches: list[int], *, partition: int = 0, lease_s: float = 60.0, now: float | None = None) -> int:
         """Extend the leases of claim batches (`Claim.batch`) of `partition` to `lease_s` from now:
         the heartbeat of a dialer whose calls are still in progress. A batch already expired is

@@ -69,12 +69,14 @@ class AgentPool:
                 if not call:
                     self._set(a, "ready")
 
-    def ready(self) -> int:
-        return sum(1 for s in self.states.values() if s == "ready")
+    def ready_agents(self) -> list[str]:
+        return [a for a, s in self.states.items() if s == "ready"]
 
-    async def reserve(self, call_id: str, record: dict[str, str]) -> Agent | None:
-        """The longest-idle ready agent, now holding `call_id` as its open call (None: nobody)."""
-        for a in sorted((a for a, s in self.states.items() if s == "ready"), key=lambda a: self.ready_since.get(a, 0.0)):
+    async def reserve(self, call_id: str, record: dict[str, str], only: str | None = None) -> Agent | None:
+        """The longest-idle ready agent (or `only` that one, if ready), now holding `call_id` as
+        its open call (None: nobody)."""
+        ready = [a for a, s in self.states.items() if s == "ready" and (only is None or a == only)]
+        for a in sorted(ready, key=lambda a: self.ready_since.get(a, 0.0)):
             if not await self.redis.hsetnx(agent_key(a), "call", call_id):
                 self._set(a, "wrap")  # busy elsewhere (a manual call, another campaign)
                 continue

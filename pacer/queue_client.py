@@ -23,8 +23,10 @@ class QueueClient:
     def campaign(self) -> str:
         return self._queue.campaign
 
-    async def claim(self, n: int, *, partition: int = 0, lease_s: float = 60.0, with_attrs: bool = False) -> list[dialer_core.Claim]:
-        return await asyncio.to_thread(self._queue.claim, n, partition=partition, lease_s=lease_s, with_attrs=with_attrs)
+    async def claim(self, n: int, *, partition: int = 0, lease_s: float = 60.0, with_attrs: bool = False,
+                    agents: list[str] | None = None) -> list[dialer_core.Claim]:
+        return await asyncio.to_thread(self._queue.claim, n, partition=partition, lease_s=lease_s, with_attrs=with_attrs,
+                                       agents=agents)
 
     async def complete(
         self, items: Iterable[dialer_core.Completion | tuple[dialer_core.Claim, str] | tuple[str, int, str]]

@@ -319,7 +319,10 @@ class PartitionRunner:
         else:
             return  # manual and preview: agents take their customers with `next`
         lease_s = float(spec["ring_timeout_s"]) + self.gateway.settings.claim_lease_s
-        claims = await self.client.claim(n, partition=self.partition, lease_s=lease_s, with_attrs=bool(spec.get("sms")))
+        # Agent modes: a due callback is dialled only while the agent it is reserved for is ready.
+        agents = self.pool.ready_agents() if mode in AGENT_MODES and self.pool is not None else None
+        claims = await self.client.claim(n, partition=self.partition, lease_s=lease_s, with_attrs=bool(spec.get("sms")),
+                                         agents=agents)
         for c in claims:
             self.batches[c.batch] = self.batches.get(c.batch, 0) + 1
             call_id = f"{self.cid}/{c.number}/{c.attempts + 1}"
@@ -436,7 +439,8 @@ class PartitionRunner:
 
         async def reserve() -> Agent | None:
             while True:  # until an agent is free; the dialer gives up at the connect limit
-                agent = await pool.reserve(api_call, record)
+                # A callback goes to the agent it was set by, and only to that agent.
+                agent = await pool.reserve(api_call, record, only=claim.agent if claim.source == "callback" else None)
                 if agent is not None:
                     reserved.append(agent)
                     return agent

@@ -102,7 +102,9 @@ async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, 
     q = await queues.of(c)
     now = time.time()
     for partition in range(c["partitions"]):
-        claims = await asyncio.to_thread(q.claim, 1, partition=partition, lease_s=AGENT_LEASE_S, with_attrs=True)
+        # Due callbacks of this agent first; those reserved for other agents wait for them.
+        claims = await asyncio.to_thread(q.claim, 1, partition=partition, lease_s=AGENT_LEASE_S, with_attrs=True,
+                                         agents=[agent])
         if claims:
             break
     else:

@@ -99,6 +99,7 @@ def test_manual_next_and_dispositions(admin: httpx.Client, client: Client, redis
 
     # The callback comes due and goes back to the same agent.
     time.sleep(max(0.0, soon.timestamp() - time.time()) + 0.05)
+    assert bob.post("/v1/agents/bob/next", json={}).json() == {"customer": None}  # Alice's callback waits for her
     back = alice.post("/v1/agents/alice/next", json={}).json()["customer"]
     assert back["number"] == second["number"] and back["source"] == "callback" and back["attempts"] == 1
 

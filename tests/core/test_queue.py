@@ -115,6 +115,25 @@ def test_expired_lease_is_delivered_again_and_the_late_completion_is_stale(redis
     assert q.stats(now=T0 + 31)["counters"]["lease_expired"] == 5
 
 
+def test_a_callback_goes_only_to_its_agent(redis_url: str, tmp_path: Path) -> None:
+    nums = numbers(4)
+    load(redis_url, tmp_path / "l.txt", "c1", nums)
+    q = dc.CallQueue(redis_url, "c1")
+    a, b = q.claim(2, now=T0)
+    q.complete([dc.Completion(a.number, a.token, "later", callback_at=T0 + 10, agent="ann"),
+                dc.Completion(b.number, b.token, "later", callback_at=T0 + 10, agent="bob")], now=T0)
+    # Bob is the only agent ready: his callback, then fresh contacts; Ann's waits for her.
+    got = q.claim(2, now=T0 + 20, agents=["bob"])
+    assert [(x.number, x.source, x.agent) for x in got] == [(b.number, "callback", "bob"), (nums[2], "fresh", None)]
+    assert [x.number for x in q.claim(1, now=T0 + 20, agents=[])] == [nums[3]]  # no callback at all
+    assert q.claim(1, now=T0 + 20, agents=["cy"]) == []
+    assert q.stats(now=T0 + 20)["callbacks_due"] == 1
+    got = q.claim(1, now=T0 + 20, agents=["cy", "ann"])
+    assert [(x.number, x.agent) for x in got] == [(a.number, "ann")]
+    with pytest.raises(ValueError, match="not an agent id"):
+        q.claim(1, now=T0, agents=["a|b"])
+
+
 def test_renewed_leases_outlive_their_first_deadline_and_others_expire(redis_url: str, tmp_path: Path) -> None:
     load(redis_url, tmp_path / "l.txt", "c1", numbers(6))
     q = dc.CallQueue(redis_url, "c1")

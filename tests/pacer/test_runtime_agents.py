@@ -19,25 +19,33 @@ from tests.support.api_server import api_server
 from tests.support.sipp import Sipp
 
 
-def disposition_bot(base: str, token: str, agents: list[str], stop: threading.Event, wrap_s: float, done: list[str]) -> None:
-    """Each agent sets its open call's disposition `wrap_s` after the call appears."""
+def disposition_bot(base: str, token: str, agents: list[str], stop: threading.Event, wrap_s: float, done: list[str],
+                    callback_first: bool = False) -> None:
+    """Each agent sets its open call's disposition `wrap_s` after the call appears (with
+    `callback_first`, the first one asks for a callback 2 s later)."""
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
         seen: dict[str, float] = {}
         while not stop.is_set():
             try:
-                step(api, agents, seen, wrap_s, done)
+                step(api, agents, seen, wrap_s, done, callback_first)
             except httpx.TransportError:
                 pass  # the server is going away at the end of the test
             time.sleep(0.1)
 
 
-def step(api: httpx.Client, agents: list[str], seen: dict[str, float], wrap_s: float, done: list[str]) -> None:
+def step(api: httpx.Client, agents: list[str], seen: dict[str, float], wrap_s: float, done: list[str],
+         callback_first: bool) -> None:
+    from datetime import UTC, datetime, timedelta
+
     for a in agents:
         call = api.get(f"/v1/agents/{a}").json().get("call")
         if call and call not in seen:
             seen[call] = time.monotonic()
         elif call and time.monotonic() - seen[call] >= wrap_s:
-            r = api.post(f"/v1/calls/{call}/disposition", json={"outcome": "agreed", "answers": {"q1": "yes"}})
+            body: dict[str, Any] = {"outcome": "agreed", "answers": {"q1": "yes"}}
+            if callback_first and not done:
+                body = {"outcome": "call_later", "callback_at": (datetime.now(UTC) + timedelta(seconds=2)).isoformat()}
+            r = api.post(f"/v1/calls/{call}/disposition", json=body)
             if r.status_code == 200:
                 done.append(call)
 
@@ -86,3 +94,38 @@ def test_progressive_every_answered_call_reaches_an_agent(redis_url: str, tmp_pa
             ms = float(legs[0]["detail"].split(" ms after")[0].rsplit(" ", 1)[-1])
             assert ms < 2000, legs[0]["detail"]
         wait_for("campaign completed", lambda: api.get(f"/v1/campaigns/{cid}").json()["state"] == "completed", 20)
+
+
+@pytest.mark.timeout(120)
+def test_a_callback_returns_to_the_agent_who_set_it(redis_url: str, tmp_path: Path, defer: Any) -> None:
+    carrier = Sipp("uas_carrier.xml", 100, tmp_path, timeout_s=110).start()
+    phones = Sipp("uas_agent.xml", 100, tmp_path, timeout_s=110, keys={"talk_ms": "1000"}).start()
+    defer(carrier.stop)
+    defer(phones.stop)
+    token, _ = create_token(redis_url, "admin", "e2e", None)
+    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{carrier.port}"]) as server:
+        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        defer(api.close)
+        agents = ["ann", "bob"]
+        for a in agents:
+            assert api.post("/v1/agents", json={"id": a, "name": a, "sip_uri": f"sip:{a}@127.0.0.1:{phones.port}"}).status_code == 201
+        r = api.post("/v1/campaigns", json={
+            "name": "callbacks", "mode": "progressive", "caller_id": "+84281234567", "timezone": "Asia/Ho_Chi_Minh",
+            "windows": ["00:00-24:00"], "country": "VN", "max_attempts": 3, "pacing": {"max_channels": 10, "max_cps": 5}})
+        cid = r.json()["id"]
+        assert api.post(f"/v1/campaigns/{cid}/contacts", content=b"phone\n0906000007\n").json()["accepted"] == 1
+        for a in agents:
+            assert api.post(f"/v1/campaigns/{cid}/agents/{a}/join").status_code == 200
+        stop, done = threading.Event(), []
+        bot = threading.Thread(target=disposition_bot, args=(server.base_url, token, agents, stop, 1.5, done, True), daemon=True)
+        bot.start()
+        defer(stop.set)
+        for action in ("approve", "start"):
+            assert api.post(f"/v1/campaigns/{cid}/{action}").status_code == 200
+        wait_for("the callback disposed", lambda: len(done) >= 2, 60)
+        archive = Archive(tmp_path / "state" / "cdr.sqlite3")
+        legs = wait_for("two connected calls", lambda: (lambda x: x if len(x) == 2 else None)(
+            [x for x in archive.calls(cid, "+84906000007") if x["outcome"] == "connected"]), 10)
+        assert legs[0]["agent"] == legs[1]["agent"], legs  # bob was free (and idle longer) the second time too
+        c = api.get(f"/v1/campaigns/{cid}/contacts").json()["contacts"][0]
+        assert (c["state"], c["last_outcome"], c["attempts"]) == ("done", "agreed", 2)

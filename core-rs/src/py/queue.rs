@@ -273,8 +273,10 @@ impl PyCallQueue {
     }
 
     /// Claim up to `n` due contacts of `partition`: due callbacks first, then due retries, then
-    /// fresh contacts. Each is leased for `lease_s` seconds.
-    #[pyo3(signature = (n, *, partition=0, lease_s=60.0, now=None, with_attrs=false))]
+    /// fresh contacts. Each is leased for `lease_s` seconds. With `agents`, only callbacks reserved
+    /// for one of them are taken (the others wait for their agent); `[]` takes no callback.
+    #[pyo3(signature = (n, *, partition=0, lease_s=60.0, now=None, with_attrs=false, agents=None))]
+    #[allow(clippy::too_many_arguments)]
     fn claim(
         &self,
         py: Python<'_>,
@@ -283,10 +285,13 @@ impl PyCallQueue {
         lease_s: f64,
         now: Option<f64>,
         with_attrs: bool,
+        agents: Option<Vec<String>>,
     ) -> PyResult<Vec<PyClaim>> {
         let now = now_ms(now)?;
         let lease = seconds_to_ms("lease_s", lease_s)?;
-        let claims = self.with(py, |q| q.claim(partition, n, now, lease, with_attrs))?;
+        let claims = self.with(py, |q| {
+            q.claim_for(partition, n, now, lease, with_attrs, agents.as_deref())
+        })?;
         Ok(claims.into_iter().map(PyClaim::from).collect())
     }
 

@@ -286,7 +286,34 @@ impl CallQueue {
         lease_ms: u64,
         with_attrs: bool,
     ) -> Result<Vec<Claim>> {
+        self.claim_for(partition, n, now_ms, lease_ms, with_attrs, None)
+    }
+
+    /// [`claim`](Self::claim), taking due callbacks only of these `agents` (`None`: any; an empty
+    /// list: none): a callback goes to the agent it is reserved for, and waits while that agent
+    /// is not there to take it.
+    pub fn claim_for(
+        &mut self,
+        partition: u32,
+        n: usize,
+        now_ms: u64,
+        lease_ms: u64,
+        with_attrs: bool,
+        agents: Option<&[String]>,
+    ) -> Result<Vec<Claim>> {
         self.check_partition(partition)?;
+        let cb_agents = match agents {
+            None => "*".to_string(),
+            Some(list) => {
+                if let Some(bad) = list.iter().find(|a| a.is_empty() || a.contains('|')) {
+                    return Err(Error::invalid(
+                        "agents",
+                        format!("{bad:?} is not an agent id"),
+                    ));
+                }
+                format!("|{}|", list.join("|"))
+            }
+        };
         if n == 0 {
             return Ok(Vec::new());
         }
@@ -300,7 +327,8 @@ impl CallQueue {
             .arg(n)
             .arg(lease_ms)
             .arg(u8::from(with_attrs))
-            .arg(EXPIRED_SCAN);
+            .arg(EXPIRED_SCAN)
+            .arg(&cb_agents);
         let reply = self.store.invoke(&inv, "claim", &base)?;
         let (lists, checked, mut claims) = parse_claims(&reply, partition, &base)?;
         if with_attrs {

@@ -1,7 +1,9 @@
 #!lua
 -- Claim up to N due contacts of one campaign partition, each under a lease.
 -- KEYS[1] = partition base, e.g. "{c:42:p0}"; every key used below starts with it (one hash slot).
--- ARGV: now_ms, n, lease_ms, with_attrs (0/1), expired_scan_limit (lease batches)
+-- ARGV: now_ms, n, lease_ms, with_attrs (0/1), expired_scan_limit (lease batches),
+--       callback agents: "*" any callback; otherwise "|a|b|" - only callbacks reserved for these
+--       agents (the others stay queued for theirs; "||" takes none)
 --
 -- Leases: the contacts of one claim share a deadline and a run of tokens first..first+n-1.
 --   :lh            hash  number -> "token|attempts|agent" of every live lease (the truth)
@@ -25,6 +27,7 @@ local n = tonumber(ARGV[2])
 local lease_ms = tonumber(ARGV[3])
 local with_attrs = ARGV[4] == '1'
 local scan = tonumber(ARGV[5])
+local cb_agents = ARGV[6] or '*'
 local BUCKETS = @BUCKETS@
 local CHUNK = 1000
 local LH, LB = P .. ':lh', P .. ':lb'
@@ -97,7 +100,28 @@ local function take_due(zkey, source)
     details[#details + 1] = agent
   end
 end
-take_due(P .. ':cb', 'callback')
+-- Callbacks go to the agent they are reserved for: with a list of agents, due callbacks of
+-- other agents are passed over (looked at up to CHUNK of them) and stay due.
+local function take_callbacks()
+  if cb_agents == '*' then return take_due(P .. ':cb', 'callback') end
+  local want = n - #picked
+  if want <= 0 or cb_agents == '||' then return end
+  local due = redis.call('ZRANGE', P .. ':cb', '-inf', now, 'BYSCORE', 'LIMIT', 0, CHUNK)
+  for _, num in ipairs(due) do
+    if n - #picked <= 0 then break end
+    local st = redis.call('HGET', P .. ':k:' .. bucket(num), num) or ''
+    local a, ag = string.match(st, '^%a|(%d+)|%d*|%d*|[^|]*|(.*)$')
+    if ag and ag ~= '' and string.find(cb_agents, '|' .. ag .. '|', 1, true) then
+      redis.call('ZREM', P .. ':cb', num)
+      picked[#picked + 1] = num
+      details[#details + 1] = #picked
+      details[#details + 1] = a or '0'
+      details[#details + 1] = 'callback'
+      details[#details + 1] = ag
+    end
+  end
+end
+take_callbacks()
 take_due(P .. ':retry', 'retry')
 local want = n - #picked
 if want > 0 then
