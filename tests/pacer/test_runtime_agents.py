@@ -129,3 +129,45 @@ def test_a_callback_returns_to_the_agent_who_set_it(redis_url: str, tmp_path: Pa
         assert legs[0]["agent"] == legs[1]["agent"], legs  # bob was free (and idle longer) the second time too
         c = api.get(f"/v1/campaigns/{cid}/contacts").json()["contacts"][0]
         assert (c["state"], c["last_outcome"], c["attempts"]) == ("done", "agreed", 2)
+
+
+@pytest.mark.timeout(150)
+def test_predictive_keeps_the_abandon_rate_under_its_target(redis_url: str, tmp_path: Path, defer: Any) -> None:
+    # A third answer (...7); the others are busy (...1) or unavailable (...6).
+    numbers = [f"0907{i:05d}{d}" for i in range(12) for d in "716"]
+    carrier = Sipp("uas_carrier.xml", 1000, tmp_path, timeout_s=140).start()
+    phones = Sipp("uas_agent.xml", 1000, tmp_path, timeout_s=140, keys={"talk_ms": "1000"}).start()
+    defer(carrier.stop)
+    defer(phones.stop)
+    token, _ = create_token(redis_url, "admin", "e2e", None)
+    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{carrier.port}"]) as server:
+        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        defer(api.close)
+        agents = ["ann", "bob", "cy"]
+        for a in agents:
+            assert api.post("/v1/agents", json={"id": a, "name": a, "sip_uri": f"sip:{a}@127.0.0.1:{phones.port}"}).status_code == 201
+        r = api.post("/v1/campaigns", json={
+            "name": "predictive", "mode": "predictive", "caller_id": "+84281234567", "timezone": "Asia/Ho_Chi_Minh",
+            "windows": ["00:00-24:00"], "country": "VN", "max_attempts": 1,
+            "pacing": {"max_channels": 20, "max_cps": 10, "target_abandon_rate": 0.05}})
+        assert r.status_code == 201, r.text
+        cid = r.json()["id"]
+        csv = ("phone\n" + "".join(f"{n}\n" for n in numbers)).encode()
+        assert api.post(f"/v1/campaigns/{cid}/contacts", content=csv).json()["accepted"] == len(numbers)
+        for a in agents:
+            assert api.post(f"/v1/campaigns/{cid}/agents/{a}/join").status_code == 200
+        stop, done = threading.Event(), []
+        bot = threading.Thread(target=disposition_bot, args=(server.base_url, token, agents, stop, 1.2, done), daemon=True)
+        bot.start()
+        defer(stop.set)
+        for action in ("approve", "start"):
+            assert api.post(f"/v1/campaigns/{cid}/{action}").status_code == 200
+        wait_for("campaign completed", lambda: api.get(f"/v1/campaigns/{cid}").json()["state"] == "completed", 120)
+        live = api.get(f"/v1/campaigns/{cid}/stats").json()["live"]
+        archive = Archive(tmp_path / "state" / "cdr.sqlite3")
+        calls = [x for n in numbers for x in archive.calls(cid, "+84" + n[1:]) if x["kind"] == "call"]
+        connected = sum(x["outcome"] == "connected" for x in calls)
+        abandoned = sum(x["outcome"] == "abandoned" for x in calls)
+        assert connected + abandoned == 12 and len(done) == connected, (connected, abandoned, len(done))
+        assert abandoned <= 0.05 * 12, (abandoned, live)
+        assert live is None or live["window_abandon_rate"] <= 0.05
