@@ -348,6 +348,7 @@ class AgentCreate(Strict):
 class Agent(AgentCreate):
     campaigns: list[str] = Field(description="campaigns the agent has joined")
     call: str | None = Field(None, description="the call the agent is on (until its disposition)")
+    away: bool = Field(False, description="on a break: no new calls are put through to the agent")
 
 
 class AgentList(BaseModel):

@@ -249,6 +249,20 @@ class Store:
                       maxlen=EVENTS_KEPT, approximate=True)
             await pipe.execute()
 
+    async def set_away(self, aid: str, away: bool) -> None:
+        """An agent takes a break (no new calls for it; a call in progress goes on) or is back."""
+        info = cast(dict[str, str], await self.redis.hgetall(agent_key(aid)))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if away:
+                pipe.hset(agent_key(aid), "away", now_iso())
+            else:
+                pipe.hdel(agent_key(aid), "away")
+            for k in info:
+                if k.startswith("c:"):
+                    pipe.xadd(events_key(k[2:]), {"type": "agent", "data": json.dumps({"agent": aid, "away": away})},
+                              maxlen=EVENTS_KEPT, approximate=True)
+            await pipe.execute()
+
     async def present(self, cid: str) -> int:
         return int(await self.redis.scard(present_key(cid)))
 
@@ -298,4 +312,5 @@ def _campaign(cid: str, raw: dict[str, str]) -> dict[str, Any]:
 
 
 def _agent(agent: dict[str, Any], info: dict[str, str]) -> dict[str, Any]:
-    return {**agent, "campaigns": sorted(k[2:] for k in info if k.startswith("c:")), "call": info.get("call")}
+    return {**agent, "campaigns": sorted(k[2:] for k in info if k.startswith("c:")), "call": info.get("call"),
+            "away": "away" in info}

@@ -30,7 +30,7 @@ class AgentPool:
         self.cid = cid
         self.engine = engine
         self.loop = asyncio.get_running_loop()
-        #: agent -> "ready", "talking" (reserved for a call or connected) or "wrap".
+        #: agent -> "ready", "talking" (reserved for a call or connected), "wrap" or "away".
         self.states: dict[str, str] = {}
         self.uris: dict[str, str] = {}
         #: agent -> when it last became ready (the longest idle is reserved first).
@@ -58,16 +58,17 @@ class AgentPool:
                 uri = json.loads(raw).get("sip_uri") if raw else None
                 if uri:
                     self.uris[a] = str(uri)
-                    self._set(a, "wrap")  # until we see it has no open call
-        waiting = [a for a, s in self.states.items() if s == "wrap"]
-        if waiting:
+                    self._set(a, "wrap")  # until the next lines see its open call and break
+        # Everyone not on one of our calls: away (a break), wrap (a call still open: our wrap-up
+        # until its disposition, or a call elsewhere) or ready.
+        idle = [a for a, s in self.states.items() if s != "talking"]
+        if idle:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for a in waiting:
-                    pipe.hget(agent_key(a), "call")
-                open_calls = await pipe.execute()
-            for a, call in zip(waiting, open_calls):
-                if not call:
-                    self._set(a, "ready")
+                for a in idle:
+                    pipe.hmget(agent_key(a), ["call", "away"])
+                flags = cast(list[list[str | None]], await pipe.execute())
+            for a, (call, away) in zip(idle, flags):
+                self._set(a, "away" if away else "wrap" if call else "ready")
 
     def ready_agents(self) -> list[str]:
         return [a for a, s in self.states.items() if s == "ready"]

@@ -76,6 +76,25 @@ async def leave(cid: str, agent: str, store: StoreDep, who: Anyone) -> dict[str,
     return await store.agent(agent)
 
 
+@router.post("/v1/agents/{agent}/away", response_model=schemas.Agent)
+async def away(agent: str, store: StoreDep, who: Anyone) -> dict[str, Any]:
+    """The agent takes a break: no new call is put through to it (a call in progress goes on,
+    and its wrap-up ends as usual with the disposition)."""
+    _own(who, agent)
+    await store.agent(agent)
+    await store.set_away(agent, True)
+    return await store.agent(agent)
+
+
+@router.post("/v1/agents/{agent}/ready", response_model=schemas.Agent)
+async def ready(agent: str, store: StoreDep, who: Anyone) -> dict[str, Any]:
+    """The agent is back from a break."""
+    _own(who, agent)
+    await store.agent(agent)
+    await store.set_away(agent, False)
+    return await store.agent(agent)
+
+
 @router.post("/v1/agents/{agent}/next", response_model=schemas.NextResponse,
              responses={409: {"model": schemas.Problem}})
 async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, queues: QueuesDep, who: Anyone) -> dict[str, Any]:

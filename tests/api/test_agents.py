@@ -147,3 +147,14 @@ def test_dispositions_reach_the_cdr_archive_and_results(admin: httpx.Client, cli
     rows = {r["number"]: r for r in csv.DictReader(io.StringIO(admin.get("/v1/campaigns/cdr-test/results.csv").text))}
     assert rows[first["number"]]["calls"] == "1" and rows[first["number"]]["last_outcome"] == "agreed"
     assert sum(r["calls"] == "0" for r in rows.values()) == 1
+
+
+def test_an_agent_takes_a_break_and_comes_back(admin: httpx.Client, client: Client) -> None:
+    agent(admin, "alice")
+    alice, bob = client("agent", agent="alice"), client("agent", agent="bob")
+    assert admin.get("/v1/agents/alice").json()["away"] is False
+    r = alice.post("/v1/agents/alice/away")
+    assert r.status_code == 200 and r.json()["away"] is True
+    assert bob.post("/v1/agents/alice/ready").status_code == 403  # only herself (or ops)
+    assert alice.post("/v1/agents/alice/ready").json()["away"] is False
+    assert admin.post("/v1/agents/nobody/away").status_code == 404

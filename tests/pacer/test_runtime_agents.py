@@ -75,6 +75,10 @@ def test_progressive_every_answered_call_reaches_an_agent(redis_url: str, tmp_pa
         assert api.post(f"/v1/campaigns/{cid}/contacts", content=csv).json()["accepted"] == len(numbers)
         for a in agents:
             assert api.post(f"/v1/campaigns/{cid}/agents/{a}/join").status_code == 200
+        # A third agent joins but is on a break: no call is put through to her.
+        assert api.post("/v1/agents", json={"id": "cy", "name": "cy", "sip_uri": f"sip:cy@127.0.0.1:{phones.port}"}).status_code == 201
+        assert api.post(f"/v1/campaigns/{cid}/agents/cy/join").status_code == 200
+        assert api.post("/v1/agents/cy/away").json()["away"] is True
         stop, done = threading.Event(), []
         bot = threading.Thread(target=disposition_bot, args=(server.base_url, token, agents, stop, 2.0, done), daemon=True)
         bot.start()
