@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUST_SRC := $(shell find core-rs -name '*.rs' -o -name '*.lua' -o -name Cargo.toml) Cargo.toml
 PY_SRC := $(shell find api pacer sip_gateway -name '*.py' -o -name '*.pyi' -o -name py.typed) dialer_core.pyi pyproject.toml
 
-.PHONY: setup system-deps test test-rust test-python demo bench wheel clean
+.PHONY: setup system-deps test test-rust test-python demo demo-agents bench wheel clean
 
 setup: system-deps $(BUILT)
 
@@ -49,6 +49,10 @@ test-python: setup
 
 demo: setup
 	$(VENV)/bin/dialer demo
+
+# A predictive campaign with 10 simulated agents (sipp phones, a bot for the dispositions).
+demo-agents: setup
+	$(VENV)/bin/dialer demo --agents 10
 
 # Benchmarks with timing on; each prints its figures beside the reference measured in the same run.
 bench: setup

@@ -324,9 +324,14 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    if args.agents:
+        from api import demo_agents
+
+        return demo_agents.run(agents=args.agents, rows=args.rows or 1500, seconds=args.seconds, keep=args.keep,
+                               redis_url=settings.redis_url)
     from api.demo import run
 
-    return run(rows=args.rows, keep=args.keep, cps=args.cps, channels=args.channels, redis_url=settings.redis_url)
+    return run(rows=args.rows or 20_000, keep=args.keep, cps=args.cps, channels=args.channels, redis_url=settings.redis_url)
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -570,7 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
         "`dialer serve`; create, approve and start the seed campaign through the API (exclusions, a do-not-call list, "
         "two calling windows compressed into minutes, two attempts, the greeting / press-1 / thank-you script, SMS "
         "on press 1); show progress; print the results table and the exported CSV's path. Stops everything it started."))
-    p.add_argument("--rows", type=int, default=20_000, help="subscribers (default 20000)")
+    p.add_argument("--rows", type=int, help="subscribers (default 20000; with --agents, 1500)")
+    p.add_argument("--agents", type=int, metavar="N", help="instead: a predictive campaign with N simulated agents (sipp phones, "
+                   "a bot setting dispositions); connects, abandons, occupancy")
+    p.add_argument("--seconds", type=float, default=120.0, help="with --agents: how long it dials (default 120)")
     p.add_argument("--cps", type=float, default=200.0, help="calls per second at most (default 200)")
     p.add_argument("--channels", type=int, default=2000, help="calls in progress at most (default 2000)")
     p.add_argument("--keep", action="store_true", help="keep the demo's state directory")

@@ -182,3 +182,16 @@ def test_simulate_policy_choice_and_bad_option() -> None:
     assert "every 3600 s window of the 2 days of 0.25 h" in p.stdout
     p = dialer("simulate", "--policy", "magic")
     assert p.returncode == 2 and "invalid choice" in p.stderr
+
+
+def test_demo_with_agents_connects_answered_calls_to_them() -> None:
+    import re
+
+    out = dialer("demo", "--agents", "3", "--rows", "100", "--seconds", "15", timeout=200)
+    assert out.returncode == 0, out.stdout + out.stderr
+    figures = {k.strip(): v for k, v in re.findall(r"^ {3,}(\S[^\n]*?)\s{2,}(\S[^\n]*)$", out.stdout, re.M)}
+    answered = int(figures["answered"].replace(",", ""))
+    connected = int(figures["connected to an agent"].replace(",", ""))
+    abandoned = int(figures["abandoned (identification message)"].split()[0].replace(",", ""))
+    assert answered >= 3 and connected + abandoned == answered
+    assert "agreed" in figures["dispositions"] or "declined" in figures["dispositions"]
