@@ -12,7 +12,8 @@ PY_SRC := $(shell find api pacer sip_gateway -name '*.py' -o -name '*.pyi' -o -n
 setup: system-deps $(BUILT)
 
 # Debian packages: redis-server and redis-tools (redis-benchmark), sip-tester (sipp), espeak-ng
-# (IVR prompts from text); for the TLS test, stunnel4 (TLS in front of sipp) and openssl.
+# (IVR prompts from text); for the TLS test, stunnel4 (TLS in front of sipp) and openssl; for the
+# screens' browser tests, chromium and chromium-driver (driven by Selenium; no browser download).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -21,6 +22,8 @@ system-deps:
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	command -v stunnel4 >/dev/null || missing="$$missing stunnel4"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

@@ -12,7 +12,7 @@ from typing import Any
 import dialer_core
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -29,6 +29,9 @@ from pacer.runtime import Dialer, GatewaySettings
 from pacer.sms import SmscConfig, SmsSender
 
 log = logging.getLogger("dialer.api")
+
+#: The screens (HTML with their script inline: nothing to build).
+WEB = Path(__file__).parent / "web"
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.Problem, "description": "the body cannot be read (not UTF-8 where text is expected)"},
@@ -151,6 +154,14 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
         log.error("redis unavailable: %s", e)
         return JSONResponse({"detail": "the dialer's Redis is unavailable; retry shortly"}, status_code=503,
                             headers={"Retry-After": "1"})
+
+    pages = {name: (WEB / f"{name}.html").read_text(encoding="utf-8") for name in ("supervisor",)}
+
+    @app.get("/supervisor", include_in_schema=False)
+    async def supervisor_page() -> HTMLResponse:
+        """The supervisor dashboard (one page, no build step): campaigns with their lifecycle
+        buttons, live figures and a chart, pacing editable live. It asks for a token."""
+        return HTMLResponse(pages["supervisor"])
 
     @app.get("/healthz", tags=["system"], responses={503: {"model": schemas.Problem}})
     async def healthz(request: Request) -> JSONResponse:

@@ -1,0 +1,98 @@
+"""The screens in a real headless Chromium (Debian's `chromium` and `chromium-driver`, driven by
+Selenium; nothing downloaded): a supervisor approves, starts and pauses a campaign and changes
+its abandon target on the dashboard."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from api.auth import create_token
+from tests.support.api_server import ApiServer
+
+pytest.importorskip("selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    os.environ["SE_OFFLINE"] = "true"  # Selenium must not try to download a browser or a driver
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait(driver: WebDriver, what: str, check, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: check(d), message=what)
+
+
+def state_of(driver: WebDriver, cid: str) -> str:
+    cells = driver.find_elements(By.CSS_SELECTOR, f'tr[data-id="{cid}"] td.state')
+    return cells[0].text if cells else ""
+
+
+def figure(driver: WebDriver, name: str) -> str:
+    return str(driver.find_element(By.CSS_SELECTOR, f'[data-figure="{name}"] b').text)
+
+
+def test_supervisor_runs_a_campaign_and_tunes_pacing(server: ApiServer, admin: httpx.Client, redis_url: str,
+                                                     seed_spec: dict[str, object], browser: WebDriver) -> None:
+    cid = admin.post("/v1/campaigns", json={**seed_spec, "name": "Dashboard test"}).json()["id"]
+    token, _ = create_token(redis_url, "supervisor", "screens", None)  # someone else created it: may approve
+    browser.get(server.base_url + "/supervisor")
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.ID, "save").click()
+    wait(browser, "the campaign listed", lambda d: state_of(d, cid) == "pending_approval")
+    for action, state in (("approve", "approved"), ("start", "running"), ("pause", "paused")):
+        browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{cid}"] button[data-action="{action}"]').click()
+        wait(browser, f"{action} -> {state}", lambda d, s=state: state_of(d, cid) == s)
+        assert admin.get(f"/v1/campaigns/{cid}").json()["state"] == state
+    # Resume is offered now; start is not.
+    assert not browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{cid}"] button[data-action="start"]').is_enabled()
+    assert browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{cid}"] button[data-action="resume"]').is_enabled()
+
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{cid}"] td').click()
+    wait(browser, "the live panel", lambda d: d.find_element(By.ID, "detail").is_displayed())
+    wait(browser, "the figures", lambda d: figure(d, "abandon rate / target").endswith("3.00 %"))
+    target = browser.find_element(By.NAME, "target_abandon_rate")
+    target.clear()
+    target.send_keys("0.02")
+    browser.find_element(By.CSS_SELECTOR, "#pacing button[type=submit]").click()
+    wait(browser, "pacing applied", lambda d: admin.get(f"/v1/campaigns/{cid}/pacing").json()["settings"]["target_abandon_rate"] == 0.02)
+    wait(browser, "the new target shown", lambda d: figure(d, "abandon rate / target").endswith("2.00 %"))
+    # A refused change is explained, and changes nothing.
+    target = browser.find_element(By.NAME, "target_abandon_rate")
+    target.clear()
+    target.send_keys("0.9")
+    browser.find_element(By.CSS_SELECTOR, "#pacing button[type=submit]").click()
+    wait(browser, "the refusal shown", lambda d: "target_abandon_rate" in d.find_element(By.ID, "message").text)
+    assert admin.get(f"/v1/campaigns/{cid}/pacing").json()["settings"]["target_abandon_rate"] == 0.02
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)])
+def test_the_dashboard_fits_the_screen(server: ApiServer, redis_url: str, browser: WebDriver, size: tuple[int, int]) -> None:
+    token, _ = create_token(redis_url, "admin", "screens", None)
+    browser.set_window_size(*size)
+    browser.get(server.base_url + "/supervisor")
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.ID, "save").click()
+    wait(browser, "signed in", lambda d: d.find_element(By.ID, "status").text.startswith("updated"))
+    overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{overflow} px wider than a {size[0]} px screen"
