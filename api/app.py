@@ -155,7 +155,14 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
         return JSONResponse({"detail": "the dialer's Redis is unavailable; retry shortly"}, status_code=503,
                             headers={"Retry-After": "1"})
 
-    pages = {name: (WEB / f"{name}.html").read_text(encoding="utf-8") for name in ("supervisor",)}
+    pages = {name: (WEB / f"{name}.html").read_text(encoding="utf-8") for name in ("supervisor", "agent")}
+
+    @app.get("/agent", include_in_schema=False)
+    async def agent_page() -> HTMLResponse:
+        """The agent screen (one page, no build step): sign in with an agent token, join
+        campaigns, take customers, fill the survey, set the disposition, callback or
+        do-not-call-back; live updates over Server-Sent Events."""
+        return HTMLResponse(pages["agent"])
 
     @app.get("/supervisor", include_in_schema=False)
     async def supervisor_page() -> HTMLResponse:

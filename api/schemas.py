@@ -368,6 +368,39 @@ class Customer(BaseModel):
     attrs: dict[str, str]
 
 
+class Me(BaseModel):
+    role: Literal["admin", "supervisor", "agent"]
+    name: str
+    agent: str | None = Field(None, description="the agent an agent token speaks for")
+
+
+class AgentCampaign(BaseModel):
+    id: str
+    name: str
+    mode: Mode
+    state: State
+    joined: bool
+    survey: Survey
+
+
+class AgentCampaigns(BaseModel):
+    campaigns: list[AgentCampaign]
+
+
+class CallView(BaseModel):
+    """An agent's open call: the customer, the campaign's survey, and how the call came."""
+
+    call_id: str
+    campaign: str
+    mode: Mode
+    number: str
+    agent: str
+    attempts: int = Field(description="attempts before this one")
+    attrs: dict[str, str]
+    survey: Survey
+    connected: bool = Field(description="put through by the dialer (predictive, progressive); false: handed out by `next`")
+
+
 class NextResponse(BaseModel):
     customer: Customer | None = Field(description="null when no customer is due now")
 

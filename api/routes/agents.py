@@ -4,13 +4,16 @@ modes) and the disposition of a call."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import dialer_core
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import StreamingResponse
 
 from api import schemas
 from api.auth import Principal
@@ -74,6 +77,84 @@ async def leave(cid: str, agent: str, store: StoreDep, who: Anyone) -> dict[str,
     await asyncio.gather(store.campaign(cid), store.agent(agent))
     await store.leave(cid, agent)
     return await store.agent(agent)
+
+
+@router.get("/v1/me", response_model=schemas.Me)
+async def me(who: Anyone) -> dict[str, Any]:
+    """Who this token speaks for (the agent screen asks it at sign-in)."""
+    return {"role": who.role, "name": who.name, "agent": who.agent}
+
+
+@router.get("/v1/agents/{agent}/campaigns", response_model=schemas.AgentCampaigns)
+async def agent_campaigns(agent: str, store: StoreDep, who: Anyone) -> dict[str, Any]:
+    """The campaigns the agent may join (agent modes, not finished, the agent on its list if it
+    has one), each with its survey, and whether the agent joined it."""
+    _own(who, agent)
+    a = await store.agent(agent)
+    out = []
+    for c in await store.campaigns():
+        if c["mode"] == "ivr" or c["state"] in ("stopped", "completed") or (c["agents"] and agent not in c["agents"]):
+            continue
+        out.append({"id": c["id"], "name": c["name"], "mode": c["mode"], "state": c["state"],
+                    "joined": c["id"] in a["campaigns"], "survey": c["survey"]})
+    return {"campaigns": out}
+
+
+@router.get("/v1/calls/{call_id}", response_model=schemas.CallView)
+async def call_view(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyone) -> dict[str, Any]:
+    """An open call: the customer's number and attributes and the campaign's survey."""
+    call = await store.call(call_id)
+    _own(who, call["agent"])
+    c = await store.campaign(call["campaign"])
+    q = await queues.of(c)
+    contact = await asyncio.to_thread(q.contact, call["number"]) or {}
+    return {"call_id": call_id, "campaign": c["id"], "mode": c["mode"], "number": call["number"], "agent": call["agent"],
+            "attempts": int(call.get("attempts", "0")), "attrs": contact.get("attrs") or {}, "survey": c["survey"],
+            "connected": c["mode"] not in HANDS_OUT}
+
+
+@router.post("/v1/calls/{call_id}/skip", response_model=schemas.DispositionResult, responses={409: {"model": schemas.Problem}})
+async def skip(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyone) -> dict[str, Any]:
+    """Preview mode: the agent does not call this customer; the contact goes back to the queue
+    with no attempt counted."""
+    call = await store.call(call_id)
+    _own(who, call["agent"])
+    c = await store.campaign(call["campaign"])
+    if c["mode"] != "preview":
+        raise Conflict(f"campaign {c['id']} is in {c['mode']} mode: only a preview can be skipped", c["state"])
+    q = await queues.of(c)
+    (result,) = await asyncio.to_thread(
+        q.complete, [dialer_core.Completion(call["number"], int(call["token"]), "skipped", release=True)])
+    event = {"agent": call["agent"], "call_id": call_id, "outcome": "skipped", "result": result}
+    await store.end_call(call_id, call["agent"], c["id"], call["number"], {}, event)
+    return {"call_id": call_id, "result": result}
+
+
+@router.get("/v1/agents/{agent}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                             "description": "Server-Sent Events `agent` with the agent's record each time it changes "
+                             "(joined campaigns, open call, break); a comment every 15 s keeps the stream alive"}})
+async def agent_events(agent: str, request: Request, store: StoreDep, who: Anyone) -> StreamingResponse:
+    """The agent screen's live updates: the agent's record whenever it changes."""
+    _own(who, agent)
+    await store.agent(agent)
+    stopping: asyncio.Event = request.app.state.stopping
+
+    async def stream() -> AsyncIterator[str]:
+        last, idle = None, 0.0
+        while not stopping.is_set() and not await request.is_disconnected():
+            a = await store.agent(agent)
+            now = json.dumps(a, sort_keys=True)
+            if now != last:
+                last, idle = now, 0.0
+                yield f"event: agent\ndata: {now}\n\n"
+            elif idle >= 15.0:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(0.3)
+            idle += 0.3
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/v1/agents/{agent}/away", response_model=schemas.Agent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -158,3 +159,41 @@ def test_an_agent_takes_a_break_and_comes_back(admin: httpx.Client, client: Clie
     assert bob.post("/v1/agents/alice/ready").status_code == 403  # only herself (or ops)
     assert alice.post("/v1/agents/alice/ready").json()["away"] is False
     assert admin.post("/v1/agents/nobody/away").status_code == 404
+
+
+def test_the_agent_screens_api(admin: httpx.Client, client: Client) -> None:
+    running_manual(admin, numbers=2, cid="sc")
+    create(admin, {**MANUAL, "mode": "preview"}, id="pv")
+    body = b"phone,name\n0903000001,Previewed\n"
+    assert upload(admin, "pv", body).json()["accepted"] == 1
+    for action in ("approve", "start"):
+        assert admin.post(f"/v1/campaigns/pv/{action}").status_code == 200
+    agent(admin, "alice")
+    alice = client("agent", agent="alice", name="Alice's token")
+    assert alice.get("/v1/me").json() == {"role": "agent", "name": "Alice's token", "agent": "alice"}
+    assert admin.get("/v1/me").json()["agent"] is None
+    alice.post("/v1/campaigns/sc/agents/alice/join")
+    mine = {c["id"]: c for c in alice.get("/v1/agents/alice/campaigns").json()["campaigns"]}
+    assert mine["sc"]["joined"] is True and mine["pv"]["joined"] is False
+    assert mine["sc"]["survey"][0]["id"] == "satisfied"
+    call = alice.post("/v1/agents/alice/next", json={"campaign": "sc"}).json()["customer"]
+    view = alice.get(f"/v1/calls/{call['call_id']}").json()
+    assert view["number"] == call["number"] and view["attrs"]["name"].startswith("Customer") and view["connected"] is False
+    assert view["survey"][0]["choices"] == ["yes", "no"]
+    r = alice.post(f"/v1/calls/{call['call_id']}/skip")
+    assert r.status_code == 409 and "only a preview" in r.json()["detail"]
+    alice.post(f"/v1/calls/{call['call_id']}/disposition", json={"outcome": "agreed"})
+    # Preview: skip gives the customer back, no attempt counted.
+    alice.post("/v1/campaigns/pv/agents/alice/join")
+    pv = alice.post("/v1/agents/alice/next", json={"campaign": "pv"}).json()["customer"]
+    assert alice.post(f"/v1/calls/{pv['call_id']}/skip").json()["result"] == "released"
+    again = alice.post("/v1/agents/alice/next", json={"campaign": "pv"}).json()["customer"]
+    assert again["number"] == pv["number"] and again["attempts"] == 0
+    # The live stream: the agent's record now, then on every change.
+    with alice.stream("GET", "/v1/agents/alice/events", timeout=10) as s:
+        lines = s.iter_lines()
+        first = next(x for x in lines if x.startswith("data: "))
+        assert json.loads(first[6:])["call"] == again["call_id"]
+        alice.post(f"/v1/calls/{again['call_id']}/disposition", json={"outcome": "declined"})
+        second = next(x for x in lines if x.startswith("data: "))
+        assert json.loads(second[6:])["call"] is None

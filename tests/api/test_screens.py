@@ -5,9 +5,11 @@ its abandon target on the dashboard."""
 from __future__ import annotations
 
 import os
+import time
 import shutil
 from collections.abc import Iterator
 
+import dialer_core
 import httpx
 import pytest
 
@@ -94,5 +96,68 @@ def test_the_dashboard_fits_the_screen(server: ApiServer, redis_url: str, browse
     browser.find_element(By.ID, "token").send_keys(token)
     browser.find_element(By.ID, "save").click()
     wait(browser, "signed in", lambda d: d.find_element(By.ID, "status").text.startswith("updated"))
+    overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{overflow} px wider than a {size[0]} px screen"
+
+
+def test_an_agent_takes_a_customer_fills_the_survey_and_sets_a_callback(
+        server: ApiServer, admin: httpx.Client, redis_url: str, browser: WebDriver) -> None:
+    from tests.api.test_agents import agent, running_manual
+
+    running_manual(admin, numbers=2, cid="scr")
+    agent(admin, "alice")
+    token, _ = create_token(redis_url, "agent", "Alice", "alice")
+    browser.get(server.base_url + "/agent")
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.ID, "signin").click()
+    wait(browser, "signed in and live", lambda d: d.find_element(By.ID, "status").text == "live")
+    join = wait(browser, "the campaign offered", lambda d: d.find_elements(By.CSS_SELECTOR, 'li[data-id="scr"] button[data-action="join"]'))
+    join[0].click()
+    wait(browser, "joined", lambda d: d.find_elements(By.CSS_SELECTOR, 'li[data-id="scr"] button[data-action="leave"]'))
+    wait(browser, "next offered", lambda d: d.find_element(By.ID, "next").is_enabled())
+    browser.find_element(By.ID, "next").click()
+    number = wait(browser, "the customer shown", lambda d: d.find_element(By.ID, "number").text)
+    assert number.startswith("+84") and "Customer" in browser.find_element(By.ID, "attrs").text
+    assert admin.get("/v1/agents/alice").json()["call"]
+    # The survey as a form; a callback in an hour.
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(By.NAME, "q_satisfied")).select_by_visible_text("yes")
+    outcome = browser.find_element(By.NAME, "outcome")
+    outcome.clear()
+    outcome.send_keys("call_later")
+    browser.execute_script("""
+        const d = new Date(Date.now() + 3600e3), p = (n) => String(n).padStart(2, "0");
+        document.querySelector('[name=callback_at]').value =
+            `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+        // The network drops as the disposition leaves: the screen keeps it and sends it again.
+        const real = window.fetch; let dropped = false;
+        window.fetch = (url, opts) => {
+            if (!dropped && String(url).includes("/disposition")) { dropped = true; return Promise.reject(new TypeError("network down")); }
+            return real(url, opts);
+        };
+    """)
+    browser.find_element(By.CSS_SELECTOR, "#disposition button[type=submit]").click()
+    wait(browser, "the drop noticed", lambda d: "kept and will be sent again" in d.find_element(By.ID, "message").text)
+    wait(browser, "sent again", lambda d: d.find_element(By.ID, "status").text == "disposition saved", timeout=15)
+    wait(browser, "no customer on screen", lambda d: d.find_element(By.ID, "idle").is_displayed())
+    c = dialer_core.CallQueue(redis_url, "scr").contact(number) or {}
+    assert c["state"] == "callback" and c["agent"] == "alice" and c["last_outcome"] == "call_later"
+    assert abs(c["time"] - (time.time() + 3600)) < 120
+    assert admin.get("/v1/agents/alice").json()["call"] is None
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)])
+def test_the_agent_screen_fits_the_screen(server: ApiServer, admin: httpx.Client, redis_url: str, browser: WebDriver,
+                                          size: tuple[int, int]) -> None:
+    from tests.api.test_agents import agent
+
+    agent(admin, f"fit{size[0]}")
+    token, _ = create_token(redis_url, "agent", "fit", f"fit{size[0]}")
+    browser.set_window_size(*size)
+    browser.get(server.base_url + "/agent")
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.ID, "signin").click()
+    wait(browser, "signed in", lambda d: d.find_element(By.ID, "status").text == "live")
     overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{overflow} px wider than a {size[0]} px screen"
