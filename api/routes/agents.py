@@ -131,7 +131,10 @@ async def skip(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyone) ->
 
 
 @router.get("/v1/agents/{agent}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+            responses={200: {"content": {"text/event-stream": {"schema": {
+                                 "type": "object", "required": ["event", "data"], "properties": {
+                                     "event": {"const": "agent"},
+                                     "data": {"type": "string", "description": "JSON: the agent's record, as GET /v1/agents/{agent}"}}}}},
                              "description": "Server-Sent Events `agent` with the agent's record each time it changes "
                              "(joined campaigns, open call, break); a comment every 15 s keeps the stream alive"}})
 async def agent_events(agent: str, request: Request, store: StoreDep, who: Anyone) -> StreamingResponse:

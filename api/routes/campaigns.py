@@ -294,7 +294,10 @@ async def stats(cid: str, store: StoreDep, queues: QueuesDep, who: Ops) -> dict[
 
 
 @router.get("/{cid}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+            responses={200: {"content": {"text/event-stream": {"schema": {
+                                 "type": "object", "required": ["event", "data"], "properties": {
+                                     "id": {"type": "string"}, "event": {"type": "string"},
+                                     "data": {"type": "string", "description": "JSON"}}}}},
                              "description": "Server-Sent Events: `id` (resume with Last-Event-ID), `event` (created, "
                              "state, updated, pacing, import_progress, imported, agent, call, disposition), `data` (JSON)"}})
 async def campaign_events(

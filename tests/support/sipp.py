@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import socket
 import subprocess
@@ -13,17 +14,31 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "loadtest" / "sipp"
 
 
 def free_udp_port() -> int:
-    """A port free for both UDP and TCP on loopback."""
+    """A port free for both UDP and TCP on loopback, from 10000-19999: outside the kernel's
+    ephemeral range, where the dialer's own sockets could take it before sipp binds it."""
+    rng = random.Random()
     while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
+        port = rng.randrange(10000, 20000)
+        if udp_port_taken(port):
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
             try:
                 t.bind(("127.0.0.1", port))
                 return port
             except OSError:
                 continue
+
+
+def free_media_port() -> int:
+    """An even UDP port, with the three above it also free, outside the kernel's ephemeral range
+    (32768-60999 on Linux): sipp binds -mp for audio and the ports above it for RTCP and video,
+    and the dialer's media engine takes its per-call RTP sockets from the ephemeral range, so a
+    port picked there can be taken again before sipp binds it."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 32000, 4)
+        if not any(udp_port_taken(p) for p in range(port, port + 4)):
+            return port
 
 
 def udp_port_taken(port: int) -> bool:
@@ -61,7 +76,7 @@ class Sipp:
         self.port = free_udp_port()
         builtin = not self.scenario.endswith(".xml")
         # Its own media port: sipp binds 6000 by default, which two sipps cannot share.
-        cmd = ["sipp", "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(free_udp_port()), "-t", self.transport, "-m", str(self.calls), "-nostdin",
+        cmd = ["sipp", "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(free_media_port()), "-t", self.transport, "-m", str(self.calls), "-nostdin",
                "-timeout", f"{self.timeout_s:g}s", "-timeout_error", "-trace_err",
                "-error_file", str(self.workdir / f"sipp-{self.port}-errors.log")]
         cmd += self.extra
