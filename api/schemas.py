@@ -115,6 +115,9 @@ Rules = Annotated[
 ScriptName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$", description="shipped IVR script (ivr mode), e.g. seed_survey")]
 Survey = Annotated[list[SurveyQuestion], Field(max_length=50, description="the agents' survey form")]
 AgentIds = Annotated[list[Name], Field(max_length=10_000, description="agents taking part; empty: any agent may join")]
+PreviewTime = Annotated[float, Field(ge=0, le=600, description=(
+    "preview mode: seconds the agent reads the customer before the call is placed by itself; "
+    "0: only when the agent says (POST /v1/calls/{call_id}/dial)"))]
 DncDays = Annotated[float, Field(ge=0, le=3650, description="a do-not-call-back customer is eligible again after this many days")]
 
 
@@ -143,6 +146,7 @@ class CampaignFields(Strict):
     sms: SmsSettings | None = None
     agents: AgentIds = []
     do_not_call_back_days: DncDays = 30.0
+    preview_s: PreviewTime = 15.0
     abandon_message: AbandonMessage | None = None
 
 
@@ -230,6 +234,7 @@ class CampaignPatch(Strict):
     sms: SmsSettings | None = None
     agents: AgentIds | SkipJsonSchema[None] = None
     do_not_call_back_days: DncDays | SkipJsonSchema[None] = None
+    preview_s: PreviewTime | SkipJsonSchema[None] = None
     abandon_message: AbandonMessage | None = None
 
     def merged(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -366,6 +371,8 @@ class Customer(BaseModel):
     attempts: int = Field(description="attempts before this one")
     source: Literal["callback", "retry", "fresh"]
     attrs: dict[str, str]
+    dial_at: AwareDatetime | None = Field(
+        None, description="preview: when the call is placed by itself; null: when the agent says (POST /v1/calls/{call_id}/dial)")
 
 
 class Me(BaseModel):
@@ -399,6 +406,10 @@ class CallView(BaseModel):
     attrs: dict[str, str]
     survey: Survey
     connected: bool = Field(description="put through by the dialer (predictive, progressive); false: handed out by `next`")
+    dial: Literal["waiting", "dialling", "connected"] | None = Field(
+        None, description="manual and preview: waiting (for the agent, or until dial_at), dialling (ringing), "
+        "connected (the customer answered and is through to the agent); null for calls the dialer put through")
+    dial_at: AwareDatetime | None = Field(None, description="while waiting: when the call is placed by itself (preview)")
 
 
 class NextResponse(BaseModel):

@@ -102,6 +102,10 @@ class AgentPool:
                 await pipe.execute()
         self._set(agent, "ready")
 
+    def talking(self, agent: str) -> None:
+        """On a call the agent was handed (manual, preview): the dialer is placing it."""
+        self._set(agent, "talking")
+
     def wrap(self, agent: str) -> None:
         """The customer's call ended: the agent wraps up until its disposition."""
         self._set(agent, "wrap")

@@ -42,3 +42,9 @@ def agent_key(aid: str) -> str:
 def call_key(call_id: str) -> str:
     """hash: a customer handed to an agent: campaign, number, token, partition, agent, ..."""
     return f"dialer:call:{call_id}"
+
+
+def dial_key(cid: str, partition: int) -> str:
+    """zset: manual and preview customers handed to agents and not yet dialled, call id -> when
+    the dialer places the call (epoch seconds; +inf until the agent says so)."""
+    return f"{{c:{cid}}}:dial:{partition}"

@@ -29,15 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dialer_core
 import redis.asyncio as aioredis
 
-from pacer import cdr, sms
+from pacer import cdr, handout, sms
 from pacer.agents import AgentPool
 from pacer.campaign import CampaignFollower, CampaignView, apply_pacing, live_figures, write_live
-from pacer.keys import api_key, events_key
+from pacer.keys import AGENTS, api_key, call_key, events_key
 from pacer.queue_client import QueueClient
 from pacer.redis_async import connect
 from pacer.windows import CallingWindows
@@ -48,7 +48,7 @@ from sip_gateway.ivr.runner import IvrOutcome, IvrRunner
 from sip_gateway.agent import Agent, AgentDialer, AgentOutcome
 from sip_gateway.ivr.script import Prompt, Script
 from sip_gateway.media import MediaHub
-from sip_gateway.outcomes import Outcome
+from sip_gateway.outcomes import CallResult, Outcome
 from sip_gateway.rate import RateLimit
 from sip_gateway.uac import Uac
 
@@ -57,6 +57,8 @@ log = logging.getLogger("dialer.runtime")
 CAMPAIGNS = "dialer:campaigns"
 #: Modes whose answered calls go to agents (manual and preview hand customers out with `next`).
 AGENT_MODES = ("predictive", "progressive")
+#: Modes whose customers are handed to agents first, then dialled (`pacer.handout`).
+HANDS_OUT = ("manual", "preview")
 #: zset: the dialing nodes alive (node -> last scan, ms); partitions are shared out among them.
 NODES = "dialer:nodes"
 TICK_S = 0.1
@@ -278,12 +280,15 @@ class PartitionRunner:
                 if v is not None and v.state not in ("running", "paused"):
                     break
                 now = self.loop.time()
-                if v is not None and v.mode in AGENT_MODES and self.pool is None:
+                if v is not None and v.mode in AGENT_MODES + HANDS_OUT and self.pool is None:
                     self.pool = AgentPool(self.redis, self.cid, self.engine)
                 if self.pool is not None:
                     await self.pool.sync()
                 if v is not None and self.dialling_allowed(datetime.now(UTC)):
-                    await self._place(self.loop.time())  # after the agents' events: the engine's clock only moves on
+                    if v.mode in HANDS_OUT:
+                        await self._place_handed()
+                    else:
+                        await self._place(self.loop.time())  # after the agents' events: the engine's clock only moves on
                 if v is not None and v.state == "running":
                     await self._maybe_complete()
                 if now - last_live >= LIVE_EVERY_S:
@@ -352,11 +357,7 @@ class PartitionRunner:
         try:
             await self._dial(claim, call_id, runner, answered)
         finally:
-            left = self.batches.get(claim.batch, 1) - 1
-            if left > 0:
-                self.batches[claim.batch] = left
-            else:
-                self.batches.pop(claim.batch, None)
+            self._batch_done(claim)
 
     async def _dial(self, claim: dialer_core.Claim, call_id: str, runner: IvrRunner, answered: Callable[[], None]) -> None:
         assert self.client is not None
@@ -383,13 +384,7 @@ class PartitionRunner:
         r = out.call
         now = self.loop.time()
         outcome = r.outcome.value if r.outcome else "failed"
-        if r.answered_at is not None:
-            self.engine.call_ended(call_id, now)
-            self.counts.answered += 1
-        else:
-            reason: dialer_core.UnansweredReason = (
-                "busy" if r.outcome is Outcome.BUSY else "no_answer" if r.outcome is Outcome.NO_ANSWER else "failed")
-            self.engine.call_unanswered(call_id, now, reason)
+        self._ended(call_id, r, now)
         self.counts.by_outcome[outcome] = self.counts.by_outcome.get(outcome, 0) + 1
         spec = self.view.spec
         sms_status = None
@@ -462,11 +457,7 @@ class PartitionRunner:
                 return
             await self._agent_finish(claim, call_id, api_call, out, reserved)
         finally:
-            left = self.batches.get(claim.batch, 1) - 1
-            if left > 0:
-                self.batches[claim.batch] = left
-            else:
-                self.batches.pop(claim.batch, None)
+            self._batch_done(claim)
 
     async def _agent_finish(self, claim: dialer_core.Claim, call_id: str, api_call: str, out: AgentOutcome,
                             reserved: list[Agent]) -> None:
@@ -474,13 +465,7 @@ class PartitionRunner:
         r = out.customer
         now = self.loop.time()
         outcome = r.outcome.value if r.outcome else "failed"
-        if r.answered_at is not None:
-            self.engine.call_ended(call_id, now)
-            self.counts.answered += 1
-        else:
-            reason: dialer_core.UnansweredReason = (
-                "busy" if r.outcome is Outcome.BUSY else "no_answer" if r.outcome is Outcome.NO_ANSWER else "failed")
-            self.engine.call_unanswered(call_id, now, reason)
+        self._ended(call_id, r, now)
         shift = time.time() - now
         agent = reserved[0] if reserved else None
         connected = out.connected_at is not None and agent is not None
@@ -507,6 +492,116 @@ class PartitionRunner:
         # The agent's disposition completes the contact; until then its claim stays leased.
         while not await self.pool.disposed(agent.id, api_call):
             await asyncio.sleep(0.5)
+
+    async def _place_handed(self) -> None:
+        """Manual and preview: dial the customers handed to agents that are due (the agent said
+        so, or the preview time passed), each put through to the agent it was handed to."""
+        due = await handout.take_due(self.redis, self.cid, self.partition, time.time())
+        if not due:
+            return
+        spec = self.view.spec if self.view is not None else {}
+        await self._agent_dialer(spec)
+        for call_id in due:
+            record = cast(dict[str, str], await self.redis.hgetall(call_key(call_id)))
+            if record.get("dial") != "waiting":
+                continue  # its disposition came first
+            raw = await self.redis.hget(AGENTS, record["agent"])
+            uri = json.loads(raw).get("sip_uri") if raw else None
+            await self.redis.hset(call_key(call_id), "dial", "dialling")
+            task = asyncio.create_task(self._handed_call(call_id, record, Agent(record["agent"], str(uri or ""))))
+            self.in_flight.add(task)
+            task.add_done_callback(self._call_done)
+
+    async def _handed_call(self, api_call: str, record: dict[str, str], agent: Agent) -> None:
+        assert self.client is not None and self.agents is not None and self.pool is not None
+        pool = self.pool
+        number, token, attempts = record["number"], int(record["token"]), int(record.get("attempts", "0"))
+        call_id = f"{self.cid}/{number}/{attempts + 1}"
+        t = self.loop.time
+        self.engine.call_dialed(call_id, t())
+        self.placed_times.append(t())
+        self.counts.dialled += 1
+        pool.talking(agent.id)
+
+        async def reserve() -> Agent | None:
+            return agent  # handed to this agent before it was dialled
+
+        async def mark_connected() -> None:
+            await self.redis.hset(call_key(api_call), "dial", "connected")
+
+        marks: list[asyncio.Task[None]] = []
+
+        def connected(a: Agent) -> None:
+            self.engine.call_connected(call_id, t())
+            marks.append(self.loop.create_task(mark_connected()))
+
+        try:
+            out = await self.agents.call(
+                dial_string(number), reserve, cfg=self.cfg,
+                on_answered=lambda: self.engine.call_answered(call_id, t()), on_connected=connected,
+                on_abandoned=lambda: self.engine.call_abandoned(call_id, t()),
+                admit=lambda: self.dialling_allowed(datetime.now(UTC)))
+        except NotPlaced:
+            # Paused or out of the window while it waited for the trunk: it waits again.
+            self.engine.call_unanswered(call_id, t(), "failed")
+            self.counts.dialled -= 1
+            await self.redis.hset(call_key(api_call), "dial", "waiting")
+            await handout.offer(self.redis, self.cid, self.partition, api_call, time.time())
+            pool.wrap(agent.id)
+            return
+        except Exception as e:  # a bug or a transport error: give the contact back, free the agent
+            log.exception("campaign %s: call to %s for %s failed", self.cid, number, agent.id)
+            self.engine.call_unanswered(call_id, t(), "failed")
+            pool.wrap(agent.id)
+            (result,) = await self.client.complete([dialer_core.Completion(number, token, "failed", release=True)])
+            await handout.end(self.redis, self.cid, api_call, agent.id, {
+                "agent": agent.id, "call_id": api_call, "outcome": "failed", "result": result, "by": "dialer", "detail": str(e)})
+            return
+        await asyncio.gather(*marks)
+        r = out.customer
+        now = t()
+        outcome = r.outcome.value if r.outcome else "failed"
+        self._ended(call_id, r, now)
+        connected_ok = out.connected_at is not None
+        if out.abandoned:
+            outcome = "abandoned"
+        self.counts.by_outcome[outcome] = self.counts.by_outcome.get(outcome, 0) + 1
+        pool.wrap(agent.id)
+        shift = time.time() - now
+        detail = r.reason
+        if connected_ok and out.connected_at is not None and r.answered_at is not None:
+            detail = f"connected to {agent.id} {1000 * (out.connected_at - r.answered_at):.0f} ms after the answer"
+        await cdr.record(self.redis, cdr.CallRecord(
+            campaign=self.cid, number=number, outcome="connected" if connected_ok else outcome, attempt=attempts + 1,
+            call_id=api_call, dialled_at=r.dialed_at + shift, ringing_at=r.ringing_at + shift if r.ringing_at else None,
+            answered_at=r.answered_at + shift if r.answered_at else None, ended_at=r.ended_at + shift if r.ended_at else None,
+            sip_code=r.code, agent=agent.id, detail=f"{detail}; ended by {out.ended_by}",
+        ))
+        if connected_ok:
+            return  # the agent's disposition completes the contact
+        # Nobody to talk to: the outcome completes the contact (the retry policy applies) and
+        # ends the agent's call, so that it can take the next customer.
+        (result,) = await self.client.complete([dialer_core.Completion(number, token, outcome)])
+        await handout.end(self.redis, self.cid, api_call, agent.id,
+                          {"agent": agent.id, "call_id": api_call, "outcome": outcome, "result": result, "by": "dialer"})
+
+    def _ended(self, call_id: str, r: CallResult, now: float) -> None:
+        """Tell the engine how a customer call ended, and count the answered."""
+        if r.answered_at is not None:
+            self.engine.call_ended(call_id, now)
+            self.counts.answered += 1
+        else:
+            reason: dialer_core.UnansweredReason = (
+                "busy" if r.outcome is Outcome.BUSY else "no_answer" if r.outcome is Outcome.NO_ANSWER else "failed")
+            self.engine.call_unanswered(call_id, now, reason)
+
+    def _batch_done(self, claim: dialer_core.Claim) -> None:
+        """One call of a claim batch is over: its lease needs no more renewing."""
+        left = self.batches.get(claim.batch, 1) - 1
+        if left > 0:
+            self.batches[claim.batch] = left
+        else:
+            self.batches.pop(claim.batch, None)
 
     async def _heartbeat(self, now: float) -> None:
         if now - self.last_heartbeat < HEARTBEAT_S or not self.batches or self.queue is None or self.view is None:

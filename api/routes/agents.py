@@ -8,7 +8,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import dialer_core
@@ -19,7 +19,8 @@ from api import schemas
 from api.auth import Principal
 from api.deps import Anyone, Ops, QueuesDep, StoreDep, bad_field
 from api.store import Conflict
-from pacer import cdr
+from pacer import cdr, handout
+from pacer.keys import call_key
 
 log = logging.getLogger("dialer.api")
 router = APIRouter(tags=["agents"])
@@ -110,7 +111,31 @@ async def call_view(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyon
     contact = await asyncio.to_thread(q.contact, call["number"]) or {}
     return {"call_id": call_id, "campaign": c["id"], "mode": c["mode"], "number": call["number"], "agent": call["agent"],
             "attempts": int(call.get("attempts", "0")), "attrs": contact.get("attrs") or {}, "survey": c["survey"],
-            "connected": c["mode"] not in HANDS_OUT}
+            "connected": c["mode"] not in HANDS_OUT, "dial": call.get("dial"), "dial_at": _dial_at(call)}
+
+
+def _dial_at(call: dict[str, str]) -> str | None:
+    when = call.get("dial_at")
+    if call.get("dial") != "waiting" or not when:
+        return None
+    return datetime.fromtimestamp(float(when), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@router.post("/v1/calls/{call_id}/dial", response_model=schemas.CallView, responses={409: {"model": schemas.Problem}})
+async def dial(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyone) -> dict[str, Any]:
+    """Manual and preview modes: place the call to the customer now. The dialer that owns the
+    campaign's partition dials it within a tick (while the campaign runs and a calling window is
+    open) and puts the answered customer through to this agent's phone."""
+    call = await store.call(call_id)
+    _own(who, call["agent"])
+    c = await store.campaign(call["campaign"])
+    if c["mode"] not in HANDS_OUT or "dial" not in call:
+        raise Conflict(f"call {call_id} was put through by the dialer: there is nothing to dial", c["state"])
+    now = time.time()
+    if call["dial"] != "waiting" or not await handout.dial_now(store.redis, c["id"], int(call["partition"]), call_id, now):
+        raise Conflict(f"call {call_id} is already being placed", "dialling")
+    await store.redis.hset(call_key(call_id), "dial_at", str(now))
+    return await call_view(call_id, store, queues, who)
 
 
 @router.post("/v1/calls/{call_id}/skip", response_model=schemas.DispositionResult, responses={409: {"model": schemas.Problem}})
@@ -122,6 +147,8 @@ async def skip(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyone) ->
     c = await store.campaign(call["campaign"])
     if c["mode"] != "preview":
         raise Conflict(f"campaign {c['id']} is in {c['mode']} mode: only a preview can be skipped", c["state"])
+    if not await handout.withdraw(store.redis, c["id"], int(call["partition"]), call_id):
+        raise Conflict(f"call {call_id} is already being placed: it can no longer be skipped", "dialling")
     q = await queues.of(c)
     (result,) = await asyncio.to_thread(
         q.complete, [dialer_core.Completion(call["number"], int(call["token"]), "skipped", release=True)])
@@ -183,8 +210,10 @@ async def ready(agent: str, store: StoreDep, who: Anyone) -> dict[str, Any]:
              responses={409: {"model": schemas.Problem}})
 async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, queues: QueuesDep, who: Anyone) -> dict[str, Any]:
     """Manual and preview modes: hand the agent its next customer, with the customer's attributes.
-    Only when the previous one is finished (its disposition set): otherwise 409. `customer` is
-    null when nobody is due now."""
+    Only when the previous one is finished (its disposition set, or the dialer's outcome when
+    nobody answered): otherwise 409. `customer` is null when nobody is due now. The call is
+    placed when the agent says (`POST /v1/calls/{call_id}/dial`) or, in preview mode, by itself
+    at `dial_at` (the campaign's `preview_s`)."""
     _own(who, agent)
     a = await store.agent(agent)
     if a["call"]:
@@ -214,15 +243,20 @@ async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, 
         return {"customer": None}
     claim = claims[0]
     call_id = f"{c['id']}:{claim.partition}:{claim.token}"
+    preview_s = float(c.get("preview_s", 15.0))
+    due = now + preview_s if c["mode"] == "preview" and preview_s > 0 else None
     record = {"campaign": c["id"], "number": claim.number, "token": str(claim.token), "partition": str(claim.partition),
-              "agent": agent, "handed_at": str(now), "attempts": str(claim.attempts)}
+              "agent": agent, "handed_at": str(now), "attempts": str(claim.attempts), "dial": "waiting",
+              "dial_at": str(due) if due is not None else ""}
     event = {"agent": agent, "call_id": call_id, "source": claim.source}
     if not await store.begin_call(agent, call_id, record, event):
         # Another request for the same agent won the race: give this contact back untouched.
         await asyncio.to_thread(q.complete, [dialer_core.Completion(claim.number, claim.token, "released", release=True)])
         raise Conflict(f"agent {agent} has a call open: set its disposition first", "on_call")
+    # The partition's dialer places it when due (preview) or when the agent says (`dial`).
+    await handout.offer(store.redis, c["id"], claim.partition, call_id, due)
     return {"customer": {"call_id": call_id, "campaign": c["id"], "number": claim.number, "attempts": claim.attempts,
-                         "source": claim.source, "attrs": claim.attrs}}
+                         "source": claim.source, "attrs": claim.attrs, "dial_at": _dial_at(record)}}
 
 
 @router.post("/v1/calls/{call_id}/disposition", response_model=schemas.DispositionResult,
@@ -240,6 +274,12 @@ async def disposition(call_id: str, body: schemas.Disposition, store: StoreDep, 
     if body.callback_at is not None and c["end_at"] and body.callback_at > datetime.fromisoformat(c["end_at"]):
         raise bad_field(("body", "callback_at"), f"is after the campaign's end ({c['end_at']})")
     dnc_until = now + c["do_not_call_back_days"] * 86_400 if body.do_not_call_back else None
+    if call.get("dial") in ("waiting", "dialling") and not await handout.withdraw(
+            store.redis, c["id"], int(call["partition"]), call_id):
+        # Not waiting any more: the dialer is ringing the customer. Its outcome ends the call
+        # when nobody answers; an answered customer is put through, then the disposition.
+        raise Conflict(f"call {call_id} is ringing: set the disposition once it is answered, "
+                       "or wait for its outcome", "dialling")
     q = await queues.of(c)
     completion = dialer_core.Completion(
         call["number"], int(call["token"]), body.outcome, callback_at=callback_at,

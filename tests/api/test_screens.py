@@ -117,7 +117,14 @@ def test_an_agent_takes_a_customer_fills_the_survey_and_sets_a_callback(
     browser.find_element(By.ID, "next").click()
     number = wait(browser, "the customer shown", lambda d: d.find_element(By.ID, "number").text)
     assert number.startswith("+84") and "Customer" in browser.find_element(By.ID, "attrs").text
-    assert admin.get("/v1/agents/alice").json()["call"]
+    call_id = admin.get("/v1/agents/alice").json()["call"]
+    assert call_id
+    # Manual: nothing is dialled until the agent presses Call.
+    assert "press Call" in browser.find_element(By.ID, "dialstate").text
+    browser.find_element(By.ID, "dialnow").click()
+    wait(browser, "the call queued for the dialer", lambda d: "placed in 0 s" in d.find_element(By.ID, "dialstate").text)
+    view = admin.get(f"/v1/calls/{call_id}").json()  # no dialer runs here: due, not yet taken
+    assert view["dial"] == "waiting" and view["dial_at"] is not None
     # The survey as a form; a callback in an hour.
     from selenium.webdriver.support.ui import Select
 
