@@ -9,16 +9,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dialer_core
 
 from api.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from api.settings import Settings
+
+if TYPE_CHECKING:
+    from pacer.runtime import NamedTrunk
 
 
 @contextlib.contextmanager
@@ -254,10 +259,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             print(f"dialer: {e}", file=sys.stderr)
             return 2
     gateway = None
+    if args.named_trunk and not args.trunk:
+        print("dialer: --named-trunk needs --trunk (the trunk of campaigns that name none)", file=sys.stderr)
+        return 2
     if args.trunk:
         from pacer.runtime import GatewaySettings
 
         try:
+            named = tuple(named_trunk(t, os.environ) for t in args.named_trunk)
+            if len({t.name for t in named}) != len(named):
+                raise ValueError("--named-trunk: a name is given twice")
             gateway = GatewaySettings(
                 trunk=host_port("--trunk", args.trunk), transport=args.trunk_transport.upper(),
                 sip_bind=host_port("--sip-bind", args.sip_bind), rtp_bind=args.rtp_bind,
@@ -266,6 +277,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 channels=args.channels, inactivity_s=args.rtp_timeout, max_call_s=args.max_call,
                 prompt_cache=settings.state_dir / "prompts", claim_lease_s=args.claim_lease,
                 tls_ca=str(args.trunk_ca) if args.trunk_ca else None, tls_server_name=args.trunk_tls_name,
+                named=named,
             )
         except ValueError as e:
             print(f"dialer: {e}", file=sys.stderr)
@@ -280,6 +292,24 @@ def host_port(option: str, text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{option} {text!r}: expected HOST:PORT")
     return host.strip("[]"), int(port)
+
+
+def named_trunk(text: str, env: Mapping[str, str]) -> NamedTrunk:
+    """NAME=[udp://|tcp://|tls://]HOST:PORT; Digest credentials from $DIALER_TRUNK_<NAME>_USERNAME
+    and _PASSWORD (NAME upper-cased, '-' as '_')."""
+    from pacer.runtime import NamedTrunk
+
+    name, sep, target = text.partition("=")
+    if not sep or not re.fullmatch(r"[a-z0-9_-]{1,32}", name):
+        raise ValueError(f"--named-trunk {text!r}: expected NAME=[udp://|tcp://|tls://]HOST:PORT, NAME of a-z 0-9 _ - (at most 32)")
+    scheme, sep, rest = target.partition("://")
+    if not sep:
+        scheme, rest = "udp", target
+    if scheme not in ("udp", "tcp", "tls"):
+        raise ValueError(f"--named-trunk {text!r}: transport {scheme!r}: expected udp, tcp or tls")
+    var = "DIALER_TRUNK_" + name.upper().replace("-", "_")
+    return NamedTrunk(name=name, address=host_port("--named-trunk", rest), transport=scheme.upper(),
+                      username=env.get(var + "_USERNAME") or None, password=env.get(var + "_PASSWORD") or None)
 
 
 def port_range(text: str) -> tuple[int, int]:
@@ -521,7 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Serve the HTTP control API: campaigns and their lifecycle, contacts, suppression lists, agents, "
         "live pacing, stats, Server-Sent Events, results.csv, /metrics and /healthz. The same process records "
         "every call's CDR into the SQLite archive (--cdr-db); with --smsc it sends the campaigns' SMS over "
-        "SMPP 3.4; with --trunk it dials the running campaigns (IVR mode) through that SIP trunk, sharing "
+        "SMPP 3.4; with --trunk it dials the running campaigns (every mode) through that SIP trunk (or the "
+        "--named-trunk a campaign names), sharing "
         "their partitions with the other `dialer serve` processes on the same Redis. Stops cleanly on "
         "SIGTERM or SIGINT. Every route but /healthz and /metrics needs a bearer token (`dialer token create`)."))
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -538,6 +569,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sms-window", type=int, default=10, help="SMS in flight at most (default 10)")
     p.add_argument("--trunk", metavar="HOST:PORT", help="dial running campaigns through this SIP trunk "
                    "(Digest credentials: $DIALER_TRUNK_USERNAME, $DIALER_TRUNK_PASSWORD); without it, nothing is dialled")
+    p.add_argument("--named-trunk", action="append", default=[], metavar="NAME=[udp|tcp|tls://]HOST:PORT",
+                   help="one more trunk, for the campaigns whose `trunk` setting names it (repeatable; each with its own "
+                   "--cps and --channels caps; Digest credentials: $DIALER_TRUNK_<NAME>_USERNAME and _PASSWORD). "
+                   "A campaign naming a trunk this node lacks is left to nodes that have it")
     p.add_argument("--trunk-transport", default="udp", choices=["udp", "tcp", "tls"], help="SIP transport to the trunk (default udp)")
     p.add_argument("--trunk-ca", type=Path, metavar="PEM", help="TLS: verify the trunk's certificate with this CA file (default: the system's CAs)")
     p.add_argument("--trunk-tls-name", metavar="NAME", help="TLS: the name the trunk's certificate must carry (default: the trunk's host)")

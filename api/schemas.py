@@ -118,6 +118,8 @@ AgentIds = Annotated[list[Name], Field(max_length=10_000, description="agents ta
 PreviewTime = Annotated[float, Field(ge=0, le=600, description=(
     "preview mode: seconds the agent reads the customer before the call is placed by itself; "
     "0: only when the agent says (POST /v1/calls/{call_id}/dial)"))]
+TrunkName = Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$", description=(
+    "a trunk the dialing nodes name (`dialer serve --named-trunk NAME=...`); absent or null: each node's --trunk"))]
 DncDays = Annotated[float, Field(ge=0, le=3650, description="a do-not-call-back customer is eligible again after this many days")]
 
 
@@ -147,6 +149,7 @@ class CampaignFields(Strict):
     agents: AgentIds = []
     do_not_call_back_days: DncDays = 30.0
     preview_s: PreviewTime = 15.0
+    trunk: TrunkName | None = None
     abandon_message: AbandonMessage | None = None
 
 
@@ -213,7 +216,7 @@ class CampaignCreate(CampaignSpec):
 
 class CampaignPatch(Strict):
     """Any subset of the settings; merged into the stored ones, then validated as a whole. `null`
-    clears the settings that may be absent (start_at, end_at, ivr_script, sms)."""
+    clears the settings that may be absent (start_at, end_at, ivr_script, sms, trunk)."""
 
     name: Title | SkipJsonSchema[None] = None
     caller_id: CallerId | SkipJsonSchema[None] = None
@@ -235,6 +238,7 @@ class CampaignPatch(Strict):
     agents: AgentIds | SkipJsonSchema[None] = None
     do_not_call_back_days: DncDays | SkipJsonSchema[None] = None
     preview_s: PreviewTime | SkipJsonSchema[None] = None
+    trunk: TrunkName | None = None
     abandon_message: AbandonMessage | None = None
 
     def merged(self, spec: dict[str, Any]) -> dict[str, Any]:

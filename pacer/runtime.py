@@ -105,6 +105,17 @@ def lease_key(cid: str, partition: int) -> str:
 
 
 @dataclass(frozen=True)
+class NamedTrunk:
+    """A trunk a campaign can name (`trunk` in its settings) instead of the node's own."""
+
+    name: str
+    address: tuple[str, int]
+    transport: str = "UDP"
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
 class GatewaySettings:
     """Where calls go and how this node places them."""
 
@@ -129,14 +140,19 @@ class GatewaySettings:
     #: A claim's lease past the ring timeout, renewed while its calls go on: how soon a dead
     #: node's contacts are dialled again by another.
     claim_lease_s: float = 45.0
+    #: More trunks, by name; each with its own SIP transport and its own cps and channel caps
+    #: (`cps`, `channels`).
+    named: tuple[NamedTrunk, ...] = ()
 
 
 class Gateway:
     """This node's SIP UAC and media engine, shared by every campaign it dials."""
 
-    def __init__(self, settings: GatewaySettings, uac: Uac, hub: MediaHub) -> None:
+    def __init__(self, settings: GatewaySettings, uac: Uac, hub: MediaHub, named: dict[str, Uac] | None = None) -> None:
         self.settings = settings
         self.uac = uac
+        #: The named trunks' UACs.
+        self.named = named or {}
         self.hub = hub
         self.scripts: dict[str, Script] = {}
         self.abandon_texts: dict[str, tuple[str, str]] = {}
@@ -148,7 +164,23 @@ class Gateway:
         cfg = TrunkConfig(trunk=s.trunk, local=s.sip_bind, transport=s.transport, username=s.username,
                           password=s.password, tls_ca=s.tls_ca, tls_server_name=s.tls_server_name)
         uac = await Uac.open(cfg, RateLimit(cps=s.cps, channels=s.channels))
-        return cls(s, uac, hub)
+        named: dict[str, Uac] = {}
+        try:
+            for t in s.named:
+                named[t.name] = await Uac.open(
+                    dataclasses.replace(cfg, trunk=t.address, transport=t.transport, username=t.username, password=t.password),
+                    RateLimit(cps=s.cps, channels=s.channels))
+        except BaseException:
+            for u in (uac, *named.values()):
+                u.close()
+            hub.shutdown()
+            raise
+        return cls(s, uac, hub, named)
+
+    def uac_for(self, trunk: str | None) -> Uac | None:
+        """The UAC of a campaign's trunk: the node's own when it names none (None: this node
+        has no trunk of that name)."""
+        return self.uac if not trunk else self.named.get(trunk)
 
     async def script(self, name: str) -> Script:
         """A shipped script, its prompts rendered (once) and registered with the media engine."""
@@ -169,7 +201,8 @@ class Gateway:
         return name
 
     def close(self) -> None:
-        self.uac.close()
+        for u in (self.uac, *self.named.values()):
+            u.close()
         self.hub.shutdown()
 
 
@@ -229,6 +262,9 @@ class PartitionRunner:
         self.decisions = 0
         self.placed_times: list[float] = []
         self.cfg: TrunkConfig | None = None
+        #: The UAC of the campaign's trunk (None: this node has no trunk of that name).
+        self.uac: Uac | None = None
+        self.trunk_name: str | None = None
 
     # --- following the campaign ------------------------------------------------------------
 
@@ -249,13 +285,23 @@ class PartitionRunner:
         else:
             self.queue.configure(max_attempts=int(spec["max_attempts"]), retry_delay_s=float(spec["retry_delay_s"]),
                                  retry_on=list(spec["retry_on"]))
-        base = self.gateway.uac.cfg
-        self.cfg = dataclasses.replace(base, caller_id=str(spec["caller_id"]), ring_timeout_s=float(spec["ring_timeout_s"]))
+        trunk = spec.get("trunk") or None
+        self.uac = self.gateway.uac_for(trunk)
+        if trunk != self.trunk_name:
+            self.trunk_name = trunk
+            self.agents = None  # its dialer places calls through the trunk's UAC
+        if self.uac is None:
+            # Moved to a trunk this node does not have: let the partition go (the calls in
+            # progress end first); a node that has it takes it.
+            log.warning("campaign %s/%d: trunk %r is not configured here: partition let go", self.cid, self.partition, trunk)
+            self.deleted = True
+        else:
+            self.cfg = dataclasses.replace(self.uac.cfg, caller_id=str(spec["caller_id"]), ring_timeout_s=float(spec["ring_timeout_s"]))
         self.view = view
 
     def dialling_allowed(self, now: datetime) -> bool:
         v = self.view
-        if v is None or v.state != "running":
+        if v is None or v.state != "running" or self.uac is None:
             return False
         start, end = _when(v.spec.get("start_at")), _when(v.spec.get("end_at"))
         if (start and now < start) or (end and now >= end):
@@ -347,7 +393,8 @@ class PartitionRunner:
 
     async def _call(self, claim: dialer_core.Claim, call_id: str, script: Script) -> None:
         assert self.client is not None and self.view is not None
-        runner = IvrRunner(self.gateway.uac, self.gateway.hub, script, max_call_s=self.gateway.settings.max_call_s)
+        assert self.uac is not None
+        runner = IvrRunner(self.uac, self.gateway.hub, script, max_call_s=self.gateway.settings.max_call_s)
 
         def answered() -> None:
             t = self.loop.time()
@@ -417,7 +464,8 @@ class PartitionRunner:
         prompt = await self.gateway.abandon_prompt(self.cid, str(text), "vi" if vietnamese else "en")
         limit = float(spec["pacing"].get("connect_limit_s", 2.0))
         if self.agents is None or self.agents.abandon_prompt != prompt or self.agents.connect_limit_s != limit:
-            self.agents = AgentDialer(self.gateway.uac, self.gateway.hub, abandon_prompt=prompt, connect_limit_s=limit,
+            assert self.uac is not None
+            self.agents = AgentDialer(self.uac, self.gateway.hub, abandon_prompt=prompt, connect_limit_s=limit,
                                       max_call_s=self.gateway.settings.max_call_s)
         return self.agents
 
@@ -655,11 +703,16 @@ class Dialer:
         self.node = node or f"{socket.gethostname()}:{os.getpid()}"
         self.runners: dict[tuple[str, int], tuple[PartitionRunner, asyncio.Task[None], asyncio.Event]] = {}
         self.gateway: Gateway | None = None
+        #: Campaigns naming a trunk this node does not have (said once, in the log and the
+        #: campaign's events).
+        self.no_trunk: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         redis = connect(self.redis_url)
         self.gateway = await Gateway.open(self.settings)
         log.info("dialling through %s:%d over %s, as %s", *self.settings.trunk, self.settings.transport, self.node)
+        for t in self.settings.named:
+            log.info("trunk %s: %s:%d over %s", t.name, *t.address, t.transport)
         last_renew = 0.0
         loop = asyncio.get_running_loop()
         try:
@@ -699,7 +752,19 @@ class Dialer:
             state, spec_json = raw[0], raw[1]
             if state not in ("running", "paused") or spec_json is None:
                 continue
-            partitions = int(json.loads(spec_json).get("partitions", 1))
+            spec = json.loads(spec_json)
+            partitions = int(spec.get("partitions", 1))
+            trunk = spec.get("trunk") or None
+            if self.gateway.uac_for(trunk) is None:
+                if cid not in self.no_trunk:
+                    self.no_trunk.add(cid)
+                    why = (f"trunk {trunk!r} is not configured on node {self.node} (its named trunks: "
+                           f"{', '.join(sorted(self.gateway.named)) or 'none'}): it dials nothing of campaign {cid}")
+                    log.error("%s", why)
+                    await redis.xadd(events_key(cid), {"type": "error", "data": json.dumps({"node": self.node, "error": why})},
+                                     maxlen=10_000, approximate=True)
+                continue
+            self.no_trunk.discard(cid)
             # Each node takes its share of a campaign's partitions; one holding more than its
             # share (others joined since) lets one go per scan, after its calls end.
             fair = -(-partitions // nodes)

@@ -299,7 +299,8 @@ async def stats(cid: str, store: StoreDep, queues: QueuesDep, who: Ops) -> dict[
                                      "id": {"type": "string"}, "event": {"type": "string"},
                                      "data": {"type": "string", "description": "JSON"}}}}},
                              "description": "Server-Sent Events: `id` (resume with Last-Event-ID), `event` (created, "
-                             "state, updated, pacing, import_progress, imported, agent, call, disposition), `data` (JSON)"}})
+                             "state, updated, pacing, import_progress, imported, agent, call, disposition, error: a dialing node "
+                             "cannot dial the campaign, e.g. it has no trunk of the campaign's name), `data` (JSON)"}})
 async def campaign_events(
     cid: str, request: Request, store: StoreDep, who: Ops,
     last_event_id: Annotated[str | None, Header(description="resume after this event (sent by EventSource on reconnect)")] = None,

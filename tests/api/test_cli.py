@@ -195,3 +195,25 @@ def test_demo_with_agents_connects_answered_calls_to_them() -> None:
     abandoned = int(figures["abandoned (identification message)"].split()[0].replace(",", ""))
     assert answered >= 3 and connected + abandoned == answered
     assert "agreed" in figures["dispositions"] or "declined" in figures["dispositions"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--named-trunk", "b=127.0.0.1:5070"], "--named-trunk needs --trunk"),
+    (["--trunk", "127.0.0.1:5060", "--named-trunk", "B!=127.0.0.1:5070"], "NAME=[udp://|tcp://|tls://]HOST:PORT"),
+    (["--trunk", "127.0.0.1:5060", "--named-trunk", "b=sctp://127.0.0.1:5070"], "transport 'sctp'"),
+    (["--trunk", "127.0.0.1:5060", "--named-trunk", "b=127.0.0.1"], "expected HOST:PORT"),
+    (["--trunk", "127.0.0.1:5060", "--named-trunk", "b=127.0.0.1:1", "--named-trunk", "b=127.0.0.1:2"], "given twice"),
+])
+def test_named_trunks_are_checked_before_anything_starts(tmp_path: Path, args: list[str], message: str) -> None:
+    p = dialer("--state-dir", str(tmp_path), "serve", *args, timeout=30)
+    assert p.returncode == 2 and message in p.stderr, p.stderr
+    assert not (tmp_path / "redis").exists()  # no embedded Redis was started
+
+
+def test_named_trunk_credentials_come_from_the_environment() -> None:
+    from api.cli import named_trunk
+
+    t = named_trunk("carrier-b=tls://sbc.example.net:5061", {"DIALER_TRUNK_CARRIER_B_USERNAME": "u",
+                                                              "DIALER_TRUNK_CARRIER_B_PASSWORD": "p"})
+    assert (t.name, t.address, t.transport, t.username, t.password) == ("carrier-b", ("sbc.example.net", 5061), "TLS", "u", "p")
+    assert named_trunk("b=10.0.0.1:5060", {}).transport == "UDP"
