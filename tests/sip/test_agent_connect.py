@@ -59,6 +59,19 @@ def test_an_answered_call_reaches_the_agent_and_audio_flows(tmp_path: Path) -> N
     assert phone.wait() == 0, phone.errors()
 
 
+def test_the_customers_voice_reaches_the_agent(tmp_path: Path) -> None:
+    """The other direction: a customer who talks (sipp's PCMA pcap, then BYE) and an agent's
+    phone that sends nothing - every relayed frame is the customer's."""
+    customers = Sipp("uas_agent.xml", 2, tmp_path, keys={"talk_ms": "2000"}).start()
+    phone = Sipp("uas_answer.xml", 2, tmp_path).start()
+    outcomes, stats = run(customers, Agent("a1", f"sip:agent1@127.0.0.1:{phone.port}"), ["849011", "849021"])
+    for o in outcomes:
+        assert o.connected_at is not None and (o.abandoned, o.ended_by) == (False, "customer"), o
+    assert stats["frames_relayed"] >= 2 * 50, stats
+    assert customers.wait() == 0, customers.errors()
+    assert phone.wait() == 0, phone.errors()
+
+
 def test_no_agent_free_plays_the_identification_message_then_hangs_up(tmp_path: Path) -> None:
     carrier = Sipp("uas_carrier.xml", 2, tmp_path).start()
     outcomes, stats = run(carrier, None, ["849017", "849027"])
