@@ -262,6 +262,8 @@ class PartitionRunner:
         self.decisions = 0
         self.placed_times: list[float] = []
         self.cfg: TrunkConfig | None = None
+        #: The campaign's calling windows, parsed once per change of its settings.
+        self.windows: CallingWindows | None = None
         #: The UAC of the campaign's trunk (None: this node has no trunk of that name).
         self.uac: Uac | None = None
         self.trunk_name: str | None = None
@@ -285,6 +287,7 @@ class PartitionRunner:
         else:
             self.queue.configure(max_attempts=int(spec["max_attempts"]), retry_delay_s=float(spec["retry_delay_s"]),
                                  retry_on=list(spec["retry_on"]))
+        self.windows = CallingWindows.parse(spec["timezone"], spec["windows"])
         trunk = spec.get("trunk") or None
         self.uac = self.gateway.uac_for(trunk)
         if trunk != self.trunk_name:
@@ -306,7 +309,7 @@ class PartitionRunner:
         start, end = _when(v.spec.get("start_at")), _when(v.spec.get("end_at"))
         if (start and now < start) or (end and now >= end):
             return False
-        return CallingWindows.parse(v.spec["timezone"], v.spec["windows"]).is_open(now)
+        return self.windows is not None and self.windows.is_open(now)
 
     # --- the loop --------------------------------------------------------------------------
 

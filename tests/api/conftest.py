@@ -76,19 +76,19 @@ def contacts_csv(tmp_path: Path) -> Callable[[list[tuple[str, str, str]]], bytes
     return make
 
 
-def read_events(c: httpx.Client, cid: str, n: int, *, since: str = "0", timeout: float = 10.0) -> list[tuple[str, str, dict[str, object]]]:
-    """The first `n` SSE events of a campaign from `since`: (id, event, data)."""
-    import json
-
-    out: list[tuple[str, str, dict[str, object]]] = []
-    with c.stream("GET", f"/v1/campaigns/{cid}/events", params={"since": since}, timeout=timeout) as r:
+def read_sse(c: httpx.Client, path: str, n: int, *, params: dict[str, str] | None = None,
+             timeout: float = 10.0) -> list[dict[str, str]]:
+    """The first `n` events of an SSE stream, each as its fields (id, event, data). As in a
+    browser, a frame without `data` (the `retry:` hint) dispatches no event."""
+    out: list[dict[str, str]] = []
+    with c.stream("GET", path, params=params, timeout=timeout) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
         fields: dict[str, str] = {}
         for line in r.iter_lines():
             if line == "":
                 if "data" in fields:
-                    out.append((fields.get("id", ""), fields.get("event", "message"), json.loads(fields["data"])))
+                    out.append(fields)
                     if len(out) == n:
                         break
                 fields = {}
@@ -96,3 +96,11 @@ def read_events(c: httpx.Client, cid: str, n: int, *, since: str = "0", timeout:
                 key, _, value = line.partition(": ")
                 fields[key] = value
     return out
+
+
+def read_events(c: httpx.Client, cid: str, n: int, *, since: str = "0", timeout: float = 10.0) -> list[tuple[str, str, dict[str, object]]]:
+    """The first `n` SSE events of a campaign from `since`: (id, event, data)."""
+    import json
+
+    return [(f.get("id", ""), f.get("event", "message"), json.loads(f["data"]))
+            for f in read_sse(c, f"/v1/campaigns/{cid}/events", n, params={"since": since}, timeout=timeout)]

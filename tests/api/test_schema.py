@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from api.auth import create_token
+from tests.api.conftest import read_sse
 from tests.support.api_server import ApiServer
 
 
@@ -42,26 +43,6 @@ def test_schemathesis_finds_nothing(server: ApiServer, redis_url: str, tmp_path:
     assert f"Tested: {operations}" in proc.stdout, tail
 
 
-def _first_frames(c: httpx.Client, path: str, n: int) -> tuple[str, list[dict[str, str]]]:
-    """The content type and first `n` events (field -> value) of an SSE stream. As in a browser,
-    a frame without `data` (the `retry:` hint) dispatches no event."""
-    frames: list[dict[str, str]] = []
-    with c.stream("GET", path, timeout=10) as r:
-        assert r.status_code == 200, r.read()
-        fields: dict[str, str] = {}
-        for line in r.iter_lines():
-            if line == "":
-                if "data" in fields:
-                    frames.append(fields)
-                    if len(frames) == n:
-                        break
-                fields = {}
-            elif not line.startswith(":"):
-                key, _, value = line.partition(": ")
-                fields[key] = value
-        return r.headers["content-type"], frames
-
-
 def test_event_streams_match_schema(server: ApiServer, redis_url: str, seed_spec: dict[str, object]) -> None:
     """Every frame of both event streams validates against the schema the OpenAPI document gives
     for it, and its `data` is JSON."""
@@ -79,8 +60,7 @@ def test_event_streams_match_schema(server: ApiServer, redis_url: str, seed_spec
                               ("/v1/agents/ann/events", "/v1/agents/{agent}/events", 1)):
         media = paths[template]["get"]["responses"]["200"]["content"]
         schema = media["text/event-stream"]["schema"]
-        ctype, frames = _first_frames(c, path, n)
-        assert ctype.startswith("text/event-stream")
+        frames = read_sse(c, path, n)
         assert len(frames) == n
         for frame in frames:
             jsonschema_rs.validate(schema, frame)

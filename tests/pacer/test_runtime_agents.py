@@ -12,11 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.auth import create_token
 from pacer.cdr import Archive
 from tests.pacer.test_runtime_e2e import create_running, defer, wait_for  # noqa: F401 (fixture)
-from tests.support.api_server import api_server
-from tests.support.sipp import Sipp
+from tests.support.rig import agent_rig
 
 
 def disposition_bot(base: str, token: str, agents: list[str], stop: threading.Event, wrap_s: float, done: list[str],
@@ -53,18 +51,9 @@ def step(api: httpx.Client, agents: list[str], seen: dict[str, float], wrap_s: f
 @pytest.mark.timeout(150)
 def test_progressive_every_answered_call_reaches_an_agent(redis_url: str, tmp_path: Path, defer: Any) -> None:
     numbers = [f"0905{i:05d}7" for i in range(8)]  # answer and stay on the line
-    carrier = Sipp("uas_carrier.xml", 100, tmp_path, timeout_s=140).start()
-    phones = Sipp("uas_agent.xml", 100, tmp_path, timeout_s=140, keys={"talk_ms": "1500"}).start()
-    defer(carrier.stop)
-    defer(phones.stop)
-    token, _ = create_token(redis_url, "admin", "e2e", None)
-    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{carrier.port}"]) as server:
-        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        defer(api.close)
-        agents = ["ann", "bob"]
-        for a in agents:
-            r = api.post("/v1/agents", json={"id": a, "name": a, "sip_uri": f"sip:{a}@127.0.0.1:{phones.port}"})
-            assert r.status_code == 201, r.text
+    agents = ["ann", "bob"]
+    with agent_rig(redis_url, tmp_path, defer, agents + ["cy"], talk_ms=1500) as rig:
+        api, server, token = rig.api, rig.server, rig.token
         spec = {"mode": "progressive", "ivr_script": None, "sms": None, "pacing": {"max_channels": 10, "max_cps": 5}}
         r = api.post("/v1/campaigns", json={
             "name": "agents", "caller_id": "+84281234567", "timezone": "Asia/Ho_Chi_Minh", "windows": ["00:00-24:00"],
@@ -76,7 +65,6 @@ def test_progressive_every_answered_call_reaches_an_agent(redis_url: str, tmp_pa
         for a in agents:
             assert api.post(f"/v1/campaigns/{cid}/agents/{a}/join").status_code == 200
         # A third agent joins but is on a break: no call is put through to her.
-        assert api.post("/v1/agents", json={"id": "cy", "name": "cy", "sip_uri": f"sip:cy@127.0.0.1:{phones.port}"}).status_code == 201
         assert api.post(f"/v1/campaigns/{cid}/agents/cy/join").status_code == 200
         assert api.post("/v1/agents/cy/away").json()["away"] is True
         stop, done = threading.Event(), []
@@ -102,17 +90,9 @@ def test_progressive_every_answered_call_reaches_an_agent(redis_url: str, tmp_pa
 
 @pytest.mark.timeout(120)
 def test_a_callback_returns_to_the_agent_who_set_it(redis_url: str, tmp_path: Path, defer: Any) -> None:
-    carrier = Sipp("uas_carrier.xml", 100, tmp_path, timeout_s=110).start()
-    phones = Sipp("uas_agent.xml", 100, tmp_path, timeout_s=110, keys={"talk_ms": "1000"}).start()
-    defer(carrier.stop)
-    defer(phones.stop)
-    token, _ = create_token(redis_url, "admin", "e2e", None)
-    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{carrier.port}"]) as server:
-        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        defer(api.close)
-        agents = ["ann", "bob"]
-        for a in agents:
-            assert api.post("/v1/agents", json={"id": a, "name": a, "sip_uri": f"sip:{a}@127.0.0.1:{phones.port}"}).status_code == 201
+    agents = ["ann", "bob"]
+    with agent_rig(redis_url, tmp_path, defer, agents, talk_ms=1000, timeout_s=110) as rig:
+        api, server, token = rig.api, rig.server, rig.token
         r = api.post("/v1/campaigns", json={
             "name": "callbacks", "mode": "progressive", "caller_id": "+84281234567", "timezone": "Asia/Ho_Chi_Minh",
             "windows": ["00:00-24:00"], "country": "VN", "max_attempts": 3, "pacing": {"max_channels": 10, "max_cps": 5}})
@@ -139,17 +119,9 @@ def test_a_callback_returns_to_the_agent_who_set_it(redis_url: str, tmp_path: Pa
 def test_predictive_keeps_the_abandon_rate_under_its_target(redis_url: str, tmp_path: Path, defer: Any) -> None:
     # A third answer (...7); the others are busy (...1) or unavailable (...6).
     numbers = [f"0907{i:05d}{d}" for i in range(12) for d in "716"]
-    carrier = Sipp("uas_carrier.xml", 1000, tmp_path, timeout_s=140).start()
-    phones = Sipp("uas_agent.xml", 1000, tmp_path, timeout_s=140, keys={"talk_ms": "1000"}).start()
-    defer(carrier.stop)
-    defer(phones.stop)
-    token, _ = create_token(redis_url, "admin", "e2e", None)
-    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{carrier.port}"]) as server:
-        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        defer(api.close)
-        agents = ["ann", "bob", "cy"]
-        for a in agents:
-            assert api.post("/v1/agents", json={"id": a, "name": a, "sip_uri": f"sip:{a}@127.0.0.1:{phones.port}"}).status_code == 201
+    agents = ["ann", "bob", "cy"]
+    with agent_rig(redis_url, tmp_path, defer, agents, talk_ms=1000, calls=1000) as rig:
+        api, server, token = rig.api, rig.server, rig.token
         r = api.post("/v1/campaigns", json={
             "name": "predictive", "mode": "predictive", "caller_id": "+84281234567", "timezone": "Asia/Ho_Chi_Minh",
             "windows": ["00:00-24:00"], "country": "VN", "max_attempts": 1,

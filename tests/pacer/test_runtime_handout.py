@@ -13,11 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.auth import create_token
 from pacer.cdr import Archive
 from tests.pacer.test_runtime_e2e import defer, wait_for  # noqa: F401 (fixture)
-from tests.support.api_server import api_server
-from tests.support.sipp import Sipp
+from tests.support.rig import agent_rig
 
 
 def campaign(api: httpx.Client, numbers: list[str], **spec: Any) -> str:
@@ -53,15 +51,8 @@ def settle(api: httpx.Client, call_id: str, timeout: float = 40) -> str:
 @pytest.mark.timeout(150)
 def test_preview_dials_after_the_preview_time_or_when_the_agent_accepts(redis_url: str, tmp_path: Path, defer: Any) -> None:
     answer, busy = "0908000017", "0908000021"  # answers and stays; busy (486)
-    carrier = Sipp("uas_carrier.xml", 100, tmp_path, timeout_s=140).start()
-    phones = Sipp("uas_agent.xml", 100, tmp_path, timeout_s=140, keys={"talk_ms": "4000"}).start()
-    defer(carrier.stop)
-    defer(phones.stop)
-    token, _ = create_token(redis_url, "admin", "e2e", None)
-    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{carrier.port}"]) as server:
-        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        defer(api.close)
-        assert api.post("/v1/agents", json={"id": "ann", "name": "Ann", "sip_uri": f"sip:ann@127.0.0.1:{phones.port}"}).status_code == 201
+    with agent_rig(redis_url, tmp_path, defer, ["ann"], talk_ms=4000) as rig:
+        api = rig.api
         cid = campaign(api, [answer, busy], mode="preview", preview_s=2.5, max_attempts=2, retry_delay_s=1.0)
         archive = Archive(tmp_path / "state" / "cdr.sqlite3")
 
@@ -130,15 +121,8 @@ def test_preview_dials_after_the_preview_time_or_when_the_agent_accepts(redis_ur
 def test_manual_dials_on_the_agents_word_and_do_not_call_back_waits_its_period(
         redis_url: str, tmp_path: Path, defer: Any) -> None:
     number = "+84908000037"
-    carrier = Sipp("uas_carrier.xml", 100, tmp_path, timeout_s=140).start()
-    phones = Sipp("uas_agent.xml", 100, tmp_path, timeout_s=140, keys={"talk_ms": "3000"}).start()
-    defer(carrier.stop)
-    defer(phones.stop)
-    token, _ = create_token(redis_url, "admin", "e2e", None)
-    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{carrier.port}"]) as server:
-        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        defer(api.close)
-        assert api.post("/v1/agents", json={"id": "ann", "name": "Ann", "sip_uri": f"sip:ann@127.0.0.1:{phones.port}"}).status_code == 201
+    with agent_rig(redis_url, tmp_path, defer, ["ann"], talk_ms=3000) as rig:
+        api = rig.api
         period_s = 5.0
         cid = campaign(api, ["0" + number[3:]], mode="manual", max_attempts=3, do_not_call_back_days=period_s / 86_400)
         archive = Archive(tmp_path / "state" / "cdr.sqlite3")
