@@ -48,3 +48,13 @@ def dial_key(cid: str, partition: int) -> str:
     """zset: manual and preview customers handed to agents and not yet dialled, call id -> when
     the dialer places the call (epoch seconds; +inf until the agent says so)."""
     return f"{{c:{cid}}}:dial:{partition}"
+
+
+def dialing_key(cid: str, partition: int) -> str:
+    """hash: manual and preview calls being placed, call id -> the node placing them."""
+    return f"{{c:{cid}}}:dialing:{partition}"
+
+
+def lease_key(cid: str, partition: int) -> str:
+    """string: the node that owns (dials) a campaign partition, expiring unless renewed."""
+    return f"{{c:{cid}}}:owner:{partition}"

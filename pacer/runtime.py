@@ -37,7 +37,7 @@ import redis.asyncio as aioredis
 from pacer import cdr, handout, sms
 from pacer.agents import AgentPool
 from pacer.campaign import CampaignFollower, CampaignView, apply_pacing, live_figures, write_live
-from pacer.keys import AGENTS, api_key, call_key, events_key
+from pacer.keys import AGENTS, api_key, call_key, events_key, lease_key
 from pacer.queue_client import QueueClient
 from pacer.redis_async import connect
 from pacer.windows import CallingWindows
@@ -98,10 +98,6 @@ ev['from'] = st
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'type', 'state', 'data', cjson.encode(ev))
 return 1
 """
-
-
-def lease_key(cid: str, partition: int) -> str:
-    return f"{{c:{cid}}}:owner:{partition}"
 
 
 @dataclass(frozen=True)
@@ -240,8 +236,11 @@ class Counts:
 class PartitionRunner:
     """Dials one partition of one campaign while this node holds its lease."""
 
-    def __init__(self, redis_url: str, redis: aioredis.Redis, gateway: Gateway, cid: str, partition: int) -> None:
+    def __init__(self, redis_url: str, redis: aioredis.Redis, gateway: Gateway, cid: str, partition: int,
+                 node: str = "") -> None:
         self.redis_url = redis_url
+        #: This node's name, as in the partition's lease.
+        self.node = node
         self.redis = redis
         self.gateway = gateway
         self.cid = cid
@@ -547,7 +546,7 @@ class PartitionRunner:
     async def _place_handed(self) -> None:
         """Manual and preview: dial the customers handed to agents that are due (the agent said
         so, or the preview time passed), each put through to the agent it was handed to."""
-        due = await handout.take_due(self.redis, self.cid, self.partition, time.time())
+        due = await handout.take_due(self.redis, self.cid, self.partition, time.time(), self.node)
         if not due:
             return
         spec = self.view.spec if self.view is not None else {}
@@ -555,6 +554,7 @@ class PartitionRunner:
         for call_id in due:
             record = cast(dict[str, str], await self.redis.hgetall(call_key(call_id)))
             if record.get("dial") != "waiting":
+                await handout.placed(self.redis, self.cid, self.partition, call_id)
                 continue  # its disposition came first
             raw = await self.redis.hget(AGENTS, record["agent"])
             uri = json.loads(raw).get("sip_uri") if raw else None
@@ -564,6 +564,15 @@ class PartitionRunner:
             task.add_done_callback(self._call_done)
 
     async def _handed_call(self, api_call: str, record: dict[str, str], agent: Agent) -> None:
+        requeued = False
+        try:
+            requeued = await self._place_handed_call(api_call, record, agent)
+        finally:
+            if not requeued:
+                await handout.placed(self.redis, self.cid, self.partition, api_call)
+
+    async def _place_handed_call(self, api_call: str, record: dict[str, str], agent: Agent) -> bool:
+        """Place one handed call; True if it went back to the dial set unplaced."""
         assert self.client is not None and self.agents is not None and self.pool is not None
         pool = self.pool
         number, token, attempts = record["number"], int(record["token"]), int(record.get("attempts", "0"))
@@ -597,9 +606,10 @@ class PartitionRunner:
             self.engine.call_unanswered(call_id, t(), "failed")
             self.counts.dialled -= 1
             await self.redis.hset(call_key(api_call), "dial", "waiting")
+            await handout.placed(self.redis, self.cid, self.partition, api_call)
             await handout.offer(self.redis, self.cid, self.partition, api_call, time.time())
             pool.wrap(agent.id)
-            return
+            return True
         except Exception as e:  # a bug or a transport error: give the contact back, free the agent
             log.exception("campaign %s: call to %s for %s failed", self.cid, number, agent.id)
             self.engine.call_unanswered(call_id, t(), "failed")
@@ -607,7 +617,7 @@ class PartitionRunner:
             (result,) = await self.client.complete([dialer_core.Completion(number, token, "failed", release=True)])
             await handout.end(self.redis, self.cid, api_call, agent.id, {
                 "agent": agent.id, "call_id": api_call, "outcome": "failed", "result": result, "by": "dialer", "detail": str(e)})
-            return
+            return False
         await asyncio.gather(*marks)
         r = out.customer
         now = t()
@@ -629,12 +639,13 @@ class PartitionRunner:
             sip_code=r.code, agent=agent.id, detail=f"{detail}; ended by {out.ended_by}",
         ))
         if connected_ok:
-            return  # the agent's disposition completes the contact
+            return False  # the agent's disposition completes the contact
         # Nobody to talk to: the outcome completes the contact (the retry policy applies) and
         # ends the agent's call, so that it can take the next customer.
         (result,) = await self.client.complete([dialer_core.Completion(number, token, outcome)])
         await handout.end(self.redis, self.cid, api_call, agent.id,
                           {"agent": agent.id, "call_id": api_call, "outcome": outcome, "result": result, "by": "dialer"})
+        return False
 
     def _ended(self, call_id: str, r: CallResult, now: float) -> None:
         """Tell the engine how a customer call ended, and count the answered."""
@@ -782,7 +793,7 @@ class Dialer:
                     continue
                 if await redis.eval(_LEASE, 1, lease_key(cid, p), self.node, LEASE_MS):
                     mine.append(p)
-                    runner = PartitionRunner(self.redis_url, redis, self.gateway, cid, p)
+                    runner = PartitionRunner(self.redis_url, redis, self.gateway, cid, p, self.node)
                     s = asyncio.Event()
                     self.runners[(cid, p)] = (runner, asyncio.create_task(runner.run(s)), s)
                     log.info("campaign %s partition %d: taken by %s", cid, p, self.node)

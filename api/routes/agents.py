@@ -132,9 +132,11 @@ async def dial(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyone) ->
     if c["mode"] not in HANDS_OUT or "dial" not in call:
         raise Conflict(f"call {call_id} was put through by the dialer: there is nothing to dial", c["state"])
     now = time.time()
-    if call["dial"] != "waiting" or not await handout.dial_now(store.redis, c["id"], int(call["partition"]), call_id, now):
+    # A call whose dialing node died counts as not placed: it can be dialled again.
+    if call["dial"] not in ("waiting", "dialling") or not await handout.dial_now(
+            store.redis, c["id"], int(call["partition"]), call_id, now):
         raise Conflict(f"call {call_id} is already being placed", "dialling")
-    await store.redis.hset(call_key(call_id), "dial_at", str(now))
+    await store.redis.hset(call_key(call_id), mapping={"dial": "waiting", "dial_at": str(now)})
     return await call_view(call_id, store, queues, who)
 
 

@@ -6,6 +6,7 @@ comes back after the campaign's period and not before."""
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from pacer.cdr import Archive
 from tests.pacer.test_runtime_e2e import defer, wait_for  # noqa: F401 (fixture)
+from tests.support.api_server import api_server
 from tests.support.rig import agent_rig
 
 
@@ -155,3 +157,31 @@ def test_manual_dials_on_the_agents_word_and_do_not_call_back_waits_its_period(
         assert r.status_code == 200 and r.json()["result"] == "final", r.text
         assert len(placed(archive, cid, number)) == 1
         wait_for("campaign completed", lambda: api.get(f"/v1/campaigns/{cid}").json()["state"] == "completed", 20)
+
+
+@pytest.mark.timeout(120)
+def test_a_call_whose_dialer_died_is_freed_for_its_agent(redis_url: str, tmp_path: Path, defer: Any) -> None:
+    """The node placing a manual call is killed while the customer's phone rings: once its lease
+    on the partition is gone, the agent's disposition is taken (it was refused while the node
+    lived), and the agent can go on."""
+    with agent_rig(redis_url, tmp_path, defer, ["ann"], talk_ms=2000) as rig:
+        api = rig.api
+        cid = campaign(api, ["0908000052", "0908000062"], mode="manual", max_attempts=3)  # ...2 rings until CANCEL
+        customer = api.post("/v1/agents/ann/next", json={}).json()["customer"]
+        call_id = customer["call_id"]
+        assert api.post(f"/v1/calls/{call_id}/dial").status_code == 200
+        wait_for("ringing", lambda: api.get(f"/v1/calls/{call_id}").json()["dial"] == "dialling", 10)
+        assert api.post(f"/v1/calls/{call_id}/disposition", json={"outcome": "no_answer"}).status_code == 409
+        assert api.post(f"/v1/calls/{call_id}/dial").status_code == 409  # a live node is placing it
+        assert rig.server.stop(signal.SIGKILL) == -signal.SIGKILL
+    with api_server(redis_url, tmp_path / "state2", extra=["--trunk", f"127.0.0.1:{rig.carrier.port}"]) as second:
+        api = httpx.Client(base_url=second.base_url, headers={"Authorization": f"Bearer {rig.token}"}, timeout=30)
+        defer(api.close)
+        assert api.post(f"/v1/calls/{call_id}/disposition", json={"outcome": "no_answer"}).status_code == 409  # lease still held
+        # The dead node's partition lease runs out (15 s); the call is no one's any more.
+        r = wait_for("the disposition taken", lambda: (lambda r: r if r.status_code == 200 else None)(
+            api.post(f"/v1/calls/{call_id}/disposition", json={"outcome": "no_answer"})), 30)
+        assert r.json()["result"] == "retry"
+        nxt = api.post("/v1/agents/ann/next", json={})
+        assert nxt.status_code == 200 and nxt.json()["customer"]["number"] != customer["number"], nxt.text
+        assert api.get(f"/v1/campaigns/{cid}").json()["state"] == "running"
