@@ -106,8 +106,11 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
             app.state.sms = SmsSender(redis_url, smsc)
             tasks.append(asyncio.create_task(app.state.sms.run(app.state.stopping)))
         if gateway is not None:
-            app.state.dialer = Dialer(redis_url, gateway)
-            tasks.append(asyncio.create_task(app.state.dialer.run(app.state.stopping)))
+            app.state.dialer = dialer = Dialer(redis_url, gateway)
+            tasks.append(asyncio.create_task(dialer.run(app.state.stopping)))
+            loop = asyncio.get_running_loop()
+            # From a signal handler: onto the loop's thread.
+            app.state.hurry = lambda: loop.call_soon_threadsafe(dialer.hurry)
         try:
             yield
         finally:
@@ -126,6 +129,7 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
         responses=ERRORS,
     )
     app.state.stopping = asyncio.Event()
+    app.state.hurry = lambda: None  # replaced when this process dials
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> Response:

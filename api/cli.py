@@ -554,7 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
         "SMPP 3.4; with --trunk it dials the running campaigns (every mode) through that SIP trunk (or the "
         "--named-trunk a campaign names), sharing "
         "their partitions with the other `dialer serve` processes on the same Redis. Stops cleanly on "
-        "SIGTERM or SIGINT. Every route but /healthz and /metrics needs a bearer token (`dialer token create`)."))
+        "SIGTERM or SIGINT, letting the calls in progress end (a second signal hangs them up, their outcomes "
+        "recorded). Every route but /healthz and /metrics needs a bearer token (`dialer token create`)."))
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

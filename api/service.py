@@ -2,7 +2,9 @@
 
 Redis is the given one or the embedded redis-server of the state directory, started before the
 server and stopped after it. SIGTERM and SIGINT stop it cleanly: no new connections, requests in
-flight finish (live event streams end within a second), then Redis is left or stopped.
+flight finish (live event streams end within a second), no new call is placed and the calls in
+progress end by themselves (a second SIGTERM or SIGINT hangs them up, their outcomes recorded),
+then Redis is left or stopped.
 """
 
 from __future__ import annotations
@@ -50,11 +52,15 @@ def configure_logging(level: str) -> None:
 
 class _Server(uvicorn.Server):
     on_exit: Callable[[], None] | None = None
+    #: A second stop signal: hang up the calls in progress (the first lets them end).
+    on_hurry: Callable[[], None] | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Tell live event streams at once: uvicorn waits for open responses before the lifespan ends.
         if self.on_exit is not None:
             self.on_exit()
+        if self.should_exit and self.on_hurry is not None:
+            self.on_hurry()
         # Unlike uvicorn's own, this does not raise the signal again once the server has stopped:
         # a SIGTERM would then kill the process before the embedded Redis is stopped. A stop
         # asked for is a clean exit (status 0); a second Ctrl-C forces it.
@@ -74,6 +80,7 @@ def serve(settings: Settings, redis_url: str, host: str, port: int, *, log_level
     )
     server = _Server(config)
     server.on_exit = app.state.stopping.set
+    server.on_hurry = lambda: app.state.hurry()
     shown = re.sub(r"//[^@/]*@", "//***@", redis_url)
     log.info("dialer serve: http://%s:%d (OpenAPI at /docs), redis %s, state %s", host, port, shown, settings.state_dir)
     server.run()

@@ -196,6 +196,10 @@ class Gateway:
             self.abandon_texts[name] = key
         return name
 
+    def hangup_all(self) -> int:
+        """End every call of every trunk now (their outcomes are recorded as they end)."""
+        return sum(u.hangup_all() for u in (self.uac, *self.named.values()))
+
     def close(self) -> None:
         for u in (self.uac, *self.named.values()):
             u.close()
@@ -247,6 +251,8 @@ class PartitionRunner:
         self.partition = partition
         self.view: CampaignView | None = None
         self.deleted = False
+        #: The loop has ended (node stopping, campaign stopped, partition let go): no new INVITE leaves.
+        self.stopping = False
         self.engine = dialer_core.PacingEngine(mode="ivr", max_channels=1)
         self.queue: dialer_core.CallQueue | None = None
         self.client: QueueClient | None = None
@@ -303,7 +309,7 @@ class PartitionRunner:
 
     def dialling_allowed(self, now: datetime) -> bool:
         v = self.view
-        if v is None or v.state != "running" or self.uac is None:
+        if v is None or v.state != "running" or self.uac is None or self.stopping:
             return False
         start, end = _when(v.spec.get("start_at")), _when(v.spec.get("end_at"))
         if (start and now < start) or (end and now >= end):
@@ -344,6 +350,7 @@ class PartitionRunner:
                     await self._write_live(now)
                 await self._heartbeat(now)
                 await asyncio.sleep(TICK_S)
+            self.stopping = True  # calls still waiting for the trunk are not placed
             if self.in_flight:
                 log.info("campaign %s/%d: waiting for %d calls in progress", self.cid, self.partition, len(self.in_flight))
             while self.in_flight:
@@ -748,6 +755,13 @@ class Dialer:
             await redis.zrem(NODES, self.node)
             self.gateway.close()
             await redis.aclose()
+
+    def hurry(self) -> None:
+        """Stopping, and asked again: hang up the calls in progress instead of waiting for them.
+        Each call's outcome is still recorded (the contact is not dialled again)."""
+        if self.gateway is not None:
+            n = self.gateway.hangup_all()
+            log.warning("stopping at once: %d calls in progress hung up", n)
 
     async def _scan(self, redis: aioredis.Redis) -> None:
         assert self.gateway is not None

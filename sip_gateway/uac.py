@@ -154,6 +154,13 @@ class Uac(asyncio.DatagramProtocol):
         if c is not None:
             self._apply(c, c.hangup(self.loop.time()))
 
+    def hangup_all(self) -> int:
+        """End every call in progress (CANCEL the ringing, BYE the answered); how many."""
+        ids = list(self.calls)
+        for call_id in ids:
+            self.hangup(call_id)
+        return len(ids)
+
     # --- asyncio callbacks -----------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:

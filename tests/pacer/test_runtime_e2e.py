@@ -245,3 +245,33 @@ def test_two_dialers_share_a_campaigns_partitions(redis_url: str, tmp_path: Path
         assert taken(a) and taken(b) and taken(a) | taken(b) == {"0", "1"}, (a.log_text(), b.log_text())
         contacts = api.get(f"/v1/campaigns/{cid}/contacts", params={"limit": 100}).json()["contacts"]
         assert len(contacts) == 60 and all((c["state"], c["attempts"]) == ("done", 1) for c in contacts)
+
+
+@pytest.mark.timeout(90)
+def test_a_second_sigterm_hangs_up_the_calls_in_progress(redis_url: str, tmp_path: Path, defer: Any) -> None:
+    """The first SIGTERM lets the calls in progress end by themselves (these ring for the 25 s
+    ring timeout); a second hangs them up at once, and every outcome is still recorded."""
+    import dialer_core
+
+    numbers = [f"0904{i:05d}2" for i in range(6)]  # ring until CANCEL
+    sipp = Sipp("uas_carrier.xml", 100, tmp_path, timeout_s=80).start()
+    defer(sipp.stop)
+    token, _ = create_token(redis_url, "admin", "e2e", None)
+    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{sipp.port}"]) as server:
+        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        defer(api.close)
+        cid = create_running(api, numbers, pacing={"max_channels": 40, "max_cps": 50})
+        wait_for("all ringing", lambda: ((api.get(f"/v1/campaigns/{cid}/stats").json()["live"] or {})
+                                         .get("calls_in_progress", 0) >= len(numbers)), 20)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(2.0)
+        assert server.proc.poll() is None  # still waiting for its ringing calls
+        asked = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(20) == 0
+        assert time.monotonic() - asked < 10
+    q = dialer_core.CallQueue(redis_url, cid)
+    assert q.stats()["leased"] == 0
+    for n in numbers:
+        c = q.contact("+84" + n[1:]) or {}
+        assert (c["state"], c["last_outcome"], c["attempts"]) == ("done", "no_answer", 1), c
