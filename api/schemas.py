@@ -460,4 +460,6 @@ def masked(text: str) -> str:
     return _NUMBER.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
 
 
-_NUMBER = re.compile(r"(?<![\d+])(\+?\d{4})(\d{3,12})(\d{2})(?!\d)")
+# A run of digits standing alone (or after a URL-encoded "+"), not one inside an identifier
+# such as a generated campaign id "c-2273970141", which the logs must keep greppable.
+_NUMBER = re.compile(r"(?:(?<=%2B)|(?<![\w+\-]))(\+?\d{4})(\d{3,12})(\d{2})(?!\w)")

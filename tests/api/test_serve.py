@@ -90,3 +90,13 @@ def test_redis_outage_answers_503_not_500(tmp_path: Path) -> None:
             assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
             assert httpx.get(server.base_url + "/healthz").status_code == 503
             assert "Traceback" not in server.log_text()
+
+
+def test_masking_hides_numbers_and_keeps_identifiers() -> None:
+    from api.schemas import masked
+
+    assert masked("call to +84901234567 ok") == "call to +8490*****67 ok"
+    assert masked("cursor=%2B84901234567&n=0901234567") == "cursor=%2B8490*****67&n=0901****67"
+    assert masked("cid/+84901234567/1") == "cid/+8490*****67/1"
+    # A generated campaign id that happens to be all digits stays greppable in the logs.
+    assert masked("campaign c-2273970141 partition 1: taken") == "campaign c-2273970141 partition 1: taken"
