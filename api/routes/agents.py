@@ -136,7 +136,12 @@ async def dial(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyone) ->
     if call["dial"] not in ("waiting", "dialling") or not await handout.dial_now(
             store.redis, c["id"], int(call["partition"]), call_id, now):
         raise Conflict(f"call {call_id} is already being placed", "dialling")
-    await store.redis.hset(call_key(call_id), mapping={"dial": "waiting", "dial_at": str(now)})
+    # (After a dead node, the record still says dialling: it waits again, and the runner that
+    # takes it checks for "waiting".)
+    if call["dial"] == "waiting":
+        await store.redis.hset(call_key(call_id), "dial_at", str(now))
+    else:
+        await store.redis.hset(call_key(call_id), mapping={"dial": "waiting", "dial_at": str(now)})
     return await call_view(call_id, store, queues, who)
 
 
