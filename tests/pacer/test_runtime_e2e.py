@@ -17,6 +17,7 @@ import pytest
 from api.auth import create_token
 from pacer.cdr import Archive
 from tests.support.api_server import api_server
+from tests.support.rig import carrier_rig
 from tests.support.sipp import Sipp
 from tests.support.smsc import smsc
 
@@ -132,12 +133,8 @@ def dialled(archive: Archive, cid: str, numbers: list[str]) -> list[float]:
 @pytest.mark.timeout(180)
 def test_pause_resume_and_stop_place_no_new_calls(redis_url: str, tmp_path: Path, defer: Any) -> None:
     numbers = [f"0901{i:05d}1" for i in range(60)]  # busy at once: each call lasts milliseconds
-    sipp = Sipp("uas_carrier.xml", 1000, tmp_path, timeout_s=170).start()
-    defer(sipp.stop)
-    token, _ = create_token(redis_url, "admin", "e2e", None)
-    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{sipp.port}"]) as server:
-        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        defer(api.close)
+    with carrier_rig(redis_url, tmp_path, defer, calls=1000, timeout_s=170) as rig:
+        api = rig.api
         archive = Archive(tmp_path / "state" / "cdr.sqlite3")
         cid = create_running(api, numbers)
         wait_for("some calls", lambda: len(dialled(archive, cid, numbers)) >= 5, 30)
@@ -254,12 +251,8 @@ def test_a_second_sigterm_hangs_up_the_calls_in_progress(redis_url: str, tmp_pat
     import dialer_core
 
     numbers = [f"0904{i:05d}2" for i in range(6)]  # ring until CANCEL
-    sipp = Sipp("uas_carrier.xml", 100, tmp_path, timeout_s=80).start()
-    defer(sipp.stop)
-    token, _ = create_token(redis_url, "admin", "e2e", None)
-    with api_server(redis_url, tmp_path / "state", extra=["--trunk", f"127.0.0.1:{sipp.port}"]) as server:
-        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        defer(api.close)
+    with carrier_rig(redis_url, tmp_path, defer, timeout_s=80) as rig:
+        server, api = rig.server, rig.api
         cid = create_running(api, numbers, pacing={"max_channels": 40, "max_cps": 50})
         wait_for("all ringing", lambda: ((api.get(f"/v1/campaigns/{cid}/stats").json()["live"] or {})
                                          .get("calls_in_progress", 0) >= len(numbers)), 20)
