@@ -170,6 +170,42 @@ def test_attributes_come_with_the_claim(redis_url: str, write) -> None:  # type:
     assert q.claim(1, now=T0) == []
 
 
+@pytest.mark.parametrize("second_import", [False, True], ids=["first-import", "later-import"])
+def test_attributes_follow_the_contact_through_every_transition(redis_url: str, write, second_import: bool) -> None:  # type: ignore[no-untyped-def]
+    """Attributes are written once, at import (a page per batch, the contact's state points into
+    it); retry, callback, do-not-call-back, release, lease expiry and the final outcome each keep
+    them, for the claim, the contact's record and the listing. A later import into a campaign
+    that already has contacts takes the script path (duplicate check in Redis): the same holds."""
+    people = [("An", "0901234567", "basic"), ("Bình", "0901234568", "silver"), ("Cúc", "0901234569", "gold"),
+              ("Dũng", "0901234570", "basic"), ("Em", "0901234571", "iron")]
+    rows = "".join(f"{n},{ph},{sg}\n" for n, ph, sg in people)
+    if second_import:
+        first = write("first.csv", "name,phone,segment\nZed,0909999999,x\n")
+        dc.import_contacts(redis_url, first, "c1", country="VN")
+    rep = dc.import_contacts(redis_url, write("l.csv", "name,phone,segment\n" + rows + "Dup,0901234567,dup\n"), "c1", country="VN")
+    assert (rep["accepted"], rep["duplicates"]) == (5, 1)
+    want = {f"+84{ph[1:]}": {"name": n, "segment": sg} for n, ph, sg in people}
+    q = dc.CallQueue(redis_url, "c1", max_attempts=3, retry_delay_s=10)
+    skip = q.claim(1, now=T0) if second_import else []
+    assert [c.number for c in skip] == (["+84909999999"] if second_import else [])
+    got = q.claim(5, now=T0, with_attrs=True)
+    assert {c.number: c.attrs for c in got} == want
+    a, b, c, d, e = got
+    assert q.complete([dc.Completion(a.number, a.token, "no_answer"),
+                       dc.Completion(b.number, b.token, "later", callback_at=T0 + 10, agent="ann"),
+                       dc.Completion(c.number, c.token, "refused", do_not_call_back_until=T0 + 10),
+                       dc.Completion(d.number, d.token, "not_placed", release=True)], now=T0) == ["retry", "callback", "do_not_call_back", "released"]
+    for x in (a, b, c, d, e):  # waiting, callback, do_not_call_back, waiting, claimed
+        assert q.contact(x.number)["attrs"] == want[x.number]  # type: ignore[index]
+    # e's lease expires: it comes back with the others, attributes and all.
+    again = q.claim(5, now=T0 + 60, with_attrs=True)
+    assert {x.number: x.attrs for x in again} == want
+    assert q.complete([(x, "answered") for x in again], now=T0 + 61) == ["final"] * 5
+    listed = q.contacts(state="done")["contacts"]
+    assert {x["number"]: x["attrs"] for x in listed} == want
+    assert q.contact(e.number)["attrs"] == want[e.number]  # type: ignore[index]
+
+
 def test_partitions_split_a_campaign_and_each_is_claimed_apart(redis_url: str, tmp_path: Path) -> None:
     nums = numbers(1000)
     load(redis_url, tmp_path / "l.txt", "c4", nums, partitions=4)

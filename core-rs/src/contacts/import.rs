@@ -3,6 +3,7 @@
 //! parsing and Redis round trips overlap; a bounded channel keeps memory constant.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use super::e164::Normalizer;
@@ -435,7 +436,9 @@ fn holder_is_dead(holder: &str) -> bool {
 
 /// The fast path for a campaign that was empty when this import began (under its lock): numbers
 /// already seen in this file are duplicates, the others are new, so plain HSETs and one RPUSH do
-/// the work, in one MULTI/EXEC per partition (a batch is loaded whole or not at all).
+/// the work, in one MULTI/EXEC per partition (a batch is loaded whole or not at all). A batch's
+/// attributes go into one string per partition, `P:ap:<page>`, and each contact's state points
+/// into it (`@page.offset.length`): one write per contact, as for a file of numbers only.
 fn load_batch_fresh(
     queue: &mut CallQueue,
     lists: &[String],
@@ -458,7 +461,13 @@ fn load_batch_fresh(
         .collect();
     let mut ready: Vec<Vec<u64>> = vec![Vec::new(); partitions as usize];
     let (mut suppressed, mut dups) = (0u64, 0u64);
-    let mut value = String::new();
+    let pages = if b.attrs.iter().any(|a| !a.is_empty()) {
+        new_pages(queue, &bases)?
+    } else {
+        Vec::new()
+    };
+    let mut page_text: Vec<String> = vec![String::new(); pages.len()];
+    let mut state = String::new();
     for (i, n) in b.numbers.iter().enumerate() {
         if hit[i] {
             suppressed += 1;
@@ -470,24 +479,21 @@ fn load_batch_fresh(
         }
         let p = keys::partition_of(*n, partitions) as usize;
         let bucket = n % keys::BUCKETS;
+        state.clear();
+        if let Some(a) = b.attrs.get(i).filter(|a| !a.is_empty()) {
+            let text = &mut page_text[p];
+            let off = text.len();
+            text.push_str(cols_id);
+            text.push('\x1f');
+            text.push_str(a);
+            let _ = write!(state, "@{}.{off}.{}", pages[p], text.len() - off);
+        }
         pipes[p]
             .cmd("HSET")
             .arg(format!("{}:k:{bucket}", bases[p]))
             .arg(*n)
-            .arg("")
+            .arg(&state)
             .ignore();
-        if let Some(a) = b.attrs.get(i).filter(|a| !a.is_empty()) {
-            value.clear();
-            value.push_str(cols_id);
-            value.push('\x1f');
-            value.push_str(a);
-            pipes[p]
-                .cmd("HSET")
-                .arg(format!("{}:a:{bucket}", bases[p]))
-                .arg(*n)
-                .arg(&value)
-                .ignore();
-        }
         ready[p].push(*n);
     }
     for (p, pipe) in pipes.iter_mut().enumerate() {
@@ -498,6 +504,12 @@ fn load_batch_fresh(
             pipe.cmd("RPUSH")
                 .arg(format!("{}:ready", bases[p]))
                 .arg(chunk)
+                .ignore();
+        }
+        if let Some(text) = page_text.get(p).filter(|t| !t.is_empty()) {
+            pipe.cmd("SET")
+                .arg(format!("{}:ap:{}", bases[p], pages[p]))
+                .arg(text)
                 .ignore();
         }
         pipe.cmd("HINCRBY")
@@ -512,6 +524,17 @@ fn load_batch_fresh(
     report.duplicates += dups;
     report.suppressed += suppressed;
     Ok(())
+}
+
+/// A new attribute page number for each partition (`INCR P:apseq`; the key's presence also tells
+/// the claim script that the partition holds attributes).
+fn new_pages(queue: &mut CallQueue, bases: &[String]) -> Result<Vec<u64>> {
+    let mut pipe = redis::pipe();
+    for base in bases {
+        pipe.cmd("INCR").arg(format!("{base}:apseq"));
+    }
+    let campaign = queue.campaign().to_string();
+    queue.store().pipe(&pipe, "number attribute pages", &campaign)
 }
 
 /// Suppression check, then one import script per partition, all in one pipeline.

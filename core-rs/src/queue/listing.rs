@@ -88,7 +88,7 @@ impl CallQueue {
                     .position(|o| *o == n)
                     .and_then(|i| leases.get(i).cloned().flatten())
             };
-            let mut taken: Vec<(u64, ContactState)> = Vec::new();
+            let mut taken: Vec<ContactState> = Vec::new();
             for (k, entries) in buckets.iter().enumerate() {
                 let bucket = b + k as u64;
                 for (idx, (n, st)) in entries
@@ -107,7 +107,7 @@ impl CallQueue {
                         apply_lease(&mut c, &lease);
                     }
                     if state.is_none_or(|s| s == c.state) {
-                        taken.push((bucket, c));
+                        taken.push(c);
                     }
                 }
                 if page.next.is_some() {
@@ -115,7 +115,7 @@ impl CallQueue {
                 }
             }
             self.attach_attrs(&base, &mut taken)?;
-            page.contacts.extend(taken.into_iter().map(|(_, c)| c));
+            page.contacts.append(&mut taken);
             if page.next.is_some() {
                 return Ok(page);
             }
@@ -131,20 +131,26 @@ impl CallQueue {
         Ok(page)
     }
 
-    fn attach_attrs(&mut self, base: &str, taken: &mut [(u64, ContactState)]) -> Result<()> {
+    fn attach_attrs(&mut self, base: &str, taken: &mut [ContactState]) -> Result<()> {
         if taken.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        for (bucket, c) in taken.iter() {
-            pipe.cmd("HGET")
-                .arg(format!("{base}:a:{bucket}"))
-                .arg(c.number);
+        for c in taken.iter() {
+            if let Some(r) = c.attr_ref {
+                pipe.add_command(r.read(base));
+            }
         }
-        let raws: Vec<Value> = self.store.pipe(&pipe, "list contacts", base)?;
+        if pipe.cmd_iter().next().is_none() {
+            return Ok(());
+        }
+        let mut raws = self
+            .store
+            .pipe::<Vec<Value>>(&pipe, "list contacts", base)?
+            .into_iter();
         let mut all: Vec<&mut Vec<(String, String)>> = Vec::new();
-        for ((_, c), raw) in taken.iter_mut().zip(&raws) {
-            if let Some(r) = text(raw) {
+        for c in taken.iter_mut().filter(|c| c.attr_ref.is_some()) {
+            if let Some(r) = raws.next().as_ref().and_then(text) {
                 c.attrs = vec![(String::new(), r)];
                 all.push(&mut c.attrs);
             }

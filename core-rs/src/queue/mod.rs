@@ -10,11 +10,12 @@
 //! | `P:ready`      | list  | fresh contacts (E.164 digits as integers), file order          |
 //! | `P:retry`      | zset  | due time (ms) of retries, do-not-call-back ends, expired leases |
 //! | `P:cb`         | zset  | due time of callbacks (reserved for an agent)                   |
-//! | `P:lh`         | hash  | number -> `token|attempts|agent` of each live lease             |
+//! | `P:lh`         | hash  | number -> `token|attempts|agent[|ref]` of each live lease       |
 //! | `P:lb`         | zset  | first token of each claim batch -> its lease deadline           |
 //! | `P:lb:<first>` | list  | the numbers of that batch (read when its deadline passes)       |
-//! | `P:k:<bucket>` | hash  | number -> state `S|attempts|0|time|outcome|agent` ("" = fresh); written when a call completes, so a claim of a fresh contact costs no per-contact write |
-//! | `P:a:<bucket>` | hash  | number -> attributes `cols-id \x1f v1 \x1f v2 ...`              |
+//! | `P:k:<bucket>` | hash  | number -> state `S|attempts|ref|time|outcome|agent` ("" or `@ref` = fresh); written when a call completes, so a claim of a fresh contact costs no per-contact write |
+//! | `P:ap:<page>`  | string| attributes of the contacts of one import batch, one after the other: `cols-id \x1f v1 \x1f v2 ...` |
+//! | `P:apseq`      | int   | attribute page sequence (present: the partition holds attributes) |
 //! | `P:cols`       | hash  | cols-id -> attribute column names                               |
 //! | `P:meta`       | hash  | `suppression`: the lists checked at claim time                  |
 //! | `P:stat`       | hash  | counters: imported, claimed, final, retry, outcome:<name> ...   |
@@ -23,6 +24,11 @@
 //! A number is packed as the integer of its E.164 digits, which Redis stores in 8 bytes inside
 //! list and hash encodings; buckets (`number mod BUCKETS`) keep the state hashes small enough for
 //! Redis's compact listpack encoding.
+//!
+//! A contact's attributes are written once, at import, in the page of its batch; `ref` =
+//! `page.offset.length` finds them (GETRANGE) and `0` says there are none. The ref travels from the
+//! fresh state (`@ref`) through the lease into every later state, so an import costs one write per
+//! contact with attributes or without.
 
 mod listing;
 pub mod policy;
@@ -180,6 +186,39 @@ pub struct ContactState {
     pub last_outcome: Option<String>,
     pub agent: Option<String>,
     pub attrs: Vec<(String, String)>,
+    /// Where its attributes are (read into `attrs` by the listings).
+    pub(crate) attr_ref: Option<AttrRef>,
+}
+
+/// Where a contact's attributes are: `len` bytes at `off` of the string `P:ap:<page>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AttrRef {
+    page: u64,
+    off: u64,
+    len: u64,
+}
+
+impl AttrRef {
+    /// `page.offset.length`; `0` (no attributes) and anything else is `None`.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        let mut f = s.split('.');
+        let mut next = || f.next().and_then(|x| x.parse::<u64>().ok());
+        let r = AttrRef {
+            page: next()?,
+            off: next()?,
+            len: next()?,
+        };
+        (f.next().is_none() && r.len > 0).then_some(r)
+    }
+
+    /// The command that reads the raw `cols-id \x1f v1 \x1f v2` string.
+    pub(crate) fn read(&self, base: &str) -> redis::Cmd {
+        let mut c = redis::cmd("GETRANGE");
+        c.arg(format!("{base}:ap:{}", self.page))
+            .arg(self.off)
+            .arg(self.off + self.len - 1);
+        c
+    }
 }
 
 pub struct CallQueue {
@@ -596,19 +635,17 @@ impl CallQueue {
         pipe.cmd("HGET")
             .arg(format!("{base}:k:{bucket}"))
             .arg(number);
-        pipe.cmd("HGET")
-            .arg(format!("{base}:a:{bucket}"))
-            .arg(number);
         pipe.cmd("HGET").arg(format!("{base}:lh")).arg(number);
-        type Reply = (Option<String>, Option<String>, Option<String>);
-        let (st, attrs, lease): Reply = self.store.pipe(&pipe, "read contact", &base)?;
+        type Reply = (Option<String>, Option<String>);
+        let (st, lease): Reply = self.store.pipe(&pipe, "read contact", &base)?;
         let Some(st) = st else { return Ok(None) };
         let mut c = parse_state(number, &st)
             .ok_or_else(|| Error::protocol("read contact", &base, format!("bad state {st:?}")))?;
         if let Some(lease) = lease {
             apply_lease(&mut c, &lease);
         }
-        if let Some(raw) = attrs {
+        if let Some(r) = c.attr_ref {
+            let raw: String = self.store.query(&mut r.read(&base), "read contact", &base)?;
             c.attrs = vec![(String::new(), raw)];
             self.resolve_attrs(&base, &mut [&mut c.attrs])?;
         }
@@ -778,19 +815,22 @@ fn parse_claims(reply: &Value, partition: u32, base: &str) -> Result<Parsed> {
     Ok((lists, checked, claims))
 }
 
-/// A claimed contact: its lease (`token|attempts|agent`) holds the attempts so far and the agent
-/// of a callback.
+/// A claimed contact: its lease (`token|attempts|agent[|ref]`) holds the attempts so far and the
+/// agent of a callback.
 fn apply_lease(c: &mut ContactState, lease: &str) {
-    let mut f = lease.splitn(3, '|');
+    let mut f = lease.splitn(4, '|');
     let _token = f.next();
     c.state = "claimed";
     c.attempts = f.next().and_then(|a| a.parse().ok()).unwrap_or(c.attempts);
     c.agent = f.next().filter(|a| !a.is_empty()).map(str::to_string);
     c.time_ms = None;
+    if let Some(r) = f.next().and_then(AttrRef::parse) {
+        c.attr_ref = Some(r);
+    }
 }
 
 fn parse_state(number: u64, st: &str) -> Option<ContactState> {
-    if st.is_empty() {
+    if st.is_empty() || st.starts_with('@') {
         return Some(ContactState {
             number,
             state: "ready",
@@ -799,6 +839,7 @@ fn parse_state(number: u64, st: &str) -> Option<ContactState> {
             last_outcome: None,
             agent: None,
             attrs: Vec::new(),
+            attr_ref: st.get(1..).and_then(AttrRef::parse),
         });
     }
     let mut f = st.splitn(6, '|');
@@ -811,7 +852,7 @@ fn parse_state(number: u64, st: &str) -> Option<ContactState> {
         _ => return None,
     };
     let attempts = f.next()?.parse().ok()?;
-    let _token = f.next()?;
+    let attr_ref = AttrRef::parse(f.next()?);
     let time_ms = f.next()?.parse().ok();
     let outcome = f.next().filter(|s| !s.is_empty()).map(str::to_string);
     let agent = f.next().filter(|s| !s.is_empty()).map(str::to_string);
@@ -823,6 +864,7 @@ fn parse_state(number: u64, st: &str) -> Option<ContactState> {
         last_outcome: outcome,
         agent,
         attrs: Vec::new(),
+        attr_ref,
     })
 }
 

@@ -6,7 +6,8 @@
 --       agents (the others stay queued for theirs; "||" takes none)
 --
 -- Leases: the contacts of one claim share a deadline and a run of tokens first..first+n-1.
---   :lh            hash  number -> "token|attempts|agent" of every live lease (the truth)
+--   :lh            hash  number -> "token|attempts|agent[|ref]" of every live lease (the truth);
+--                        ref = "page.offset.length" of the contact's attributes in :ap:<page>
 --   :lb            zset  first token of a claim batch -> its deadline
 --   :lb:<first>    list  the numbers of that batch (read only when the batch expires)
 -- Completing a contact deletes its :lh field and nothing else; when a batch's deadline passes,
@@ -14,7 +15,8 @@
 -- to :retry (due at the deadline, no attempt counted).
 --
 -- Order of delivery: due callbacks, then due retries, then fresh contacts (FIFO).
--- Fresh contacts cost no per-contact Redis call: their attempts are 0.
+-- Fresh contacts cost no per-contact Redis call (their attempts are 0) unless the partition holds
+-- attributes (:apseq exists): then their state ("@ref") is read so the lease carries the ref.
 --
 -- Returns { meta, first_token, numbers, details, attrs } where
 --   meta    = { suppression_lists, expired_count, versions the contacts were checked against }
@@ -31,6 +33,7 @@ local cb_agents = ARGV[6] or '*'
 local BUCKETS = @BUCKETS@
 local CHUNK = 1000
 local LH, LB = P .. ':lh', P .. ':lb'
+local HAS_ATTRS = redis.call('EXISTS', P .. ':apseq') == 1
 
 local function bucket(num) return tostring(math.fmod(tonumber(num), BUCKETS)) end
 local function batched(cmd, key, args, from, step)
@@ -56,12 +59,13 @@ for b = 1, #batches, 2 do
     end
     local gone, zadd = {}, {}
     for i, num in ipairs(nums) do
-      local t, attempts, agent = string.match(leases[i] or '', '^(%d+)|(%d+)|(.*)$')
+      local t, attempts, agent, ref = string.match(leases[i] or '', '^(%d+)|(%d+)|([^|]*)|?(.*)$')
       t = tonumber(t)
       if t and t >= first and t <= last then
         -- W: waiting; the lease field goes, so a late completion with the old token is stale.
+        if ref == '' then ref = '0' end
         redis.call('HSET', P .. ':k:' .. bucket(num), num,
-          'W|' .. attempts .. '|0|' .. deadline .. '|lease_expired|' .. agent)
+          'W|' .. attempts .. '|' .. ref .. '|' .. deadline .. '|lease_expired|' .. agent)
         gone[#gone + 1] = num
         zadd[#zadd + 1] = deadline
         zadd[#zadd + 1] = num
@@ -79,7 +83,9 @@ end
 if nexp > 0 then redis.call('HINCRBY', P .. ':stat', 'lease_expired', nexp) end
 
 -- 2. Pick candidates in priority order.
-local picked, details = {}, {}
+local picked, details, refs = {}, {}, {}
+-- The attribute ref in a state's third field ('0' or '' when none).
+local function ref_of(r) if r == nil or r == '0' then return '' end return r end
 local function take_due(zkey, source)
   local want = n - #picked
   if want <= 0 then return end
@@ -91,8 +97,9 @@ local function take_due(zkey, source)
     local attempts, agent = '0', ''
     local st = redis.call('HGET', P .. ':k:' .. bucket(num), num)
     if st and st ~= '' then
-      local a, ag = string.match(st, '^%a|(%d+)|%d*|%d*|[^|]*|(.*)$')
+      local a, r, ag = string.match(st, '^%a|(%d+)|([^|]*)|%d*|[^|]*|(.*)$')
       attempts, agent = a or '0', ag or ''
+      refs[#picked] = ref_of(r)
     end
     details[#details + 1] = #picked
     details[#details + 1] = attempts
@@ -110,10 +117,11 @@ local function take_callbacks()
   for _, num in ipairs(due) do
     if n - #picked <= 0 then break end
     local st = redis.call('HGET', P .. ':k:' .. bucket(num), num) or ''
-    local a, ag = string.match(st, '^%a|(%d+)|%d*|%d*|[^|]*|(.*)$')
+    local a, r, ag = string.match(st, '^%a|(%d+)|([^|]*)|%d*|[^|]*|(.*)$')
     if ag and ag ~= '' and string.find(cb_agents, '|' .. ag .. '|', 1, true) then
       redis.call('ZREM', P .. ':cb', num)
       picked[#picked + 1] = num
+      refs[#picked] = ref_of(r)
       details[#details + 1] = #picked
       details[#details + 1] = a or '0'
       details[#details + 1] = 'callback'
@@ -127,7 +135,13 @@ local want = n - #picked
 if want > 0 then
   local fresh = redis.call('LPOP', P .. ':ready', want)
   if fresh then
-    for _, num in ipairs(fresh) do picked[#picked + 1] = num end
+    for _, num in ipairs(fresh) do
+      picked[#picked + 1] = num
+      if HAS_ATTRS then
+        local st = redis.call('HGET', P .. ':k:' .. bucket(num), num)
+        if st and string.sub(st, 1, 1) == '@' then refs[#picked] = string.sub(st, 2) end
+      end
+    end
   end
 end
 
@@ -146,14 +160,23 @@ for i, num in ipairs(picked) do
     d = d + 4
   end
   hset[#hset + 1] = num
-  hset[#hset + 1] = (first + i - 1) .. '|' .. attempts .. '|' .. agent
+  local lease = (first + i - 1) .. '|' .. attempts .. '|' .. agent
+  if refs[i] and refs[i] ~= '' then lease = lease .. '|' .. refs[i] end
+  hset[#hset + 1] = lease
 end
 batched('HSET', LH, hset, 1, 2 * CHUNK)
 batched('RPUSH', LB .. ':' .. first, picked)
 redis.call('ZADD', LB, now + lease_ms, first)
 local attrs = {}
 if with_attrs then
-  for i, num in ipairs(picked) do attrs[i] = redis.call('HGET', P .. ':a:' .. bucket(num), num) or '' end
+  for i = 1, #picked do
+    local page, off, len = string.match(refs[i] or '', '^(%d+)%.(%d+)%.(%d+)$')
+    if page then
+      attrs[i] = redis.call('GETRANGE', P .. ':ap:' .. page, off, tonumber(off) + tonumber(len) - 1)
+    else
+      attrs[i] = ''
+    end
+  end
 end
 redis.call('HINCRBY', P .. ':stat', 'claimed', #picked)
 return { meta, first, picked, details, attrs }

@@ -7,7 +7,9 @@
 -- action: F final | R retry at at_ms unless max_attempts reached | B callback at at_ms for agent |
 --         N do-not-call-back until at_ms | S suppressed (final, no attempt) |
 --         U unclaim (back to the queue now, no attempt counted)
--- A completion whose token is not the live lease's token (:lh, number -> "token|attempts|agent")
+-- The contact's state becomes "S|attempts|ref|time|outcome|agent": ref (where its attributes are,
+-- from the lease; '0' for none) is kept through every transition.
+-- A completion whose token is not the live lease's token (:lh, number -> "token|attempts|agent[|ref]")
 -- changes nothing and answers 'stale:<status>' (the contact's state letter, '-' when unknown).
 -- Returns one string per contact: final | retry | exhausted | callback | dnc | suppressed |
 -- released | stale:<s>
@@ -25,18 +27,18 @@ for p = 1, nprof do
   local outcome, action, at, max, agent = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], tonumber(ARGV[b + 4]), ARGV[b + 5]
   local x = { action = action, at = at, max = max, outcome = outcome }
   if action == 'S' then
-    x.result, x.state = 'suppressed', { 'D|', '|0|' .. now .. '|suppressed|' }
+    x.result, x.state = 'suppressed', { 'D|', '|' .. now .. '|suppressed|' }
   elseif action == 'U' then
-    x.result, x.state, x.zset = 'released', { 'W|', '|0|' .. now .. '|released|' .. agent }, ':retry'
+    x.result, x.state, x.zset = 'released', { 'W|', '|' .. now .. '|released|' .. agent }, ':retry'
   elseif action == 'R' then
-    x.result, x.state, x.zset = 'retry', { 'W|', '|0|' .. at .. '|' .. outcome .. '|' }, ':retry'
-    x.final_state = { 'D|', '|0|' .. now .. '|' .. outcome .. '|' }
+    x.result, x.state, x.zset = 'retry', { 'W|', '|' .. at .. '|' .. outcome .. '|' }, ':retry'
+    x.final_state = { 'D|', '|' .. now .. '|' .. outcome .. '|' }
   elseif action == 'B' then
-    x.result, x.state, x.zset = 'callback', { 'B|', '|0|' .. at .. '|' .. outcome .. '|' .. agent }, ':cb'
+    x.result, x.state, x.zset = 'callback', { 'B|', '|' .. at .. '|' .. outcome .. '|' .. agent }, ':cb'
   elseif action == 'N' then
-    x.result, x.state, x.zset = 'dnc', { 'N|', '|0|' .. at .. '|' .. outcome .. '|' }, ':retry'
+    x.result, x.state, x.zset = 'dnc', { 'N|', '|' .. at .. '|' .. outcome .. '|' }, ':retry'
   else
-    x.result, x.state = 'final', { 'D|', '|0|' .. now .. '|' .. outcome .. '|' }
+    x.result, x.state = 'final', { 'D|', '|' .. now .. '|' .. outcome .. '|' }
   end
   if action == 'U' then x.at = now end
   prof[p] = x
@@ -59,13 +61,15 @@ for j, num in ipairs(nums) do
   local i = base + (j - 1) * 3
   local token, x = ARGV[i + 1], prof[tonumber(ARGV[i + 2])]
   local lease = leases[j]
-  local tok, attempts
-  if lease and not finished[num] then tok, attempts = string.match(lease, '^(%d+)|(%d+)|') end
+  local tok, attempts, ref
+  if lease and not finished[num] then tok, attempts, ref = string.match(lease, '^(%d+)|(%d+)|[^|]*|?(.*)$') end
   local kkey = KP .. (num % BUCKETS)
   if tok ~= token then
     local st = redis.call('HGET', kkey, num)
     local status = '-'
-    if lease and not finished[num] then status = 'C' elseif st == '' then status = 'R' elseif st then status = string.sub(st, 1, 1) end
+    if lease and not finished[num] then status = 'C'
+    elseif st == '' or (st and string.sub(st, 1, 1) == '@') then status = 'R'
+    elseif st then status = string.sub(st, 1, 1) end
     out[j] = 'stale:' .. status
     bump('stale')
   else
@@ -77,7 +81,8 @@ for j, num in ipairs(nums) do
     if x.action == 'R' and attempts >= x.max then
       result, state, zset = 'exhausted', x.final_state, nil
     end
-    redis.call('HSET', kkey, num, state[1] .. attempts .. state[2])
+    if ref == '' then ref = '0' end
+    redis.call('HSET', kkey, num, state[1] .. attempts .. '|' .. ref .. state[2])
     if zset then
       local z = zadd[zset]
       z[#z + 1] = x.at
