@@ -143,6 +143,127 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Write commands without waiting for their replies (read them later with [`Store::recv`],
+    /// in order, before any other call on this store): the importer sends a batch while Redis
+    /// still works on the one before.
+    pub fn send(&mut self, packed: &Packed, op: &'static str, target: &str) -> Result<()> {
+        let r = self.conn()?.send_packed_command(&packed.buf);
+        r.map_err(|e| self.fail(op, target, &e))
+    }
+
+    /// Read the replies of `n` commands written by [`Store::send`]: all of them, so the
+    /// connection stays in step, with error replies as values (`Value::ServerError`).
+    pub fn recv(&mut self, n: usize, op: &'static str, target: &str) -> Result<Vec<Value>> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let r = self.conn()?.recv_response();
+            out.push(r.map_err(|e| self.fail(op, target, &e))?);
+        }
+        Ok(out)
+    }
+
+    /// The first error reply in `v` (inside an `EXEC`'s array too), as this crate's error.
+    pub fn reply_error(&self, v: &Value, op: &'static str, target: &str) -> Option<Error> {
+        match v {
+            Value::ServerError(e) => Some(Error::redis(
+                &self.url,
+                op,
+                target,
+                &redis::RedisError::from(e.clone()),
+            )),
+            Value::Array(items) => items.iter().find_map(|i| self.reply_error(i, op, target)),
+            _ => None,
+        }
+    }
+}
+
+/// Commands encoded by hand into one RESP buffer: no allocation per command or argument, which
+/// is most of what building a `redis::Pipeline` costs for millions of small commands.
+#[derive(Default)]
+pub struct Packed {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl Packed {
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.count = 0;
+    }
+
+    /// Commands written so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Start a command of `nargs` arguments (the command's name is the first).
+    pub fn cmd(&mut self, nargs: usize) -> &mut Self {
+        self.buf.push(b'*');
+        push_u64(&mut self.buf, nargs as u64);
+        self.buf.extend_from_slice(b"\r\n");
+        self.count += 1;
+        self
+    }
+
+    pub fn arg(&mut self, a: &[u8]) -> &mut Self {
+        self.buf.push(b'$');
+        push_u64(&mut self.buf, a.len() as u64);
+        self.buf.extend_from_slice(b"\r\n");
+        self.buf.extend_from_slice(a);
+        self.buf.extend_from_slice(b"\r\n");
+        self
+    }
+
+    pub fn arg_u64(&mut self, n: u64) -> &mut Self {
+        let mut d = [0u8; 20];
+        let s = digits(n, &mut d);
+        self.arg(s)
+    }
+
+    /// `prefix` followed by the decimal `n`, as one argument (a key such as `{c:x:p0}:k:17`).
+    pub fn arg_key(&mut self, prefix: &str, n: u64) -> &mut Self {
+        let mut d = [0u8; 20];
+        let s = digits(n, &mut d);
+        self.buf.push(b'$');
+        push_u64(&mut self.buf, (prefix.len() + s.len()) as u64);
+        self.buf.extend_from_slice(b"\r\n");
+        self.buf.extend_from_slice(prefix.as_bytes());
+        self.buf.extend_from_slice(s);
+        self.buf.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Append another buffer's commands.
+    pub fn extend(&mut self, other: &Packed) {
+        self.buf.extend_from_slice(&other.buf);
+        self.count += other.count;
+    }
+}
+
+fn digits(mut n: u64, out: &mut [u8; 20]) -> &[u8] {
+    let mut i = out.len();
+    loop {
+        i -= 1;
+        out[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &out[i..]
+}
+
+/// Append the decimal `n`.
+pub(crate) fn push_u64(buf: &mut Vec<u8>, n: u64) {
+    let mut d = [0u8; 20];
+    buf.extend_from_slice(digits(n, &mut d));
+}
+
 /// Read a bulk or simple string reply as UTF-8 text.
 pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
@@ -161,5 +282,29 @@ pub(crate) fn int(v: &Value) -> Option<i64> {
         Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
         Value::SimpleString(s) => s.parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_commands_are_resp() {
+        let mut p = Packed::default();
+        p.cmd(3)
+            .arg(b"HSET")
+            .arg_key("{c:x:p0}:k:", 17)
+            .arg_u64(84_901_234_567);
+        p.cmd(2).arg(b"GET").arg_u64(0);
+        assert_eq!(p.count(), 2);
+        let want = redis::pipe()
+            .cmd("HSET")
+            .arg("{c:x:p0}:k:17")
+            .arg(84_901_234_567u64)
+            .cmd("GET")
+            .arg(0)
+            .get_packed_pipeline();
+        assert_eq!(p.buf, want);
     }
 }

@@ -645,7 +645,9 @@ impl CallQueue {
             apply_lease(&mut c, &lease);
         }
         if let Some(r) = c.attr_ref {
-            let raw: String = self.store.query(&mut r.read(&base), "read contact", &base)?;
+            let raw: String = self
+                .store
+                .query(&mut r.read(&base), "read contact", &base)?;
             c.attrs = vec![(String::new(), raw)];
             self.resolve_attrs(&base, &mut [&mut c.attrs])?;
         }
