@@ -5,28 +5,16 @@ Target (issue 2): at least 0.25 of the reference, and at least 100k contacts/s.
 
 from __future__ import annotations
 
-import re
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import dialer_core as dc
 from api.embedded_redis import EmbeddedRedis
-from bench.conftest import report
+from bench.conftest import redis_benchmark, report
 
 BATCH = 1000
-
-
-def redis_benchmark_lpop(port: int, requests: int) -> float:
-    out = subprocess.run(
-        ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "lpop", "-P", "100", "-n", str(requests), "-q"],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout
-    m = re.search(r"LPOP: ([\d.]+) requests per second", out.replace("\r", "\n"))
-    assert m, out
-    return float(m.group(1))
 
 
 def test_claim_complete_throughput(benchmark: Any, redis_instance: EmbeddedRedis, redis_url: str, tmp_path: Path, full_size: bool) -> None:
@@ -61,7 +49,13 @@ def test_claim_complete_throughput(benchmark: Any, redis_instance: EmbeddedRedis
     ours = done / in_queue_calls
     assert done == contacts and len(seen) == contacts  # each exactly once
     assert redis_instance.port is not None
-    ref = redis_benchmark_lpop(redis_instance.port, 2_000_000 if full_size else 500_000)
+    requests = 2_000_000 if full_size else 500_000
+    ref = redis_benchmark(redis_instance.port, "lpop", requests)
+    # The issue's reference pops redis-benchmark's own key, which nothing filled: every LPOP
+    # answers nil and writes nothing. The same with the list filled first pops for real (a write,
+    # fed to the AOF), as a claim does.
+    redis_benchmark(redis_instance.port, "lpush", requests)
+    ref_popping = redis_benchmark(redis_instance.port, "lpop", requests)
     median_batch = statistics.median(round_rates)
     benchmark.extra_info.update(contacts_per_s=ours, lpop_p100_per_s=ref, ratio=ours / ref, correct=True)
     report(f"claim+complete, batches of {BATCH}, one client, {contacts:,} contacts", [
@@ -70,6 +64,7 @@ def test_claim_complete_throughput(benchmark: Any, redis_instance: EmbeddedRedis
         ("  with the bench's own checks, contacts/s", f"{overall:,.0f}"),
         ("redis-benchmark -t lpop -P 100, requests/s", f"{ref:,.0f}"),
         ("ratio ours / reference (target >= 0.25)", f"{ours / ref:.2f}"),
+        ("  the same, list filled first (each LPOP pops), /s", f"{ref_popping:,.0f} (ours / it: {ours / ref_popping:.2f})"),
     ])
     if full_size:
         assert ours >= 100_000, f"{ours:,.0f} contacts/s (target: 100k)"
