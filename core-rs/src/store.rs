@@ -3,6 +3,7 @@
 
 use redis::{Cmd, Pipeline, Script, ScriptInvocation, Value};
 
+use crate::contacts::e164::decimal_digits;
 use crate::error::{Error, Result};
 
 pub struct Store {
@@ -220,15 +221,14 @@ impl Packed {
     }
 
     pub fn arg_u64(&mut self, n: u64) -> &mut Self {
-        let mut d = [0u8; 20];
-        let s = digits(n, &mut d);
-        self.arg(s)
+        let (d, start) = decimal_digits(n);
+        self.arg(&d[start..])
     }
 
     /// `prefix` followed by the decimal `n`, as one argument (a key such as `{c:x:p0}:k:17`).
     pub fn arg_key(&mut self, prefix: &str, n: u64) -> &mut Self {
-        let mut d = [0u8; 20];
-        let s = digits(n, &mut d);
+        let (d, start) = decimal_digits(n);
+        let s = &d[start..];
         self.buf.push(b'$');
         push_u64(&mut self.buf, (prefix.len() + s.len()) as u64);
         self.buf.extend_from_slice(b"\r\n");
@@ -245,23 +245,10 @@ impl Packed {
     }
 }
 
-fn digits(mut n: u64, out: &mut [u8; 20]) -> &[u8] {
-    let mut i = out.len();
-    loop {
-        i -= 1;
-        out[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &out[i..]
-}
-
 /// Append the decimal `n`.
 pub(crate) fn push_u64(buf: &mut Vec<u8>, n: u64) {
-    let mut d = [0u8; 20];
-    buf.extend_from_slice(digits(n, &mut d));
+    let (d, start) = decimal_digits(n);
+    buf.extend_from_slice(&d[start..]);
 }
 
 /// Read a bulk or simple string reply as UTF-8 text.

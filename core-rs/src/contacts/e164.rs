@@ -407,7 +407,7 @@ fn tail_value(d: &[u8], start: usize, val: u64) -> u64 {
 
 /// Decimal digits of `n` as ASCII, right-aligned: `(buf, start)` with the digits in `buf[start..]`.
 #[inline]
-fn decimal_digits(mut n: u64) -> ([u8; 20], usize) {
+pub(crate) fn decimal_digits(mut n: u64) -> ([u8; 20], usize) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
