@@ -198,10 +198,6 @@ impl Packed {
         self.count
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     /// Start a command of `nargs` arguments (the command's name is the first).
     pub fn cmd(&mut self, nargs: usize) -> &mut Self {
         self.buf.push(b'*');
