@@ -480,8 +480,8 @@ fn holder_is_dead(holder: &str) -> bool {
 struct FreshLoader {
     seen: HashSet<u64, BuildHasherDefault<NumberHasher>>,
     side: Store,
-    /// Per partition: `P:k:`, `P:ap:`, `P:ready`, `P:stat`.
-    keys: Vec<[String; 4]>,
+    /// Per partition: `P:k:`, `P:ap:`, `P:ready`, `P:stat`, `P:apseq`.
+    keys: Vec<[String; 5]>,
     /// Per partition: the batch's HSETs, its attribute page, its new numbers, page ids reserved
     /// (next, end).
     hsets: Vec<Packed>,
@@ -538,6 +538,7 @@ impl FreshLoader {
                     format!("{b}:ap:"),
                     format!("{b}:ready"),
                     format!("{b}:stat"),
+                    format!("{b}:apseq"),
                 ]
             })
             .collect();
@@ -559,11 +560,11 @@ impl FreshLoader {
     fn page(&mut self, p: usize) -> Result<u64> {
         let (next, end) = &mut self.pages[p];
         if *next == *end {
-            let key = format!("{}seq", self.keys[p][1].trim_end_matches(':'));
+            let key = &self.keys[p][4];
             let top: u64 = self.side.query(
-                redis::cmd("INCRBY").arg(&key).arg(PAGE_IDS),
+                redis::cmd("INCRBY").arg(key).arg(PAGE_IDS),
                 "number attribute pages",
-                &key,
+                key,
             )?;
             (*next, *end) = (top + 1 - PAGE_IDS, top + 1);
         }
@@ -639,7 +640,7 @@ impl FreshLoader {
             if ready.is_empty() {
                 continue;
             }
-            let [_, ap, ready_key, stat] = &self.keys[p];
+            let [_, ap, ready_key, stat, _] = &self.keys[p];
             let before = self.out.count();
             self.out.cmd(1).arg(b"MULTI");
             self.out.extend(&self.hsets[p]);
