@@ -46,6 +46,10 @@ class OutOfOrderEvent(PacingEventError):
 class ContactsFileError(DialerError, OSError):
     """A contacts or suppression file cannot be read."""
 
+class MediaError(DialerError, OSError):
+    """The media engine cannot use a socket: no RTP port can be bound (none free in the range,
+    or the address is not this host's), or the engine cannot start."""
+
 class RedisError(DialerError, OSError):
     """Redis answered an error, or something unexpected."""
 
@@ -143,6 +147,19 @@ class Completion:
         do_not_call_back_until: float | None = None,
         release: bool = False,
     ) -> Completion: ...
+    @property
+    def number(self) -> str:
+        """The number in E.164 form."""
+    @property
+    def token(self) -> int: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def release(self) -> bool:
+        """Given back unused (no attempt counted)."""
+    @property
+    def agent(self) -> str | None:
+        """The agent a callback is reserved for (None: no callback)."""
 
 @final
 class CallQueue:
@@ -286,6 +303,12 @@ def generate_sample(
     invalid rows and duplicates). With `suppression_path`, also write about `suppression_ratio`
     of its valid numbers there, one per line. Returns counts of rows, invalid, duplicates,
     suppressed."""
+
+def partition_key(campaign: str, partition: int) -> str:
+    """The base every queue key of one partition starts with: `{c:<campaign>:p<partition>}`."""
+
+def campaign_meta_key(campaign: str) -> str:
+    """The queue's campaign-wide hash: `{c:<campaign>}:meta`."""
 
 def redis_info(redis_url: str) -> dict[str, str]:
     """`INFO` of the Redis at `redis_url` (all sections) as a dict of strings: for memory figures
@@ -536,7 +559,8 @@ class MediaEngine:
         its length in seconds."""
     def has_prompt(self, name: str) -> bool: ...
     def open(self) -> tuple[int, int]:
-        """A new call's media: `(call, local RTP port)`."""
+        """A new call's media: `(call, local RTP port)`. Raises `MediaError` when no RTP port can
+        be bound."""
     def connect(
         self, call: int, host: str, port: int, payload_type: int = 0, dtmf_payload_type: int | None = 101
     ) -> None:

@@ -60,9 +60,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A contacts or suppression file cannot be read.
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// A media engine socket failed: `op` is what the engine was doing (bind an RTP port, set
+    /// one up, create its event socket pair, start its thread), `at` where (the address, and
+    /// the port range when one is configured).
+    #[error("media engine cannot {op} ({at}): {source}")]
+    Media {
+        op: &'static str,
+        at: String,
         source: std::io::Error,
     },
 
@@ -134,6 +145,15 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
+            source,
+        }
+    }
+
+    #[cold]
+    pub(crate) fn media(op: &'static str, at: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Media {
+            op,
+            at: at.into(),
             source,
         }
     }

@@ -1,9 +1,10 @@
 //! Two engines on loopback talk to each other: prompts, digits, inactivity, lateness.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::Error;
 
 fn wait_for(engine: &MediaEngine, want: usize, within: Duration) -> Vec<Event> {
     let until = Instant::now() + within;
@@ -164,11 +165,78 @@ fn binds_even_ports_in_the_range() {
     let a = MediaEngine::start(cfg).unwrap();
     let ports: Vec<u16> = (0..3).map(|_| a.open().unwrap().1).collect();
     assert_eq!(ports, vec![41002, 41004, 41006]);
-    assert!(a
-        .open()
-        .unwrap_err()
-        .to_string()
-        .contains("no free RTP port"));
+    let e = a.open().unwrap_err();
+    assert!(matches!(e, Error::Media { .. }), "{e:?}");
+    assert!(e.to_string().contains("no free RTP port"), "{e}");
+}
+
+/// An even port on 127.0.0.1 held by a socket of the test's own (dropped with it).
+fn held_even_port() -> (UdpSocket, u16) {
+    let mut odd = Vec::new();
+    loop {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = s.local_addr().unwrap().port();
+        if port.is_multiple_of(2) {
+            return (s, port);
+        }
+        odd.push(s); // held until an even one comes, so the kernel hands out another
+        assert!(odd.len() < 100, "no even port in 100 tries");
+    }
+}
+
+#[test]
+fn a_port_taken_by_another_socket_is_a_media_error() {
+    let (_held, p) = held_even_port();
+    let cfg = Config {
+        ports: Some((p, p + 1)), // one RTP port: p (odd ports are not used)
+        ..Config::default()
+    };
+    let a = MediaEngine::start(cfg).unwrap();
+    let e = a.open().unwrap_err();
+    let Error::Media { op, at, source } = &e else {
+        panic!("{e:?}");
+    };
+    assert_eq!(
+        (*op, at.as_str(), source.kind()),
+        (
+            "bind an RTP port",
+            format!("127.0.0.1, ports {p}-{}", p + 1).as_str(),
+            std::io::ErrorKind::AddrInUse
+        )
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "media engine cannot bind an RTP port (127.0.0.1, ports {p}-{}): no free RTP port: \
+             each even port of the range is in use",
+            p + 1
+        )
+    );
+}
+
+#[test]
+fn an_address_not_on_this_host_is_a_media_error() {
+    let ip: std::net::IpAddr = "192.0.2.1".parse().unwrap(); // TEST-NET-1 (RFC 5737)
+    if UdpSocket::bind((ip, 0)).is_ok() {
+        return; // this host has it (or binds any address): nothing to test here
+    }
+    let a = MediaEngine::start(Config {
+        bind: ip,
+        ..Config::default()
+    })
+    .unwrap();
+    let e = a.open().unwrap_err();
+    let Error::Media { op, at, source } = &e else {
+        panic!("{e:?}");
+    };
+    assert_eq!(
+        (*op, at.as_str(), source.kind()),
+        (
+            "bind an RTP port",
+            "192.0.2.1, any port",
+            std::io::ErrorKind::AddrNotAvailable
+        )
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! │   ├── UnknownCountry, MissingColumn, MalformedFile, BadRule, InvalidNumber
 //! │   └── PacingEventError: UnknownCall, OutOfOrderEvent
 //! ├── ContactsFileError(DialerError, OSError)      the file cannot be read
+//! ├── MediaError(DialerError, OSError)             a media engine socket failed (RTP port bind)
 //! ├── RedisError(DialerError, OSError)             Redis answered an error
 //! │   ├── RedisUnavailable(RedisError, ConnectionError)
 //! │   └── RedisFull(RedisError)                   maxmemory reached
@@ -54,6 +55,10 @@ class OutOfOrderEvent(PacingEventError):
 class ContactsFileError(DialerError, OSError):
     """A contacts or suppression file cannot be read."""
 
+class MediaError(DialerError, OSError):
+    """The media engine cannot use a socket: no RTP port can be bound (none free in the range,
+    or the address is not this host's), or the engine cannot start."""
+
 class RedisError(DialerError, OSError):
     """Redis answered an error, or something unexpected."""
 
@@ -80,6 +85,7 @@ pub const NAMES: &[&str] = &[
     "UnknownCall",
     "OutOfOrderEvent",
     "ContactsFileError",
+    "MediaError",
     "RedisError",
     "RedisUnavailable",
     "RedisFull",
@@ -125,6 +131,7 @@ fn class_of(e: &Error) -> &'static str {
         Error::MissingColumn { .. } => "MissingColumn",
         Error::MalformedFile { .. } => "MalformedFile",
         Error::Io { .. } => "ContactsFileError",
+        Error::Media { .. } => "MediaError",
         Error::BadRule { .. } => "BadRule",
         Error::InvalidArgument { .. } | Error::PartitionMismatch { .. } => "InvalidInput",
         Error::ImportInterrupted { .. } => "ImportInterrupted",

@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyDict};
 
 use super::detach;
 use crate::error::Error;
-use crate::media::{engine, wav, Codec, Config, Event, MediaEngine};
+use crate::media::{wav, Codec, Config, Event, MediaEngine, Stats};
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMediaEngine>()?;
@@ -109,7 +109,8 @@ impl PyMediaEngine {
         self.inner.has_prompt(name)
     }
 
-    /// A new call's media: `(call, local RTP port)`.
+    /// A new call's media: `(call, local RTP port)`. Raises `MediaError` when no RTP port can
+    /// be bound.
     fn open(&self) -> PyResult<(u64, u16)> {
         Ok(self.inner.open()?)
     }
@@ -205,7 +206,7 @@ impl PyMediaEngine {
     /// Totals: calls, ticks, overruns, frames sent/received, malformed, digits, send errors,
     /// and frame lateness (p50/p99/p999/max in ms, frames later than 20 ms).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s: engine::Stats = self.inner.stats();
+        let s: Stats = self.inner.stats();
         let d = PyDict::new(py);
         d.set_item("calls", s.calls)?;
         d.set_item("ticks", s.ticks)?;

@@ -4,6 +4,7 @@
 
 mod contacts;
 mod errors;
+mod keys;
 mod media;
 mod pacing;
 mod queue;
@@ -97,5 +98,6 @@ fn dialer_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     contacts::register(m)?;
     pacing::register(m)?;
     media::register(m)?;
+    keys::register(m)?;
     Ok(())
 }

@@ -143,6 +143,34 @@ impl PyCompletion {
         Ok(PyCompletion { inner: c })
     }
 
+    /// The number in E.164 form.
+    #[getter]
+    fn number(&self) -> String {
+        format_e164(self.inner.number)
+    }
+
+    #[getter]
+    fn token(&self) -> u64 {
+        self.inner.token
+    }
+
+    #[getter]
+    fn outcome(&self) -> &str {
+        &self.inner.outcome
+    }
+
+    /// Given back unused (no attempt counted).
+    #[getter]
+    fn release(&self) -> bool {
+        self.inner.release
+    }
+
+    /// The agent a callback is reserved for (None: no callback).
+    #[getter]
+    fn agent(&self) -> Option<&str> {
+        self.inner.callback.as_ref().map(|(_, a)| a.as_str())
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Completion({}, token={}, outcome={:?})",

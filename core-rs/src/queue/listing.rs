@@ -7,7 +7,8 @@
 
 use redis::Value;
 
-use super::{apply_lease, parse_state, CallQueue, ContactState};
+use super::contact::{apply_lease, parse_state};
+use super::{CallQueue, ContactState};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::store::text;

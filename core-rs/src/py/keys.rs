@@ -1,0 +1,24 @@
+//! The core's key names for the Python side's registry (`store/keys.py`), so the queue's key
+//! layout is spelled once, in `crate::keys`.
+
+use pyo3::prelude::*;
+
+/// The base every queue key of one partition starts with: `{c:<campaign>:p<partition>}`.
+#[pyfunction]
+fn partition_key(campaign: &str, partition: u32) -> PyResult<String> {
+    crate::keys::check_name("campaign id", campaign)?;
+    Ok(crate::keys::partition(campaign, partition))
+}
+
+/// The queue's campaign-wide hash: `{c:<campaign>}:meta`.
+#[pyfunction]
+fn campaign_meta_key(campaign: &str) -> PyResult<String> {
+    crate::keys::check_name("campaign id", campaign)?;
+    Ok(crate::keys::campaign_meta(campaign))
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(partition_key, m)?)?;
+    m.add_function(wrap_pyfunction!(campaign_meta_key, m)?)?;
+    Ok(())
+}
