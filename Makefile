@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUILT := $(VENV)/.built
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUST_SRC := $(shell find core-rs -name '*.rs' -o -name '*.lua' -o -name Cargo.toml) Cargo.toml
-PY_SRC := $(shell find api pacer sip_gateway -name '*.py' -o -name '*.pyi' -o -name py.typed) dialer_core.pyi pyproject.toml
+PY_SRC := $(shell find store api pacer sip_gateway -name '*.py' -o -name '*.pyi' -o -name '*.lua' -o -name py.typed) dialer_core.pyi pyproject.toml
 
 .PHONY: setup system-deps test test-rust test-python demo demo-agents bench wheel clean
 

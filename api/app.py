@@ -1,4 +1,5 @@
-"""The control API: `create_app(redis_url, state_dir)` builds it; `api.service` serves it."""
+"""The control API: `create_app(redis_url, state_dir)` builds it; the api role of `dialer serve`
+(api/node.py) serves it."""
 
 from __future__ import annotations
 
@@ -14,19 +15,18 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
-from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
 from api import schemas
-from api.deps import Queues, TokenCache
+from api.deps import TokenCache
 from api.metrics import Metrics, TimingMiddleware, campaign_lines
 from api.routes import agents, campaigns, lists, tokens
-from api.store import Conflict, Missing, NotAllowed, Store
-from pacer.cdr import Archive, Recorder
-from pacer.runtime import Dialer, GatewaySettings
-from pacer.sms import SmscConfig, SmsSender
+from pacer.cdr import Archive
+from store import Store
+from store.errors import Conflict, Missing, NotAllowed, Unavailable
+from store.queue import Queues
 
 log = logging.getLogger("dialer.api")
 
@@ -55,11 +55,7 @@ class Purges:
         task.add_done_callback(self.tasks.discard)
 
     async def _purge(self, cid: str, partitions: int) -> None:
-        patterns = [f"{{c:{cid}:p{p}}}*" for p in range(partitions)]
-        removed = int(await self.store.redis.unlink(f"{{c:{cid}}}:meta"))
-        for pattern in patterns:
-            async for batch in _batches(self.store.redis.scan_iter(match=pattern, count=10_000), 1000):
-                removed += int(await self.store.redis.unlink(*batch))
+        removed = await self.store.campaigns.purge_queue(cid, partitions)
         log.info("campaign %s: %d queue keys removed", cid, removed)
 
     async def wait(self) -> None:
@@ -67,24 +63,10 @@ class Purges:
             await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-async def _batches(it: AsyncIterator[str], n: int) -> AsyncIterator[list[str]]:
-    batch: list[str] = []
-    async for x in it:
-        batch.append(x)
-        if len(batch) >= n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None, recorder: bool = True,
-               smsc: SmscConfig | None = None, gateway: GatewaySettings | None = None) -> FastAPI:
-    """The API on `redis_url`; uploads land in `state_dir`; the CDR archive is `cdr_path`
-    (default `state_dir/cdr.sqlite3`), which this process also records into unless `recorder`
-    is False (one recorder per archive file records at a time; the others stand by). With
-    `smsc`, this process also sends the campaigns' SMS through that SMSC; with `gateway`, it
-    dials the running campaigns' partitions it can lease (pacer/runtime.py)."""
+def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None) -> FastAPI:
+    """The API on `redis_url`; uploads land in `state_dir`; results and call histories are read
+    from the CDR archive `cdr_path` (default `state_dir/cdr.sqlite3`). Dialling, recording and
+    SMS are other roles of `dialer serve` (api/node.py), never part of the HTTP server."""
     metrics = Metrics()
     cdr_file = cdr_path or state_dir / "cdr.sqlite3"
 
@@ -99,18 +81,6 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
         app.state.metrics = metrics
         app.state.archive = Archive(cdr_file)
         tasks = [asyncio.create_task(metrics.watch_loop(app.state.stopping))]
-        if recorder:
-            app.state.recorder = Recorder(redis_url, cdr_file)
-            tasks.append(asyncio.create_task(app.state.recorder.run(app.state.stopping)))
-        if smsc is not None:
-            app.state.sms = SmsSender(redis_url, smsc)
-            tasks.append(asyncio.create_task(app.state.sms.run(app.state.stopping)))
-        if gateway is not None:
-            app.state.dialer = dialer = Dialer(redis_url, gateway)
-            tasks.append(asyncio.create_task(dialer.run(app.state.stopping)))
-            loop = asyncio.get_running_loop()
-            # From a signal handler: onto the loop's thread.
-            app.state.hurry = lambda: loop.call_soon_threadsafe(dialer.hurry)
         try:
             yield
         finally:
@@ -129,7 +99,6 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
         responses=ERRORS,
     )
     app.state.stopping = asyncio.Event()
-    app.state.hurry = lambda: None  # replaced when this process dials
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> Response:
@@ -153,7 +122,7 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
         return JSONResponse({"detail": str(e)}, status_code=403)
 
     @app.exception_handler(dialer_core.RedisUnavailable)
-    @app.exception_handler(RedisConnectionError)  # the same outage met by the asyncio client
+    @app.exception_handler(Unavailable)  # the same outage met by the asyncio client
     async def redis_down(request: Request, e: Exception) -> JSONResponse:
         log.error("redis unavailable: %s", e)
         return JSONResponse({"detail": "the dialer's Redis is unavailable; retry shortly"}, status_code=503,
@@ -179,8 +148,8 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
         """Liveness and Redis reachability (no token needed)."""
         store: Store = request.app.state.store
         try:
-            await store.redis.ping()
-        except OSError as e:
+            await store.ping()
+        except (OSError, Unavailable) as e:
             return JSONResponse({"status": "unavailable", "redis": str(e)}, status_code=503)
         return JSONResponse({"status": "ok", "redis": "ok"})
 
@@ -190,13 +159,12 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
         campaigns by state, and the pacer's figures while one runs."""
         store: Store = request.app.state.store
         queues: Queues = request.app.state.queues
-        all_campaigns = await store.campaigns()
+        all_campaigns = await store.campaigns.all()
 
         async def stats(c: dict[str, Any]) -> dict[str, Any]:
-            q = await queues.of(c)
-            return await asyncio.to_thread(q.stats)
+            return await (await queues.of(c)).stats()
 
-        text = metrics.text() + await campaign_lines(all_campaigns, stats, store.live)
+        text = metrics.text() + await campaign_lines(all_campaigns, stats, store.campaigns.live)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.include_router(campaigns.router)

@@ -1,9 +1,9 @@
 """Bearer tokens with roles.
 
-A token is `dlr_` + 32 random bytes (URL-safe base64), shown once when created. Redis keeps
+A token is `dlr_` + 32 random bytes (URL-safe base64), shown once when created. The store keeps
 only its SHA-256 (a token carries 256 bits of entropy, so an unsalted fast hash is enough: there
-is nothing to guess) with the role, a label, and for an agent token the agent it speaks for:
-    dialer:tokens   hash   sha256 hex -> {"id", "role", "name", "agent", "created_at"} (JSON)
+is nothing to guess) with the role, a label, and for an agent token the agent it speaks for
+(`store/tokens.py`).
 `id` (the hash's first 12 hex digits) names a token in listings and revocation without
 revealing it.
 
@@ -17,13 +17,11 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final
 
-import redis
+from store import tokens
+from store.campaigns import now_iso
 
-from api.store import now_iso
-
-TOKENS: Final = "dialer:tokens"
 ROLES: Final = ("admin", "supervisor", "agent")
 PREFIX: Final = "dlr_"
 
@@ -60,35 +58,19 @@ def new_token(role: str, name: str = "", agent: str | None = None) -> tuple[str,
 def create_token(redis_url: str, role: str, name: str = "", agent: str | None = None) -> tuple[str, dict[str, Any]]:
     """Create a token; return it (shown once) and its stored record."""
     token, h, record = new_token(role, name, agent)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        client.hset(TOKENS, h, json.dumps(record))
-    finally:
-        client.close()
+    tokens.add_sync(redis_url, h, record)
     return token, record
 
 
 def list_tokens(redis_url: str) -> list[dict[str, Any]]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        rows = client.hgetall(TOKENS)
-    finally:
-        client.close()
-    return sorted((json.loads(v) for v in rows.values()), key=lambda r: str(r["created_at"]))
+    return tokens.all_sync(redis_url)
 
 
 def revoke_token(redis_url: str, token_id: str) -> bool:
     """Delete the token whose id (or whole hash) starts with `token_id`; False if none does."""
     if len(token_id) < 8:
         raise ValueError("give at least 8 characters of the token's id")
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        matches = [h for h in cast(list[str], client.hkeys(TOKENS)) if h.startswith(token_id)]
-        if len(matches) > 1:
-            raise ValueError(f"{token_id!r} matches {len(matches)} tokens: give more of the id")
-        return bool(matches) and bool(client.hdel(TOKENS, matches[0]))
-    finally:
-        client.close()
+    return tokens.revoke_sync(redis_url, token_id)
 
 
 def principal_of(record: str | None) -> Principal | None:

@@ -23,7 +23,7 @@ from api.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from api.settings import Settings
 
 if TYPE_CHECKING:
-    from pacer.runtime import NamedTrunk
+    from pacer.gateway import NamedTrunk
 
 
 @contextlib.contextmanager
@@ -247,7 +247,7 @@ def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from api.service import serve
+    from api.service import parse_roles, serve
     from pacer.sms import SmscConfig
 
     smsc = None
@@ -263,7 +263,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print("dialer: --named-trunk needs --trunk (the trunk of campaigns that name none)", file=sys.stderr)
         return 2
     if args.trunk:
-        from pacer.runtime import GatewaySettings
+        from pacer.gateway import GatewaySettings
 
         try:
             named = tuple(named_trunk(t, os.environ) for t in args.named_trunk)
@@ -282,9 +282,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as e:
             print(f"dialer: {e}", file=sys.stderr)
             return 2
+    try:
+        roles = parse_roles(args.roles, trunk=gateway is not None, smsc=smsc is not None, recorder=not args.no_recorder)
+    except ValueError as e:
+        print(f"dialer: {e}", file=sys.stderr)
+        return 2
     with redis_for(settings) as url:
-        return serve(settings, url, args.host, args.port, log_level=args.log_level, access_log=args.access_log,
-                     cdr_path=args.cdr_db, recorder=not args.no_recorder, smsc=smsc, gateway=gateway)
+        return serve(settings, url, args.host, args.port, roles=roles, log_level=args.log_level,
+                     access_log=args.access_log, cdr_path=args.cdr_db, smsc=smsc, gateway=gateway)
 
 
 def host_port(option: str, text: str) -> tuple[str, int]:
@@ -297,7 +302,7 @@ def host_port(option: str, text: str) -> tuple[str, int]:
 def named_trunk(text: str, env: Mapping[str, str]) -> NamedTrunk:
     """NAME=[udp://|tcp://|tls://]HOST:PORT; Digest credentials from $DIALER_TRUNK_<NAME>_USERNAME
     and _PASSWORD (NAME upper-cased, '-' as '_')."""
-    from pacer.runtime import NamedTrunk
+    from pacer.gateway import NamedTrunk
 
     name, sep, target = text.partition("=")
     if not sep or not re.fullmatch(r"[a-z0-9_-]{1,32}", name):
@@ -547,15 +552,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("serve", help="run the control API (FastAPI on uvicorn; OpenAPI at /docs)", description=(
-        "Serve the HTTP control API: campaigns and their lifecycle, contacts, suppression lists, agents, "
-        "live pacing, stats, Server-Sent Events, results.csv, /metrics and /healthz. The same process records "
-        "every call's CDR into the SQLite archive (--cdr-db); with --smsc it sends the campaigns' SMS over "
-        "SMPP 3.4; with --trunk it dials the running campaigns (every mode) through that SIP trunk (or the "
-        "--named-trunk a campaign names), sharing "
-        "their partitions with the other `dialer serve` processes on the same Redis. Stops cleanly on "
-        "SIGTERM or SIGINT, letting the calls in progress end (a second signal hangs them up, their outcomes "
-        "recorded). Every route but /healthz and /metrics needs a bearer token (`dialer token create`)."))
+    p = sub.add_parser("serve", help="run the dialer: control API, dialling, CDR recorder, SMS (--roles)", description=(
+        "Run the dialer's roles in one process (--roles picks some). api: the HTTP control API (campaigns and "
+        "their lifecycle, contacts, suppression lists, agents, live pacing, stats, Server-Sent Events, "
+        "results.csv, /metrics and /healthz; OpenAPI at /docs). record: every call's CDR into the SQLite "
+        "archive (--cdr-db). sms (with --smsc): the campaigns' SMS over SMPP 3.4. dial (with --trunk): the "
+        "running campaigns (every mode) through that SIP trunk (or the --named-trunk a campaign names), sharing "
+        "their partitions with the other dialing processes on the same Redis. Stops cleanly on SIGTERM or "
+        "SIGINT, letting the calls in progress end (a second signal hangs them up, their outcomes recorded). "
+        "Every route but /healthz and /metrics needs a bearer token (`dialer token create`)."))
+    p.add_argument("--roles", metavar="ROLE,...", help="run only these of api, dial, record, sms (default: all this "
+                   "node is configured for: dial with --trunk, sms with --smsc, record unless --no-recorder); e.g. "
+                   "--roles api on one host and --roles dial,record,sms on others")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

@@ -3,61 +3,21 @@ one shape of a 422."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated
 
-import dialer_core
 from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
-from api.auth import TOKENS, Principal, digest, principal_of
-from api.store import Store
+from api.auth import Principal, digest, principal_of
+from store import Store
+from store.queue import Queues
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `dialer token create --role admin|supervisor|agent`")
-
-
-class Queues:
-    """A few `CallQueue`s per campaign, used in turn: each holds one Redis connection and serves one
-    call at a time, so several let claims, completions and stats of one campaign overlap. When the
-    campaign's revision moves, its retry policy is applied to them (no new connections)."""
-
-    POOL = 4
-
-    def __init__(self, redis_url: str) -> None:
-        self.redis_url = redis_url
-        self._pools: dict[str, tuple[str, list[dialer_core.CallQueue]]] = {}
-        self._revision: dict[str, int] = {}
-        self._turn = itertools.count()
-
-    async def of(self, campaign: dict[str, Any]) -> dialer_core.CallQueue:
-        cid = campaign["id"]
-        pool = self._pools.get(cid)
-        if pool is None or pool[0] != campaign["created_at"]:  # new, or deleted and created again
-            queues = [await asyncio.to_thread(self._open, campaign) for _ in range(self.POOL)]
-            self._pools[cid] = pool = (campaign["created_at"], queues)
-            self._revision[cid] = campaign["revision"]
-        elif self._revision.get(cid) != campaign["revision"]:
-            for q in pool[1]:
-                await asyncio.to_thread(q.configure, max_attempts=campaign["max_attempts"],
-                                        retry_delay_s=campaign["retry_delay_s"], retry_on=campaign["retry_on"])
-            self._revision[cid] = campaign["revision"]
-        return pool[1][next(self._turn) % self.POOL]
-
-    def _open(self, campaign: dict[str, Any]) -> dialer_core.CallQueue:
-        return dialer_core.CallQueue(
-            self.redis_url, campaign["id"], partitions=campaign["partitions"], max_attempts=campaign["max_attempts"],
-            retry_delay_s=campaign["retry_delay_s"], retry_on=campaign["retry_on"],
-        )
-
-    def forget(self, cid: str) -> None:
-        self._pools.pop(cid, None)
-        self._revision.pop(cid, None)
 
 
 async def store(request: Request) -> Store:
@@ -94,7 +54,7 @@ class TokenCache:
         hit = self._seen.get(token)
         if hit is not None and now - hit[0] < self.TTL_S:
             return hit[1]
-        p = principal_of(cast(str | None, await s.redis.hget(TOKENS, digest(token))))
+        p = principal_of(await s.tokens.record(digest(token)))
         if len(self._seen) >= self.MAX:
             self._seen.clear()
         self._seen[token] = (now, p)

@@ -1,6 +1,6 @@
 """A campaign's event stream as Server-Sent Events.
 
-Events are entries of the campaign's Redis stream (`{c:<id>}:events`), written in the same
+Events are entries of the campaign's event stream (`store.campaigns`), written in the same
 script or pipeline as the change they report; their stream ids are the SSE ids, so a client that
 reconnects with `Last-Event-ID` misses nothing that is still kept (the last ~10,000).
 """
@@ -8,12 +8,10 @@ reconnects with `Last-Event-ID` misses nothing that is still kept (the last ~10,
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, cast
 
 from starlette.requests import Request
 
-from pacer.keys import events_key
-from pacer.redis_async import connect
+from store import Store
 
 BLOCK_MS = 1_000
 KEEPALIVE_S = 15.0
@@ -22,22 +20,19 @@ KEEPALIVE_S = 15.0
 async def stream(request: Request, redis_url: str, cid: str, start: str) -> AsyncIterator[str]:
     """Yield SSE frames from `start` (a stream id, or `$` for only new events) until the client
     goes away or the server stops."""
-    # A blocking XREAD holds its connection: each listener gets its own, closed when it leaves.
-    conn = connect(redis_url)
+    # A blocking read holds its connection: each listener gets its own, closed when it leaves.
+    store = Store(redis_url, max_connections=1)
     stopping = request.app.state.stopping
-    key = events_key(cid)
     last = start
-    if last == "$":
-        # Pin "now" to an id once: a bare `$` on every read would skip what arrives between reads.
-        newest = cast(list[tuple[str, Any]], await conn.xrevrange(key, count=1))
-        last = newest[0][0] if newest else "0-0"
     idle = 0.0
     try:
+        if last == "$":
+            # Pin "now" to an id once: a bare `$` on every read would skip what arrives between reads.
+            last = await store.campaigns.newest_event(cid)
         yield "retry: 2000\n\n"
         while not stopping.is_set() and not await request.is_disconnected():
-            batch = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]],
-                         await conn.xread({key: last}, block=BLOCK_MS, count=200))
-            if not batch:
+            entries = await store.campaigns.events_after(cid, last, block_ms=BLOCK_MS, count=200)
+            if not entries:
                 idle += BLOCK_MS / 1000
                 if idle >= KEEPALIVE_S:
                     idle = 0.0
@@ -45,10 +40,9 @@ async def stream(request: Request, redis_url: str, cid: str, start: str) -> Asyn
                 continue
             idle = 0.0
             frames = []
-            for _, entries in batch:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    frames.append(f"id: {entry_id}\nevent: {fields.get('type', 'message')}\ndata: {fields.get('data', '{}')}\n\n")
+            for entry_id, fields in entries:
+                last = entry_id
+                frames.append(f"id: {entry_id}\nevent: {fields.get('type', 'message')}\ndata: {fields.get('data', '{}')}\n\n")
             yield "".join(frames)
     finally:
-        await conn.aclose()
+        await store.close()

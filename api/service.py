@@ -1,31 +1,47 @@
-"""`dialer serve`: the API on uvicorn (uvloop, httptools) in one asyncio process.
+"""`dialer serve`: the composition root. One asyncio process (uvloop) runs the roles it is given:
+
+    api     the HTTP control API (FastAPI on uvicorn, httptools)
+    dial    the runtime: partitions of running campaigns, SIP, media (pacer/runtime.py)
+    record  the CDR recorder: the Redis stream into the SQLite archive (pacer/cdr.py)
+    sms     the SMPP sender of the campaigns' SMS (pacer/sms.py)
+
+By default all of them (dial only with a trunk, sms only with an SMSC); `--roles` picks a
+subset, so a host can serve the API while others dial: each role runs on its own, and the dial
+role never lives inside the HTTP server - an overloaded or dead API process takes no call down.
 
 Redis is the given one or the embedded redis-server of the state directory, started before the
-server and stopped after it. SIGTERM and SIGINT stop it cleanly: no new connections, requests in
-flight finish (live event streams end within a second), no new call is placed and the calls in
-progress end by themselves (a second SIGTERM or SIGINT hangs them up, their outcomes recorded),
-then Redis is left or stopped.
+roles and stopped after them. SIGTERM and SIGINT stop it in phases: the API takes no new
+connections and finishes the requests in flight (live event streams end within a second) while
+the dial role places no new call and waits for the calls in progress to end; then the recorder
+and the SMS sender stop. A second SIGTERM or SIGINT hangs the calls up (their outcomes recorded).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Collection, Generator
+from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
+from typing import Final
 
 import uvicorn
+import uvloop
 
 from api.app import create_app
 from api.schemas import masked
 from api.settings import Settings
-from pacer.runtime import GatewaySettings
-from pacer.sms import SmscConfig
+from pacer.cdr import Recorder
+from pacer.gateway import GatewaySettings
+from pacer.runtime import Dialer
+from pacer.sms import SmscConfig, SmsSender
 
-log = logging.getLogger("dialer.api")
+log = logging.getLogger("dialer.serve")
+
+ROLES: Final = ("api", "dial", "record", "sms")
 
 
 class MaskNumbers(logging.Filter):
@@ -50,38 +66,131 @@ def configure_logging(level: str) -> None:
         lg.propagate = True
 
 
+def parse_roles(text: str | None, *, trunk: bool, smsc: bool, recorder: bool) -> frozenset[str]:
+    """`--roles api,dial,...` (None: every role this node is configured for). A role named
+    explicitly that lacks its settings is refused (ValueError)."""
+    if text is None:
+        return frozenset(r for r in ROLES if (r != "dial" or trunk) and (r != "sms" or smsc) and (r != "record" or recorder))
+    roles = {r.strip() for r in text.split(",") if r.strip()}
+    unknown = roles - set(ROLES)
+    if unknown or not roles:
+        raise ValueError(f"--roles {text!r}: give one or more of {', '.join(ROLES)}, comma-separated")
+    if "dial" in roles and not trunk:
+        raise ValueError("--roles dial needs --trunk (the trunk it dials through)")
+    if "sms" in roles and not smsc:
+        raise ValueError("--roles sms needs --smsc (the SMSC it sends through)")
+    if "record" in roles and not recorder:
+        raise ValueError("--roles record and --no-recorder contradict each other")
+    return frozenset(roles)
+
+
 class _Server(uvicorn.Server):
-    on_exit: Callable[[], None] | None = None
-    #: A second stop signal: hang up the calls in progress (the first lets them end).
-    on_hurry: Callable[[], None] | None = None
+    """uvicorn without its own signal handling: the node's handlers stop every role."""
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        # Tell live event streams at once: uvicorn waits for open responses before the lifespan ends.
-        if self.on_exit is not None:
-            self.on_exit()
-        if self.should_exit and self.on_hurry is not None:
-            self.on_hurry()
-        # Unlike uvicorn's own, this does not raise the signal again once the server has stopped:
-        # a SIGTERM would then kill the process before the embedded Redis is stopped. A stop
-        # asked for is a clean exit (status 0); a second Ctrl-C forces it.
-        if self.should_exit and sig == signal.SIGINT:
-            self.force_exit = True
-        self.should_exit = True
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
 
 
-def serve(settings: Settings, redis_url: str, host: str, port: int, *, log_level: str = "info", access_log: bool = False,
-          cdr_path: Path | None = None, recorder: bool = True, smsc: SmscConfig | None = None,
-          gateway: GatewaySettings | None = None) -> int:
+class Node:
+    """The roles of one `dialer serve` process, started together and stopped in phases."""
+
+    def __init__(self, settings: Settings, redis_url: str, roles: Collection[str], *, host: str = "127.0.0.1",
+                 port: int = 8080, access_log: bool = False, cdr_path: Path | None = None, smsc: SmscConfig | None = None,
+                 gateway: GatewaySettings | None = None) -> None:
+        self.settings, self.redis_url, self.roles = settings, redis_url, frozenset(roles)
+        self.host, self.port, self.access_log = host, port, access_log
+        self.cdr_path = cdr_path or settings.state_dir / "cdr.sqlite3"
+        self.smsc, self.gateway = smsc, gateway
+        self.stopping = asyncio.Event()
+        self.signals = 0
+        self.server: _Server | None = None
+        self.dialer: Dialer | None = None
+
+    def _signal(self, sig: int) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            log.info("stopping (signal %d): no new calls; calls in progress end by themselves", sig)
+            self.stopping.set()
+            return
+        # Asked again: hang up the calls in progress (their outcomes are recorded).
+        if self.dialer is not None:
+            self.dialer.hurry()
+        if sig == signal.SIGINT and self.server is not None:
+            self.server.force_exit = True
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._signal, sig)
+        calls_stop, rest_stop = asyncio.Event(), asyncio.Event()
+        first: dict[str, asyncio.Task[object]] = {}  # stopped first: the API and the calls
+        last: dict[str, asyncio.Task[object]] = {}   # then: the recorder and the SMS sender
+        app_stopping: asyncio.Event | None = None
+        if "dial" in self.roles:
+            assert self.gateway is not None
+            self.dialer = Dialer(self.redis_url, self.gateway)
+            first["dial"] = asyncio.create_task(self.dialer.run(calls_stop))
+        if "record" in self.roles:
+            last["record"] = asyncio.create_task(Recorder(self.redis_url, self.cdr_path).run(rest_stop))
+        if "sms" in self.roles:
+            assert self.smsc is not None
+            last["sms"] = asyncio.create_task(SmsSender(self.redis_url, self.smsc).run(rest_stop))
+        if "api" in self.roles:
+            app = create_app(self.redis_url, self.settings.state_dir, cdr_path=self.cdr_path)
+            app_stopping = app.state.stopping
+            config = uvicorn.Config(app, host=self.host, port=self.port, loop="none", http="httptools", lifespan="on",
+                                    log_config=None, access_log=self.access_log, timeout_graceful_shutdown=10,
+                                    proxy_headers=False)
+            self.server = _Server(config)
+            first["api"] = asyncio.create_task(self.server.serve())
+        shown = re.sub(r"//[^@/]*@", "//***@", self.redis_url)
+        where = f"http://{self.host}:{self.port} (OpenAPI at /docs), " if "api" in self.roles else ""
+        log.info("dialer serve: roles %s; %sredis %s, state %s", ",".join(r for r in ROLES if r in self.roles), where,
+                 shown, self.settings.state_dir)
+        failed = await self._until_stopped([*first.values(), *last.values()])
+        # Phase 1: no new requests, no new calls; the calls in progress end.
+        calls_stop.set()
+        if app_stopping is not None:
+            app_stopping.set()  # live event streams end at once
+        if self.server is not None:
+            self.server.should_exit = True
+        failed |= await _wait(first)
+        # Phase 2: what the calls wrote is recorded and sent as far as it goes now.
+        rest_stop.set()
+        failed |= await _wait(last)
+        if self.server is not None and not self.server.started:
+            failed = True
+        return 1 if failed else 0
+
+    async def _until_stopped(self, tasks: list[asyncio.Task[object]]) -> bool:
+        """Until a stop signal, or a role ends by itself (a failure: every role stops)."""
+        stop = asyncio.create_task(self.stopping.wait())
+        done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        if stop in done:
+            return False
+        stop.cancel()
+        log.error("a role ended by itself: stopping the others")
+        return True
+
+
+async def _wait(tasks: dict[str, asyncio.Task[object]]) -> bool:
+    """Wait for the roles' tasks; True if one of them failed."""
+    failed = False
+    for name, task in tasks.items():
+        try:
+            await task
+        except Exception as e:  # a role's crash must not keep the others from stopping
+            log.error("role %s failed: %r", name, e)
+            failed = True
+    return failed
+
+
+def serve(settings: Settings, redis_url: str, host: str, port: int, *, roles: Collection[str] = ROLES,
+          log_level: str = "info", access_log: bool = False, cdr_path: Path | None = None,
+          smsc: SmscConfig | None = None, gateway: GatewaySettings | None = None) -> int:
     configure_logging(log_level)
-    app = create_app(redis_url, settings.state_dir, cdr_path=cdr_path, recorder=recorder, smsc=smsc, gateway=gateway)
-    config = uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on", log_config=None,
-        access_log=access_log, timeout_graceful_shutdown=10, proxy_headers=False,
-    )
-    server = _Server(config)
-    server.on_exit = app.state.stopping.set
-    server.on_hurry = lambda: app.state.hurry()
-    shown = re.sub(r"//[^@/]*@", "//***@", redis_url)
-    log.info("dialer serve: http://%s:%d (OpenAPI at /docs), redis %s, state %s", host, port, shown, settings.state_dir)
-    server.run()
-    return 0 if server.started else 1
+    node = Node(settings, redis_url, roles, host=host, port=port, access_log=access_log, cdr_path=cdr_path, smsc=smsc,
+                gateway=gateway)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(node.run())

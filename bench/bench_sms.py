@@ -17,8 +17,8 @@ from pathlib import Path
 import smpp34
 
 from bench.conftest import report
-from pacer.redis_async import connect
-from pacer.sms import SmscConfig, SmsSender, request_sms
+from pacer.sms import SmscConfig, SmsSender
+from store import Store
 from tests.support.redis_server import redis_server
 from tests.support.smsc import smsc
 
@@ -52,9 +52,9 @@ async def _reference(address: str, n: int, window: int = 10) -> float:
 
 
 async def _ours(redis_url: str, address: str, n: int) -> tuple[float, float, dict[str, int]]:
-    r = connect(redis_url)
+    r = Store(redis_url)
     for i in range(0, n, 500):
-        await asyncio.gather(*(request_sms(r, "bench", f"+849{j:08d}", "Thank you", "Operator") for j in range(i, min(n, i + 500))))
+        await asyncio.gather(*(r.sms.request("bench", f"+849{j:08d}", "Thank you", "Operator") for j in range(i, min(n, i + 500))))
     sender = SmsSender(redis_url, SmscConfig.parse(address, "dialer", retry_delay_s=1.0))
     stop = asyncio.Event()
     t0 = time.perf_counter()
@@ -67,7 +67,7 @@ async def _ours(redis_url: str, address: str, n: int) -> tuple[float, float, dic
     delivered = time.perf_counter() - t0
     stop.set()
     await task
-    await r.aclose()
+    await r.close()
     return sent, delivered, sender.counts
 
 

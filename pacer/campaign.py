@@ -1,59 +1,32 @@
-"""The pacer's view of one campaign: its settings and state, kept current from Redis, and the
-live figures it writes back for the API.
+"""The runtime's view of one campaign: its settings and state, kept current from the store, and
+the live figures it writes back for the API.
 
-`CampaignFollower.run()` reads the campaign's event stream with a blocking XREAD (half a second
-at most), so a change made through the API (pacing, settings, pause, stop) reaches the pacer
+`CampaignFollower.run()` reads the campaign's event stream with a blocking read (half a second
+at most), so a change made through the API (pacing, settings, pause, stop) reaches the runtime
 well within a second; it also re-reads the record every few seconds in case an event was
-trimmed away. `apply_pacing` hands the pacing settings to a `PacingEngine`; `write_live`
-publishes the engine's estimates, which `GET /v1/campaigns/{id}/pacing` and `/stats` show while
-they are fresh.
+trimmed away. A Redis outage is waited out (logged, retried every second), never the end of the
+runner. `apply_pacing` hands the pacing settings to a `PacingEngine`; `live_figures` are the
+engine's estimates, which `GET /v1/campaigns/{id}/pacing` and `/stats` show while fresh.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import dialer_core
-import redis.asyncio as aioredis
 
-from pacer.keys import api_key, events_key, live_key
-from pacer.redis_async import connect
+from store import Store
+from store.campaigns import CampaignView
+from store.errors import StoreError
 
 log = logging.getLogger("dialer.pacer")
 
 BLOCK_MS = 500
 RESYNC_S = 5.0
-LIVE_TTL_S = 5
-
-
-@dataclass(frozen=True)
-class CampaignView:
-    """One revision of a campaign as the pacer needs it."""
-
-    id: str
-    state: str
-    revision: int
-    spec: dict[str, Any]
-
-    @property
-    def mode(self) -> str:
-        return str(self.spec["mode"])
-
-    @property
-    def pacing(self) -> dict[str, Any]:
-        return dict(self.spec["pacing"])
-
-
-async def load(redis: aioredis.Redis, cid: str) -> CampaignView | None:
-    raw = cast(dict[str, str], await redis.hgetall(api_key(cid)))
-    if not raw or "state" not in raw:
-        return None
-    return CampaignView(id=cid, state=raw["state"], revision=int(raw["revision"]), spec=json.loads(raw["spec"]))
+RETRY_S = 1.0
 
 
 def apply_pacing(engine: dialer_core.PacingEngine, view: CampaignView) -> bool:
@@ -77,28 +50,36 @@ class CampaignFollower:
         self.view: CampaignView | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        # A blocking XREAD holds its connection: this follower has its own.
-        redis = connect(self.redis_url)
-        key = events_key(self.cid)
+        # A blocking read holds its connection: this follower has its own.
+        store = Store(self.redis_url, max_connections=2)
         try:
-            newest = cast(list[tuple[str, Any]], await redis.xrevrange(key, count=1))
-            last = newest[0][0] if newest else "0-0"
-            await self._sync(redis)
-            since_sync = 0.0
             while not stop.is_set():
-                got = await redis.xread({key: last}, block=BLOCK_MS, count=100)
-                entries = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], got)
-                if entries:
-                    last = entries[-1][1][-1][0]
-                since_sync += BLOCK_MS / 1000 if not entries else 0.0
-                if entries or since_sync >= RESYNC_S:
-                    since_sync = 0.0
-                    await self._sync(redis)
+                try:
+                    await self._follow(store, stop)
+                except StoreError as e:
+                    log.warning("campaign %s: following its changes: %s (again in %.0f s)", self.cid, e, RETRY_S)
+                    try:
+                        await asyncio.wait_for(stop.wait(), RETRY_S)
+                    except TimeoutError:
+                        pass
         finally:
-            await redis.aclose()
+            await store.close()
 
-    async def _sync(self, redis: aioredis.Redis) -> None:
-        view = await load(redis, self.cid)
+    async def _follow(self, store: Store, stop: asyncio.Event) -> None:
+        last = await store.campaigns.newest_event(self.cid)
+        await self._sync(store)
+        since_sync = 0.0
+        while not stop.is_set():
+            entries = await store.campaigns.events_after(self.cid, last, block_ms=BLOCK_MS, count=100)
+            if entries:
+                last = entries[-1][0]
+            since_sync += BLOCK_MS / 1000 if not entries else 0.0
+            if entries or since_sync >= RESYNC_S:
+                since_sync = 0.0
+                await self._sync(store)
+
+    async def _sync(self, store: Store) -> None:
+        view = await store.campaigns.view(self.cid)
         if view is None:
             if self.view is not None:
                 self.view = None
@@ -107,12 +88,6 @@ class CampaignFollower:
         if self.view is None or view.revision != self.view.revision:
             self.view = view
             self.on_change(view)
-
-
-async def write_live(redis: aioredis.Redis, cid: str, figures: dict[str, Any]) -> None:
-    """Publish the pacer's live figures for the API; they expire `LIVE_TTL_S` after the last write,
-    so a pacer that died shows as none."""
-    await redis.set(live_key(cid), json.dumps(figures), ex=LIVE_TTL_S)
 
 
 def live_figures(engine: dialer_core.PacingEngine, *, cps: float, decisions: int) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The CDR archive: every call's record, durably, in SQLite.
 
 Whoever finishes a call (the runtime, an agent's disposition, the SMS sender) appends its record
-to one Redis stream, `dialer:cdr` (`record()`); appending is one XADD, cheap on the hot path.
+to one Redis stream, `dialer:cdr` (`store.cdr.append`); appending is one XADD, cheap on the hot
+path.
 The `Recorder` reads the stream in a consumer group and writes batches into SQLite (WAL,
 `synchronous=FULL`: a batch is on disk when its transaction commits). Only then does it
 acknowledge the entries, so a recorder killed at any point loses nothing: the next one takes the
@@ -30,67 +31,21 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import Any, Final
 
-import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-
-from pacer.redis_async import connect
+from store import Store, keys
+from store.cdr import CallRecord, group_of
+from store.errors import Refused, Unavailable
 
 log = logging.getLogger("dialer.cdr")
 
-STREAM: Final = "dialer:cdr"
-ARCHIVES: Final = "dialer:cdr:archives"
-"""hash: archive id -> {"host", "path", "seen"} (JSON), renewed by the recording recorder."""
-LEASE_MS: Final = 10_000
-ACTIVE_S: Final = 3600.0
+STREAM: Final = keys.CDR_STREAM
+ARCHIVES: Final = keys.CDR_ARCHIVES
+lease_of = keys.cdr_lease
 
-
-def group_of(archive_id: str) -> str:
-    return f"archive:{archive_id}"
-
-
-def lease_of(archive_id: str) -> str:
-    return f"dialer:cdr:lease:{archive_id}"
-
-Kind = Literal["call", "sms"]
-
-
-@dataclass
-class CallRecord:
-    """One call attempt (kind "call") or one SMS sent after a call (kind "sms")."""
-
-    campaign: str
-    number: str
-    outcome: str
-    kind: Kind = "call"
-    attempt: int = 0
-    call_id: str | None = None
-    dialled_at: float | None = None
-    ringing_at: float | None = None
-    answered_at: float | None = None
-    ended_at: float | None = None
-    sip_code: int | None = None
-    dtmf: str = ""
-    agent: str | None = None
-    answers: dict[str, str] = field(default_factory=dict)
-    sms_status: str | None = None
-    detail: str = ""
-
-    def to_json(self) -> str:
-        return json.dumps({k: v for k, v in asdict(self).items() if v not in (None, "", {})}, separators=(",", ":"))
-
-
-async def record(redis: aioredis.Redis, *records: CallRecord) -> list[str]:
-    """Append records to the CDR stream; answers their ids."""
-    if len(records) == 1:
-        return [str(await redis.xadd(STREAM, {"r": records[0].to_json()}))]
-    async with redis.pipeline(transaction=False) as pipe:
-        for r in records:
-            pipe.xadd(STREAM, {"r": r.to_json()})
-        return [str(x) for x in await pipe.execute()]
+__all__ = ["ARCHIVES", "STREAM", "Archive", "CallRecord", "Recorder", "archive_id", "group_of", "lease_of", "open_db",
+           "write_batch"]
 
 
 _COLUMNS: Final = (
@@ -190,100 +145,61 @@ class Recorder:
     async def run(self, stop: asyncio.Event) -> None:
         """Record until `stop` is set. Redis going away, or the stream or its group vanishing
         (a FLUSHALL), is waited out: the recorder logs it and starts again a second later."""
-        redis = connect(self.redis_url)
+        store = Store(self.redis_url, max_connections=4)
         db = await asyncio.to_thread(open_db, self.db_path)
         self.archive_id = await asyncio.to_thread(archive_id, db)
-        self.group, self.lease = group_of(self.archive_id), lease_of(self.archive_id)
         try:
             while not stop.is_set():
                 try:
-                    await self._record(redis, db, stop)
-                except (RedisConnectionError, aioredis.ResponseError) as e:
+                    await self._record(store, db, stop)
+                except (Unavailable, Refused) as e:
                     log.warning("CDR recorder %s: %s; again in 1 s", self.consumer, e)
                     self.holding = False
                     await sleep_or_stop(stop, 1.0)
         finally:
-            await redis.aclose()
+            await store.close()
             await asyncio.to_thread(db.close)
 
-    async def _record(self, redis: aioredis.Redis, db: sqlite3.Connection, stop: asyncio.Event) -> None:
-        try:
-            await redis.xgroup_create(STREAM, self.group, id="0", mkstream=True)
-        except aioredis.ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
+    async def _record(self, store: Store, db: sqlite3.Connection, stop: asyncio.Event) -> None:
+        cdr = store.cdr
+        await cdr.ensure_group(self.archive_id)
         last_renew = last_trim = 0.0
         while not stop.is_set():
             now = time.monotonic()
             if now - last_renew >= 2.0:
                 last_renew = now
                 was = self.holding
-                self.holding = await self._lease(redis)
-                if self.holding:
-                    await redis.hset(ARCHIVES, self.archive_id, json.dumps(
-                        {"host": socket.gethostname(), "path": str(self.db_path), "seen": time.time()}))
+                self.holding = await cdr.hold(self.archive_id, self.consumer, str(self.db_path))
                 if self.holding and not was:
                     log.info("CDR recorder %s: recording into %s", self.consumer, self.db_path)
-                    await self._take_over(redis, db)
+                    await self._take_over(store, db)
             if not self.holding:
                 await sleep_or_stop(stop, 2.0)
                 continue
-            got = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], await redis.xreadgroup(
-                self.group, self.consumer, {STREAM: ">"}, count=self.batch, block=self.block_ms))
-            for _, entries in got:
-                await self._commit(redis, db, entries)
+            entries = await cdr.read(self.archive_id, self.consumer, self.batch, self.block_ms)
+            await self._commit(store, db, entries)
             if now - last_trim >= 5.0:
                 last_trim = now
-                await self._trim(redis)
+                await cdr.trim()
         # Stopping: what was read is committed and acknowledged above; give the lease up.
         if self.holding:
-            await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-                             1, self.lease, self.consumer)
+            await cdr.let_go(self.archive_id, self.consumer)
             self.holding = False
 
-    async def _lease(self, redis: aioredis.Redis) -> bool:
-        got = await redis.eval(
-            "local v = redis.call('GET', KEYS[1]) "
-            "if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end "
-            "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0",
-            1, self.lease, self.consumer, LEASE_MS,
-        )
-        return bool(got)
-
-    async def _commit(self, redis: aioredis.Redis, db: sqlite3.Connection, entries: list[tuple[str, dict[str, str]]]) -> None:
+    async def _commit(self, store: Store, db: sqlite3.Connection, entries: list[tuple[str, dict[str, str]]]) -> None:
         if not entries:
             return
         self.recorded += await asyncio.to_thread(write_batch, db, entries)
-        await redis.xack(STREAM, self.group, *[e[0] for e in entries])  # only after the commit
+        await store.cdr.ack(self.archive_id, [e[0] for e in entries])  # only after the commit
 
-    async def _take_over(self, redis: aioredis.Redis, db: sqlite3.Connection) -> None:
+    async def _take_over(self, store: Store, db: sqlite3.Connection) -> None:
         """Entries read by a recorder that died before acknowledging them."""
         start = "0-0"
         while True:
-            reply = await redis.xautoclaim(STREAM, self.group, self.consumer, min_idle_time=0, start_id=start, count=self.batch)
-            start, entries = reply[0], [e for e in reply[1] if e[1] is not None]
-            await self._commit(redis, db, entries)
+            start, entries = await store.cdr.claim_pending(self.archive_id, self.consumer, start, self.batch)
+            await self._commit(store, db, entries)
             if start == "0-0":
                 return
-
-    async def _trim(self, redis: aioredis.Redis) -> None:
-        """Drop what every archive active in the last hour has acknowledged."""
-        seen = cast(dict[str, str], await redis.hgetall(ARCHIVES))
-        active = {group_of(a) for a, v in seen.items() if time.time() - float(json.loads(v)["seen"]) < ACTIVE_S}
-        floors = []
-        for g in await redis.xinfo_groups(STREAM):
-            if g["name"] not in active:
-                continue
-            pending = await redis.xpending(STREAM, g["name"])
-            floors.append(pending["min"] if pending["pending"] else g["last-delivered-id"])
-        floor = min(floors, key=_id_key) if floors else None
-        if floor and floor != "0-0":
-            await redis.xtrim(STREAM, minid=floor, approximate=True)
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

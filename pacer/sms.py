@@ -1,9 +1,9 @@
 """SMS after a call (the seed's "press 1" thank-you), over SMPP 3.4, at most once per subscriber
 per campaign, ever.
 
-`request_sms()` records the request and queues it in one Lua script: the subscriber's entry in
-the campaign's SMS hash is created only if absent (HSETNX), and only then is the message put in
-the campaign's outbox stream. Asking twice sends once.
+`store.sms.request()` records the request and queues it in one Lua script: the subscriber's
+entry in the campaign's SMS hash is created only if absent (HSETNX), and only then is the
+message put in the campaign's outbox stream. Asking twice sends once.
 
 `SmsSender` (run by `dialer serve --smsc ...`) binds to the SMSC as a transceiver with
 `smpp34` and sends the outboxes, at most `window` messages in flight. Each message's state:
@@ -17,11 +17,7 @@ which the next sender turns into "unknown" rather than risking a second message.
 (any command_status but 0) is certain, so it is retried. Every final state goes to the CDR
 archive as a record of kind "sms".
 
-Keys (a campaign's share its hash tag):
-    {c:<id>}:sms          hash    number -> "state|detail|time"
-    {c:<id>}:sms:outbox   stream  {number, text, sender}; consumer group "sms"
-    dialer:sms:campaigns  set     campaigns with an outbox
-    dialer:sms:ids        hash    SMSC message id -> "campaign|number" (for delivery receipts)
+The keys are the store's (`store/sms.py`, `store/keys.py`).
 """
 
 from __future__ import annotations
@@ -34,57 +30,25 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final
 
-import redis.asyncio as aioredis
 import smpp34
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-from pacer import cdr
-from pacer.redis_async import connect
+from store import Store
+from store.errors import Refused, Unavailable
+from store.sms import FINAL
 
 log = logging.getLogger("dialer.sms")
 
-CAMPAIGNS: Final = "dialer:sms:campaigns"
-IDS: Final = "dialer:sms:ids"
-GROUP: Final = "sms"
-FINAL: Final = ("sent", "delivered", "undelivered", "failed", "unknown")
 REBIND_AFTER: Final = 50
 
-_REQUEST = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], 'queued||' .. ARGV[4]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 'number', ARGV[1], 'text', ARGV[2], 'sender', ARGV[3])
-return 1
-"""
 
-
-def state_key(cid: str) -> str:
-    return f"{{c:{cid}}}:sms"
-
-
-def outbox_key(cid: str) -> str:
-    return f"{{c:{cid}}}:sms:outbox"
-
-
-async def request_sms(redis: aioredis.Redis, cid: str, number: str, text: str, sender: str) -> bool:
-    """Queue one SMS to `number` for campaign `cid`; False if this subscriber already had one
-    requested in this campaign (then nothing is queued)."""
-    if not re.fullmatch(r"[A-Za-z0-9 ]{1,11}", sender):
-        raise ValueError(f"sender {sender!r}: an alphanumeric sender id is 1-11 letters, digits or spaces")
-    if not text:
-        raise ValueError("an SMS needs a text")
-    added = await redis.eval(_REQUEST, 2, state_key(cid), outbox_key(cid), number, text, sender, f"{time.time():.3f}")
-    if added:
-        await redis.sadd(CAMPAIGNS, cid)
-    return bool(added)
-
-
-async def sms_state(redis: aioredis.Redis, cid: str, number: str) -> tuple[str, str] | None:
-    raw = cast(str | None, await redis.hget(state_key(cid), number))
-    if raw is None:
-        return None
-    state, detail, _ = raw.split("|", 2)
-    return state, detail
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less if `stop` is set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
 
 
 def refusal_status(e: Exception) -> int | None:
@@ -143,7 +107,8 @@ class SmsSender:
         self.counts[what] = self.counts.get(what, 0) + 1
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.redis = connect(self.redis_url)
+        self.store = store = Store(self.redis_url)
+        sms = store.sms
         receipts: asyncio.Task[None] | None = None
         # Receipts are matched by a few workers: each may wait for our record of its message id.
         self._receipt_tasks = {asyncio.create_task(self._receipt_worker()) for _ in range(8)}
@@ -152,17 +117,17 @@ class SmsSender:
                 if self._session is None:
                     session = await self._bind()
                     if session is None:
-                        await cdr.sleep_or_stop(stop, 2.0)
+                        await sleep_or_stop(stop, 2.0)
                         continue
                     receipts = asyncio.create_task(self._receipts(session, stop))
                 try:
-                    for cid in cast(set[str], await self.redis.smembers(CAMPAIGNS)):
+                    for cid in await sms.campaigns():
                         if cid not in self._campaigns or self._campaigns[cid].done():
                             self._campaigns[cid] = asyncio.create_task(self._outbox(cid, stop))
                     await self._sweep_early()
-                except RedisConnectionError as e:
+                except Unavailable as e:
                     log.warning("SMS sender: %s", e)
-                await cdr.sleep_or_stop(stop, 1.0)
+                await sleep_or_stop(stop, 1.0)
         finally:
             # The outboxes see `stop` within one blocking read; cancelling one in the middle of a
             # Redis command would leave its connection unusable.
@@ -178,7 +143,7 @@ class SmsSender:
                 await self._receipt_queue.put(None)
             await asyncio.gather(*self._receipt_tasks, return_exceptions=True)
             await self._unbind()
-            await self.redis.aclose()
+            await store.close()
 
     async def _bind(self) -> smpp34.Smsc | None:
         c = self.smsc
@@ -201,22 +166,18 @@ class SmsSender:
             if close is not None:
                 try:
                     await close()
-                except Exception:  # already gone
-                    pass
+                except (smpp34.SmppError, OSError) as e:  # already gone: nothing to close
+                    log.debug("SMS sender: closing the session: %s", e)
 
     async def _outbox(self, cid: str, stop: asyncio.Event) -> None:
         try:
             await self._drain(cid, stop)
-        except (RedisConnectionError, aioredis.ResponseError) as e:
+        except (Unavailable, Refused) as e:
             log.warning("SMS sender, campaign %s: %s (again in a second)", cid, e)
 
     async def _drain(self, cid: str, stop: asyncio.Event) -> None:
-        key = outbox_key(cid)
-        try:
-            await self.redis.xgroup_create(key, GROUP, id="0", mkstream=True)
-        except aioredis.ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
+        sms = self.store.sms
+        await sms.ensure_group(cid)
         retry_ms = int(self.smsc.retry_delay_s * 1000)
         last_claim = 0.0
         tasks: set[asyncio.Task[None]] = set()
@@ -230,12 +191,9 @@ class SmsSender:
                 if time.monotonic() - last_claim >= min(self.smsc.retry_delay_s, 5.0):
                     # Refused earlier and due again, or left by a sender that died.
                     last_claim = time.monotonic()
-                    reply = await self.redis.xautoclaim(key, GROUP, self.consumer, min_idle_time=retry_ms, start_id="0-0", count=free)
-                    entries = [e for e in reply[1] if e[1] is not None]
+                    entries = await sms.reclaim(cid, self.consumer, retry_ms, free)
                 if not entries:
-                    got = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], await self.redis.xreadgroup(
-                        GROUP, self.consumer, {key: ">"}, count=free, block=500))
-                    entries = [e for _, es in got for e in es]
+                    entries = await sms.read(cid, self.consumer, free, 500)
                 for entry_id, fields in entries:
                     self._in_flight += 1
                     t = asyncio.create_task(self._send(cid, entry_id, fields))
@@ -257,9 +215,9 @@ class SmsSender:
 
     async def _send(self, cid: str, entry_id: str, fields: dict[str, str]) -> None:
         number, text, sender = fields["number"], fields["text"], fields.get("sender", "")
-        state = await sms_state(self.redis, cid, number)
+        state = await self.store.sms.state(cid, number)
         if state is not None and state[0] in FINAL:
-            await self.redis.xack(outbox_key(cid), GROUP, entry_id)  # done before: never twice
+            await self.store.sms.ack(cid, entry_id)  # done before: never twice
             return
         attempt = int(state[1]) + 1 if state is not None and state[0] == "retry" else 1
         if state is not None and state[0] == "sending":
@@ -296,7 +254,7 @@ class SmsSender:
             # "sent" first: a receipt is matched only through IDS, so it cannot be overwritten.
             await self._final(cid, entry_id, number, "sent", msg_id)
             if msg_id:
-                await self.redis.hset(IDS, msg_id, f"{cid}|{number}")
+                await self.store.sms.remember_id(msg_id, cid, number)
                 early = self._early.pop(msg_id, None)
                 if early is not None:
                     await self._receipt_queue.put((msg_id, early[0]))
@@ -320,17 +278,11 @@ class SmsSender:
             await self._final(cid, entry_id, number, "failed", f"command_status 0x{status:08x} x{attempt}")
 
     async def _set(self, cid: str, number: str, state: str, detail: str) -> None:
-        await self.redis.hset(state_key(cid), number, f"{state}|{detail}|{time.time():.3f}")
+        await self.store.sms.set_state(cid, number, state, detail)
 
     async def _final(self, cid: str, entry_id: str, number: str, state: str, detail: str) -> None:
         """Record a final state, its CDR, and acknowledge the outbox entry: one round trip."""
-        rec = cdr.CallRecord(campaign=cid, number=number, kind="sms", outcome="sms", sms_status=state,
-                             ended_at=time.time(), detail=detail)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(state_key(cid), number, f"{state}|{detail}|{time.time():.3f}")
-            pipe.xadd(cdr.STREAM, {"r": rec.to_json()})
-            pipe.xack(outbox_key(cid), GROUP, entry_id)
-            await pipe.execute()
+        await self.store.sms.final(cid, entry_id, number, state, detail)
         self._count(state)
 
     async def _receipts(self, session: smpp34.Smsc, stop: asyncio.Event) -> None:
@@ -354,7 +306,7 @@ class SmsSender:
         for msg_id, (stat, since) in list(self._early.items()):
             if now - since < 2.0:
                 continue
-            if await self.redis.hexists(IDS, msg_id):
+            if await self.store.sms.known_id(msg_id):
                 del self._early[msg_id]
                 await self._receipt_queue.put((msg_id, stat))
             elif now - since > 60.0:
@@ -366,25 +318,16 @@ class SmsSender:
             msg_id, stat = item
             try:
                 await self._receipt(msg_id, stat)
-            except (RedisConnectionError, aioredis.ResponseError) as e:
+            except (Unavailable, Refused) as e:
                 log.warning("SMS sender: receipt for %s not recorded: %s", msg_id, e)
 
     async def _receipt(self, msg_id: str, stat: str) -> None:
-        ref = cast(str | None, await self.redis.hget(IDS, msg_id))
-        if ref is None:
+        status = await self.store.sms.receipt(msg_id, stat)
+        if status is None:
             # The receipt overtook our record of the message id (the SMSC may send it as soon as
             # it answers the submit_sm): park it; `_send` or the sweep picks it up.
             self._early.setdefault(msg_id, (stat, time.monotonic()))
             return
-        cid, number = ref.split("|", 1)
-        status = "delivered" if stat == "DELIVRD" else "undelivered"
-        rec = cdr.CallRecord(campaign=cid, number=number, kind="sms", outcome="sms", sms_status=status,
-                             ended_at=time.time(), detail=f"{msg_id} {stat}")
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(state_key(cid), number, f"{status}|{stat}|{time.time():.3f}")
-            pipe.hdel(IDS, msg_id)
-            pipe.xadd(cdr.STREAM, {"r": rec.to_json()})
-            await pipe.execute()
         self._count(status)
 
 

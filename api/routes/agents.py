@@ -18,9 +18,10 @@ from fastapi.responses import StreamingResponse
 from api import schemas
 from api.auth import Principal
 from api.deps import Anyone, Ops, QueuesDep, StoreDep, bad_field
-from api.store import Conflict
-from pacer import cdr, handout
-from pacer.keys import call_key
+from pacer import transitions
+from pacer.actions import execute
+from store.agents import Dial
+from store.errors import Conflict
 
 log = logging.getLogger("dialer.api")
 router = APIRouter(tags=["agents"])
@@ -39,20 +40,20 @@ def _own(who: Principal, agent: str) -> None:
 
 @router.post("/v1/agents", status_code=201, response_model=schemas.Agent)
 async def create_agent(body: schemas.AgentCreate, store: StoreDep, who: Ops) -> dict[str, Any]:
-    await store.create_agent(body.model_dump())
+    await store.agents.create(body.model_dump())
     log.info("agent %s created by %s", body.id, who.label)
-    return await store.agent(body.id)
+    return await store.agents.get(body.id)
 
 
 @router.get("/v1/agents", response_model=schemas.AgentList)
 async def list_agents(store: StoreDep, who: Ops) -> dict[str, Any]:
-    return {"agents": await store.agents()}
+    return {"agents": await store.agents.all()}
 
 
 @router.get("/v1/agents/{agent}", response_model=schemas.Agent)
 async def get_agent(agent: str, store: StoreDep, who: Anyone) -> dict[str, Any]:
     _own(who, agent)
-    return await store.agent(agent)
+    return await store.agents.get(agent)
 
 
 @router.post("/v1/campaigns/{cid}/agents/{agent}/join", response_model=schemas.Agent)
@@ -60,24 +61,24 @@ async def join(cid: str, agent: str, store: StoreDep, who: Anyone) -> dict[str, 
     """Log the agent in to the campaign (allowed before its start time: nothing is dialled until
     then)."""
     _own(who, agent)
-    c = await store.campaign(cid)
-    await store.agent(agent)
+    c = await store.campaigns.get(cid)
+    await store.agents.get(agent)
     if c["mode"] == "ivr":
         raise Conflict(f"campaign {cid} is agentless (ivr mode): agents do not join it", c["state"])
     if c["state"] in ("stopped", "completed"):
         raise Conflict(f"campaign {cid} is {c['state']}", c["state"])
     if c["agents"] and agent not in c["agents"]:
         raise HTTPException(403, f"agent {agent} does not take part in campaign {cid} (see the campaign's agents)")
-    await store.join(cid, agent)
-    return await store.agent(agent)
+    await store.agents.join(cid, agent)
+    return await store.agents.get(agent)
 
 
 @router.post("/v1/campaigns/{cid}/agents/{agent}/leave", response_model=schemas.Agent)
 async def leave(cid: str, agent: str, store: StoreDep, who: Anyone) -> dict[str, Any]:
     _own(who, agent)
-    await asyncio.gather(store.campaign(cid), store.agent(agent))
-    await store.leave(cid, agent)
-    return await store.agent(agent)
+    await asyncio.gather(store.campaigns.get(cid), store.agents.get(agent))
+    await store.agents.leave(cid, agent)
+    return await store.agents.get(agent)
 
 
 @router.get("/v1/me", response_model=schemas.Me)
@@ -91,9 +92,9 @@ async def agent_campaigns(agent: str, store: StoreDep, who: Anyone) -> dict[str,
     """The campaigns the agent may join (agent modes, not finished, the agent on its list if it
     has one), each with its survey, and whether the agent joined it."""
     _own(who, agent)
-    a = await store.agent(agent)
+    a = await store.agents.get(agent)
     out = []
-    for c in await store.campaigns():
+    for c in await store.campaigns.all():
         if c["mode"] == "ivr" or c["state"] in ("stopped", "completed") or (c["agents"] and agent not in c["agents"]):
             continue
         out.append({"id": c["id"], "name": c["name"], "mode": c["mode"], "state": c["state"],
@@ -104,11 +105,11 @@ async def agent_campaigns(agent: str, store: StoreDep, who: Anyone) -> dict[str,
 @router.get("/v1/calls/{call_id}", response_model=schemas.CallView)
 async def call_view(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyone) -> dict[str, Any]:
     """An open call: the customer's number and attributes and the campaign's survey."""
-    call = await store.call(call_id)
+    call = await store.agents.call(call_id)
     _own(who, call["agent"])
-    c = await store.campaign(call["campaign"])
+    c = await store.campaigns.get(call["campaign"])
     q = await queues.of(c)
-    contact = await asyncio.to_thread(q.contact, call["number"]) or {}
+    contact = await q.contact(call["number"]) or {}
     return {"call_id": call_id, "campaign": c["id"], "mode": c["mode"], "number": call["number"], "agent": call["agent"],
             "attempts": int(call.get("attempts", "0")), "attrs": contact.get("attrs") or {}, "survey": c["survey"],
             "connected": c["mode"] not in HANDS_OUT, "dial": call.get("dial"), "dial_at": _dial_at(call)}
@@ -126,22 +127,22 @@ async def dial(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyone) ->
     """Manual and preview modes: place the call to the customer now. The dialer that owns the
     campaign's partition dials it within a tick (while the campaign runs and a calling window is
     open) and puts the answered customer through to this agent's phone."""
-    call = await store.call(call_id)
+    call = await store.agents.call(call_id)
     _own(who, call["agent"])
-    c = await store.campaign(call["campaign"])
+    c = await store.campaigns.get(call["campaign"])
     if c["mode"] not in HANDS_OUT or "dial" not in call:
         raise Conflict(f"call {call_id} was put through by the dialer: there is nothing to dial", c["state"])
     now = time.time()
     # A call whose dialing node died counts as not placed: it can be dialled again.
-    if call["dial"] not in ("waiting", "dialling") or not await handout.dial_now(
-            store.redis, c["id"], int(call["partition"]), call_id, now):
+    if call["dial"] not in (Dial.WAITING, Dial.DIALLING) or not await store.dialsets.dial_now(
+            c["id"], int(call["partition"]), call_id, now):
         raise Conflict(f"call {call_id} is already being placed", "dialling")
     # (After a dead node, the record still says dialling: it waits again, and the runner that
     # takes it checks for "waiting".)
-    if call["dial"] == "waiting":
-        await store.redis.hset(call_key(call_id), "dial_at", str(now))
+    if call["dial"] == Dial.WAITING:
+        await store.agents.set_dial_at(call_id, now)
     else:
-        await store.redis.hset(call_key(call_id), mapping={"dial": "waiting", "dial_at": str(now)})
+        await store.agents.set_dial(call_id, Dial.WAITING, now)
     return await call_view(call_id, store, queues, who)
 
 
@@ -149,19 +150,15 @@ async def dial(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyone) ->
 async def skip(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyone) -> dict[str, Any]:
     """Preview mode: the agent does not call this customer; the contact goes back to the queue
     with no attempt counted."""
-    call = await store.call(call_id)
+    call = await store.agents.call(call_id)
     _own(who, call["agent"])
-    c = await store.campaign(call["campaign"])
+    c = await store.campaigns.get(call["campaign"])
     if c["mode"] != "preview":
         raise Conflict(f"campaign {c['id']} is in {c['mode']} mode: only a preview can be skipped", c["state"])
-    if not await handout.withdraw(store.redis, c["id"], int(call["partition"]), call_id):
+    if not await store.dialsets.withdraw(c["id"], int(call["partition"]), call_id):
         raise Conflict(f"call {call_id} is already being placed: it can no longer be skipped", "dialling")
-    q = await queues.of(c)
-    (result,) = await asyncio.to_thread(
-        q.complete, [dialer_core.Completion(call["number"], int(call["token"]), "skipped", release=True)])
-    event = {"agent": call["agent"], "call_id": call_id, "outcome": "skipped", "result": result}
-    await store.end_call(call_id, call["agent"], c["id"], call["number"], {}, event)
-    return {"call_id": call_id, "result": result}
+    done = await execute(transitions.skip(c, call_id, call), store, await queues.of(c))
+    return {"call_id": call_id, "result": done.result}
 
 
 @router.get("/v1/agents/{agent}/events", response_class=StreamingResponse,
@@ -174,13 +171,13 @@ async def skip(call_id: str, store: StoreDep, queues: QueuesDep, who: Anyone) ->
 async def agent_events(agent: str, request: Request, store: StoreDep, who: Anyone) -> StreamingResponse:
     """The agent screen's live updates: the agent's record whenever it changes."""
     _own(who, agent)
-    await store.agent(agent)
+    await store.agents.get(agent)
     stopping: asyncio.Event = request.app.state.stopping
 
     async def stream() -> AsyncIterator[str]:
         last, idle = None, 0.0
         while not stopping.is_set() and not await request.is_disconnected():
-            a = await store.agent(agent)
+            a = await store.agents.get(agent)
             now = json.dumps(a, sort_keys=True)
             if now != last:
                 last, idle = now, 0.0
@@ -199,18 +196,18 @@ async def away(agent: str, store: StoreDep, who: Anyone) -> dict[str, Any]:
     """The agent takes a break: no new call is put through to it (a call in progress goes on,
     and its wrap-up ends as usual with the disposition)."""
     _own(who, agent)
-    await store.agent(agent)
-    await store.set_away(agent, True)
-    return await store.agent(agent)
+    await store.agents.get(agent)
+    await store.agents.set_away(agent, True)
+    return await store.agents.get(agent)
 
 
 @router.post("/v1/agents/{agent}/ready", response_model=schemas.Agent)
 async def ready(agent: str, store: StoreDep, who: Anyone) -> dict[str, Any]:
     """The agent is back from a break."""
     _own(who, agent)
-    await store.agent(agent)
-    await store.set_away(agent, False)
-    return await store.agent(agent)
+    await store.agents.get(agent)
+    await store.agents.set_away(agent, False)
+    return await store.agents.get(agent)
 
 
 @router.post("/v1/agents/{agent}/next", response_model=schemas.NextResponse,
@@ -222,7 +219,7 @@ async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, 
     placed when the agent says (`POST /v1/calls/{call_id}/dial`) or, in preview mode, by itself
     at `dial_at` (the campaign's `preview_s`)."""
     _own(who, agent)
-    a = await store.agent(agent)
+    a = await store.agents.get(agent)
     if a["call"]:
         raise Conflict(f"agent {agent} has call {a['call']} open: set its disposition first", "on_call")
     joined = [cid for cid in a["campaigns"] if body.campaign is None or cid == body.campaign]
@@ -230,7 +227,7 @@ async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, 
         raise Conflict(f"agent {agent} has not joined campaign {body.campaign}")
     running = []
     for cid in joined:
-        c = await store.campaign(cid)
+        c = await store.campaigns.get(cid)
         if c["mode"] in HANDS_OUT and c["state"] == "running":
             running.append(c)
     if not running:
@@ -242,28 +239,21 @@ async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, 
     now = time.time()
     for partition in range(c["partitions"]):
         # Due callbacks of this agent first; those reserved for other agents wait for them.
-        claims = await asyncio.to_thread(q.claim, 1, partition=partition, lease_s=AGENT_LEASE_S, with_attrs=True,
-                                         agents=[agent])
+        claims = await q.claim(1, partition=partition, lease_s=AGENT_LEASE_S, with_attrs=True, agents=[agent])
         if claims:
             break
     else:
         return {"customer": None}
     claim = claims[0]
-    call_id = f"{c['id']}:{claim.partition}:{claim.token}"
-    preview_s = float(c.get("preview_s", 15.0))
-    due = now + preview_s if c["mode"] == "preview" and preview_s > 0 else None
-    record = {"campaign": c["id"], "number": claim.number, "token": str(claim.token), "partition": str(claim.partition),
-              "agent": agent, "handed_at": str(now), "attempts": str(claim.attempts), "dial": "waiting",
-              "dial_at": str(due) if due is not None else ""}
-    event = {"agent": agent, "call_id": call_id, "source": claim.source}
-    if not await store.begin_call(agent, call_id, record, event):
+    h = transitions.hand_out(c, agent, claim, now)
+    if not await store.agents.open_call(agent, h.call_id, h.record, h.event):
         # Another request for the same agent won the race: give this contact back untouched.
-        await asyncio.to_thread(q.complete, [dialer_core.Completion(claim.number, claim.token, "released", release=True)])
+        await q.complete([dialer_core.Completion(claim.number, claim.token, "released", release=True)])
         raise Conflict(f"agent {agent} has a call open: set its disposition first", "on_call")
     # The partition's dialer places it when due (preview) or when the agent says (`dial`).
-    await handout.offer(store.redis, c["id"], claim.partition, call_id, due)
-    return {"customer": {"call_id": call_id, "campaign": c["id"], "number": claim.number, "attempts": claim.attempts,
-                         "source": claim.source, "attrs": claim.attrs, "dial_at": _dial_at(record)}}
+    await store.dialsets.offer(c["id"], claim.partition, h.call_id, h.due)
+    return {"customer": {"call_id": h.call_id, "campaign": c["id"], "number": claim.number, "attempts": claim.attempts,
+                         "source": claim.source, "attrs": claim.attrs, "dial_at": _dial_at(h.record)}}
 
 
 @router.post("/v1/calls/{call_id}/disposition", response_model=schemas.DispositionResult,
@@ -271,47 +261,36 @@ async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, 
 async def disposition(call_id: str, body: schemas.Disposition, store: StoreDep, queues: QueuesDep, who: Anyone) -> dict[str, Any]:
     """Finish a call: its outcome, the survey answers, and either a callback time (the customer
     comes back to the same agent) or do-not-call-back (for the campaign's period)."""
-    call = await store.call(call_id)
+    call = await store.agents.call(call_id)
     _own(who, call["agent"])
-    c = await store.campaign(call["campaign"])
+    c = await store.campaigns.get(call["campaign"])
     now = time.time()
     callback_at = body.callback_at.timestamp() if body.callback_at else None
     if callback_at is not None and callback_at <= now:
         raise bad_field(("body", "callback_at"), "must be in the future")
     if body.callback_at is not None and c["end_at"] and body.callback_at > datetime.fromisoformat(c["end_at"]):
         raise bad_field(("body", "callback_at"), f"is after the campaign's end ({c['end_at']})")
-    dnc_until = now + c["do_not_call_back_days"] * 86_400 if body.do_not_call_back else None
-    if call.get("dial") in ("waiting", "dialling") and not await handout.withdraw(
-            store.redis, c["id"], int(call["partition"]), call_id):
+    if call.get("dial") in (Dial.WAITING, Dial.DIALLING) and not await store.dialsets.withdraw(
+            c["id"], int(call["partition"]), call_id):
         # Not waiting any more: the dialer is ringing the customer. Its outcome ends the call
         # when nobody answers; an answered customer is put through, then the disposition.
         raise Conflict(f"call {call_id} is ringing: set the disposition once it is answered, "
                        "or wait for its outcome", "dialling")
-    q = await queues.of(c)
-    completion = dialer_core.Completion(
-        call["number"], int(call["token"]), body.outcome, callback_at=callback_at,
-        agent=call["agent"] if callback_at is not None else None, do_not_call_back_until=dnc_until,
-    )
-    (result,) = await asyncio.to_thread(q.complete, [completion])
-    event = {"agent": call["agent"], "call_id": call_id, "outcome": body.outcome, "result": result}
-    await store.end_call(call_id, call["agent"], c["id"], call["number"], body.answers, event)
-    if result != "stale":
-        await cdr.record(store.redis, cdr.CallRecord(
-            campaign=c["id"], number=call["number"], outcome=body.outcome, attempt=int(call.get("attempts", "0")) + 1,
-            call_id=call_id, dialled_at=float(call["handed_at"]), ended_at=now, agent=call["agent"], answers=body.answers,
-            detail=result))
-    if result == "stale":
+    plan = transitions.disposition(c, call_id, call, body.outcome, body.answers, callback_at=callback_at,
+                                   do_not_call_back=body.do_not_call_back, now=now)
+    done = await execute(plan, store, await queues.of(c))
+    if done.result == "stale":
         raise Conflict(f"call {call_id}: the customer's lease ran out before the disposition; "
                        "the contact went back to the queue and nothing was recorded", "stale")
-    return {"call_id": call_id, "result": result}
+    return {"call_id": call_id, "result": done.result}
 
 
 @router.delete("/v1/agents/{agent}", status_code=204)
 async def delete_agent(agent: str, store: StoreDep, who: Ops) -> Response:
-    a = await store.agent(agent)
+    a = await store.agents.get(agent)
     if a["call"]:
         raise Conflict(f"agent {agent} has call {a['call']} open", "on_call")
     for cid in a["campaigns"]:
-        await store.leave(cid, agent)
-    await store.delete_agent(agent)
+        await store.agents.leave(cid, agent)
+    await store.agents.delete(agent)
     return Response(status_code=204)

@@ -30,7 +30,8 @@ from api.deps import (
     unprocessable,
     upload_dir,
 )
-from api.store import TRANSITIONS, Conflict
+from store.campaigns import API_ACTIONS, TRANSITIONS
+from store.errors import Conflict
 from pacer.cdr import Archive
 
 log = logging.getLogger("dialer.api")
@@ -87,38 +88,38 @@ async def create_campaign(body: schemas.CampaignCreate, store: StoreDep, who: Op
     approves it."""
     cid = body.id or f"c-{secrets.token_hex(5)}"
     spec = body.model_dump(mode="json", exclude={"id"})
-    campaign = await store.create_campaign(cid, spec, who.label)
+    campaign = await store.campaigns.create(cid, spec, who.label)
     log.info("campaign %s created by %s (%s mode)", cid, who.label, body.mode)
     return campaign
 
 
 @router.get("", response_model=schemas.CampaignList)
 async def list_campaigns(store: StoreDep, who: Ops, state: schemas.State | None = None) -> dict[str, Any]:
-    return {"campaigns": await store.campaigns(state)}
+    return {"campaigns": await store.campaigns.all(state)}
 
 
 @router.get("/{cid}", response_model=schemas.Campaign)
 async def get_campaign(cid: str, store: StoreDep, who: Ops) -> dict[str, Any]:
-    return await store.campaign(cid)
+    return await store.campaigns.get(cid)
 
 
 async def _apply(store: StoreDep, queues: QueuesDep, cid: str, change: Any, event: str) -> dict[str, Any]:
     """Merge a change into the stored spec, validate the whole, store it if nothing moved meanwhile."""
     for _ in range(5):
-        current = await store.campaign(cid)
+        current = await store.campaigns.get(cid)
         spec = {k: current[k] for k in schemas.CampaignSpec.model_fields}
         merged = change(spec)
         new = _validated(merged).model_dump(mode="json")
         changed = {k: v for k, v in new.items() if spec.get(k) != v}
         try:
-            await store.update_spec(cid, current["revision"], new, event, {"changed": changed})
+            await store.campaigns.update_spec(cid, current["revision"], new, event, {"changed": changed})
         except Conflict:
             continue  # someone else changed it between our read and write: merge again
         if "suppression_lists" in changed:
-            q = await queues.of(await store.campaign(cid))
-            if (await asyncio.to_thread(q.stats))["exists"]:
-                await asyncio.to_thread(q.set_suppression_lists, new["suppression_lists"])
-        return await store.campaign(cid)
+            q = await queues.of(await store.campaigns.get(cid))
+            if (await q.stats())["exists"]:
+                await q.set_suppression_lists(new["suppression_lists"])
+        return await store.campaigns.get(cid)
     raise Conflict(f"campaign {cid} keeps changing; retry")
 
 
@@ -134,8 +135,8 @@ async def patch_campaign(cid: str, body: schemas.CampaignPatch, store: StoreDep,
 @router.delete("/{cid}", status_code=204)
 async def delete_campaign(cid: str, store: StoreDep, queues: QueuesDep, request: Request, who: Admin) -> Response:
     """Delete a campaign that is not running or paused, with its queue (removed in the background). Admin only."""
-    c = await store.campaign(cid)
-    await store.delete_campaign(cid)
+    c = await store.campaigns.get(cid)
+    await store.campaigns.delete(cid)
     queues.forget(cid)
     request.app.state.purges.start(cid, c["partitions"])
     log.info("campaign %s deleted by %s", cid, who.label)
@@ -147,7 +148,8 @@ def _lifecycle(action: str) -> None:
 
     async def act(cid: str, store: StoreDep, who: Ops) -> dict[str, Any]:
         not_creator = action == "approve" and who.role != "admin"
-        campaign = await store.transition(cid, action, who.label, not_creator=not_creator)
+        await store.campaigns.transition(cid, action, who.label, not_creator=not_creator)
+        campaign = await store.campaigns.get(cid)
         log.info("campaign %s: %s by %s -> %s", cid, action, who.label, campaign["state"])
         return campaign
 
@@ -165,7 +167,7 @@ def _lifecycle(action: str) -> None:
     )(act)
 
 
-for _action in TRANSITIONS:
+for _action in API_ACTIONS:
     _lifecycle(_action)
 
 
@@ -181,7 +183,7 @@ async def import_contacts(
     """Stream a contacts file into the campaign's queue with the campaign's country, suppression
     lists and exclusion rules. Good rows are loaded, bad ones reported with line and reason; sending
     the same file again loads only what is missing. Progress goes to the event stream."""
-    c = await store.campaign(cid)
+    c = await store.campaigns.get(cid)
     if c["state"] in ("stopped", "completed"):
         raise Conflict(f"campaign {cid} is {c['state']}: it takes no more contacts", c["state"])
     path = await receive_file(request, upload_dir(request))
@@ -193,7 +195,7 @@ async def import_contacts(
         if now - last[0] >= 1.0:
             last[0] = now
             data = {k: v for k, v in report.items() if k != "rejections"}
-            asyncio.run_coroutine_threadsafe(store.publish(cid, "import_progress", data), loop)
+            asyncio.run_coroutine_threadsafe(store.campaigns.publish(cid, "import_progress", data), loop)
 
     try:
         report = await asyncio.to_thread(
@@ -205,7 +207,7 @@ async def import_contacts(
         raise bad_field(("body",), str(e).replace(str(path), "the uploaded file")) from None
     finally:
         await asyncio.to_thread(path.unlink, True)
-    await store.publish(cid, "imported", {k: v for k, v in report.items() if k != "rejections"})
+    await store.campaigns.publish(cid, "imported", {k: v for k, v in report.items() if k != "rejections"})
     log.info("campaign %s: %s imported %d of %d rows", cid, who.label, report["accepted"], report["read"])
     return dict(report)
 
@@ -219,13 +221,13 @@ async def list_contacts(
 ) -> dict[str, Any]:
     """A page of the campaign's contacts: state, attempts, last outcome, callback or
     do-not-call-back time, attributes, survey answers."""
-    c = await store.campaign(cid)
+    c = await store.campaigns.get(cid)
     q = await queues.of(c)
     try:
-        page = await asyncio.to_thread(q.contacts, state=state, cursor=cursor, count=limit)
+        page = await q.contacts(state=state, cursor=cursor, count=limit)
     except dialer_core.InvalidInput as e:
         raise bad_field(("query", "cursor"), str(e)) from None
-    answers = await store.answers(cid, [x["number"] for x in page["contacts"]])
+    answers = await store.agents.answers(cid, [x["number"] for x in page["contacts"]])
     for contact, a in zip(page["contacts"], answers):
         contact["answers"] = a
     return dict(page)
@@ -235,7 +237,7 @@ async def list_contacts(
 async def contact_calls(cid: str, number: Annotated[str, PathParam(max_length=32)], request: Request, store: StoreDep, who: Ops) -> list[dict[str, Any]]:
     """One contact's calls and SMS as the CDR archive has them, oldest first (the number in any
     form the campaign's country reads)."""
-    c = await store.campaign(cid)
+    c = await store.campaigns.get(cid)
     try:
         e164 = dialer_core.normalize(number, c["country"])
     except dialer_core.InvalidNumber as e:
@@ -254,8 +256,8 @@ def _pacing_view(c: dict[str, Any], live: dict[str, Any] | None) -> dict[str, An
 @router.get("/{cid}/pacing", response_model=schemas.PacingView)
 async def get_pacing(cid: str, store: StoreDep, who: Ops) -> dict[str, Any]:
     """The pacing settings and, while a pacer runs the campaign, its engine's live estimates."""
-    c = await store.campaign(cid)
-    return _pacing_view(c, await store.live(cid))
+    c = await store.campaigns.get(cid)
+    return _pacing_view(c, await store.campaigns.live(cid))
 
 
 @router.patch("/{cid}/pacing", response_model=schemas.PacingView)
@@ -269,7 +271,7 @@ async def patch_pacing(cid: str, body: schemas.PacingPatch, store: StoreDep, que
 
     c = await _apply(store, queues, cid, merge, "pacing")
     log.info("campaign %s: pacing changed by %s: %s", cid, who.label, change)
-    return _pacing_view(c, await store.live(cid))
+    return _pacing_view(c, await store.campaigns.live(cid))
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -278,9 +280,9 @@ async def patch_pacing(cid: str, body: schemas.PacingPatch, store: StoreDep, que
 @router.get("/{cid}/stats", response_model=schemas.Stats)
 async def stats(cid: str, store: StoreDep, queues: QueuesDep, who: Ops) -> dict[str, Any]:
     """Queue depth, attempts and outcomes so far; with a pacer running, its live figures."""
-    c = await store.campaign(cid)
+    c = await store.campaigns.get(cid)
     q = await queues.of(c)
-    s, present, live = await asyncio.gather(asyncio.to_thread(q.stats), store.present(cid), store.live(cid))
+    s, present, live = await asyncio.gather(q.stats(), store.agents.present_count(cid), store.campaigns.live(cid))
     counters: dict[str, int] = s["counters"]
     completed = {k: v for k, v in counters.items() if k in schemas.COMPLETION_RESULTS}
     return {
@@ -307,7 +309,7 @@ async def campaign_events(
     since: Annotated[str | None, Query(pattern=r"^(\d+(-\d+)?)$", description="replay from this event id; 0 for all kept")] = None,
 ) -> StreamingResponse:
     """The campaign's events as they happen (Server-Sent Events), for live dashboards."""
-    await store.campaign(cid)
+    await store.campaigns.get(cid)
     if last_event_id is not None and not re.fullmatch(r"\d+-\d+", last_event_id):
         last_event_id = None  # not one of ours: start from now
     start = last_event_id or since or "$"
@@ -327,7 +329,7 @@ async def results_csv(cid: str, request: Request, store: StoreDep, queues: Queue
     """One row per contact, streamed: state, attempts, last outcome, time, agent, survey answers
     (JSON); from the CDR archive, calls recorded, the last call's SIP code and DTMF, the SMS
     status; then the contact's attributes."""
-    c = await store.campaign(cid)
+    c = await store.campaigns.get(cid)
     q = await queues.of(c)
     archive: Archive = request.app.state.archive
 
@@ -337,10 +339,10 @@ async def results_csv(cid: str, request: Request, store: StoreDep, queues: Queue
         buf = io.StringIO()
         out = csv.writer(buf)
         while True:
-            page = await asyncio.to_thread(q.contacts, cursor=cursor, count=1000)
+            page = await q.contacts(cursor=cursor, count=1000)
             contacts = page["contacts"]
             numbers = [x["number"] for x in contacts]
-            answers, archived = await asyncio.gather(store.answers(cid, numbers), asyncio.to_thread(archive.latest, cid, numbers))
+            answers, archived = await asyncio.gather(store.agents.answers(cid, numbers), asyncio.to_thread(archive.latest, cid, numbers))
             for x, a in zip(contacts, answers):
                 if attr_columns is None:
                     attr_columns = list(x["attrs"])

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from api import schemas
 from api.deps import Admin, Ops, StoreDep, bad_field, upload_dir
 from api.routes.campaigns import UPLOAD_BODY, receive_file
-from api.store import Missing
+from store.errors import Missing
 
 log = logging.getLogger("dialer.api")
 router = APIRouter(prefix="/v1/suppression-lists", tags=["suppression lists"])

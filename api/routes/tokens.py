@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from api import schemas
-from api.auth import TOKENS, new_token
+from api.auth import new_token
 from api.deps import Admin, StoreDep, bad_field
-from api.store import Missing
+from store.errors import Missing
 
 log = logging.getLogger("dialer.api")
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
@@ -41,25 +40,22 @@ async def create(body: TokenCreate, store: StoreDep, who: Admin) -> dict[str, An
     if (body.role == "agent") != (body.agent is not None):
         raise bad_field(("body", "agent"), "an agent token names its agent, and only an agent token does")
     token, digest, record = new_token(body.role, body.name, body.agent)
-    await store.redis.hset(TOKENS, digest, json.dumps(record))
+    await store.tokens.add(digest, record)
     log.info("%s token %s created by %s", body.role, record["id"], who.label)
     return {"token": token, **record}
 
 
 @router.get("", response_model=list[TokenInfo])
 async def list_tokens(store: StoreDep, who: Admin) -> list[dict[str, Any]]:
-    rows = cast(dict[str, str], await store.redis.hgetall(TOKENS))
-    return sorted((json.loads(v) for v in rows.values()), key=lambda r: str(r["created_at"]))
+    return await store.tokens.all()
 
 
 @router.delete("/{token_id}", status_code=204)
 async def revoke(token_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")], request: Request, store: StoreDep, who: Admin) -> Response:
     """Revoke a token: at once in this process; within a second in other `dialer serve` processes
     (they remember a token they checked for one second)."""
-    for h in cast(list[str], await store.redis.hkeys(TOKENS)):
-        if h.startswith(token_id):
-            await store.redis.hdel(TOKENS, h)
-            request.app.state.tokens.forget(token_id)
-            log.info("token %s revoked by %s", token_id, who.label)
-            return Response(status_code=204)
+    if await store.tokens.revoke(token_id):
+        request.app.state.tokens.forget(token_id)
+        log.info("token %s revoked by %s", token_id, who.label)
+        return Response(status_code=204)
     raise Missing(f"no token {token_id!r}")

@@ -9,15 +9,10 @@ from typing import Any
 
 import dialer_core
 import httpx
-import redis.asyncio as aioredis
 
-from pacer.campaign import (
-    CampaignFollower,
-    CampaignView,
-    apply_pacing,
-    live_figures,
-    write_live,
-)
+from pacer.campaign import CampaignFollower, apply_pacing, live_figures
+from store import Store
+from store.campaigns import CampaignView
 from tests.api.test_campaigns import create
 from tests.support.api_server import ApiServer
 
@@ -41,12 +36,12 @@ def test_pacing_change_reaches_the_running_pacer(admin: httpx.Client, server: Ap
         stop = asyncio.Event()
         follower = CampaignFollower(redis_url, "p1", on_change)
         task = asyncio.create_task(follower.run(stop))
-        redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        store = Store(redis_url)
         async with httpx.AsyncClient(base_url=server.base_url, headers=headers) as api:
             while not seen:
                 await asyncio.sleep(0.01)
             assert engine.config()["target_abandon_rate"] == 0.03
-            await write_live(redis, "p1", live_figures(engine, cps=12.5, decisions=40))
+            await store.campaigns.write_live("p1", live_figures(engine, cps=12.5, decisions=40))
             live = (await api.get("/v1/campaigns/p1/pacing")).json()["live"]
             assert live["cps"] == 12.5 and live["decisions"] == 40 and live["mode"] == "predictive"
             assert (await api.get("/v1/campaigns/p1/stats")).json()["live"]["abandon_rate"] == 0.0
@@ -77,7 +72,7 @@ def test_pacing_change_reaches_the_running_pacer(admin: httpx.Client, server: Ap
             state = follower.view.state if follower.view else None
         stop.set()
         await task
-        await redis.aclose()
+        await store.close()
         return {"lags": lags, "state": state}
 
     out = asyncio.run(scenario())

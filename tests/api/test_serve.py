@@ -41,20 +41,20 @@ def test_clean_stop_with_an_open_event_stream(redis_url: str, tmp_path: Path, si
         headers = {"Authorization": f"Bearer {token}"}
         httpx.post(server.base_url + "/v1/campaigns", headers=headers,
                    json={"id": "c1", "name": "C", "mode": "progressive", "caller_id": "0281234567"})
-        ended = threading.Event()
+        ended, listening = threading.Event(), threading.Event()
 
         def listen() -> None:
             try:
                 with httpx.stream("GET", server.base_url + "/v1/campaigns/c1/events", headers=headers, timeout=30) as r:
                     for _ in r.iter_lines():
-                        pass
+                        listening.set()  # the stream's first frame: it is open
             except httpx.HTTPError:
                 pass
             ended.set()
 
         t = threading.Thread(target=listen, daemon=True)
         t.start()
-        time.sleep(0.5)
+        assert listening.wait(10)
         started = time.monotonic()
         code = server.stop(sig)
         took = time.monotonic() - started

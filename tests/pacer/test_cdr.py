@@ -13,8 +13,8 @@ import pytest
 import redis as sync_redis
 
 from api.auth import create_token
-from pacer.cdr import ARCHIVES, STREAM, Archive, CallRecord, Recorder, archive_id, group_of, lease_of, open_db, record
-from pacer.redis_async import connect
+from pacer.cdr import ARCHIVES, STREAM, Archive, CallRecord, Recorder, archive_id, group_of, lease_of, open_db
+from store import Store
 from tests.support.api_server import api_server
 
 
@@ -27,26 +27,26 @@ def test_records_reach_sqlite_once_with_their_fields(redis_url: str, tmp_path: P
     db = tmp_path / "cdr.sqlite3"
 
     async def scenario() -> list[str]:
-        r = connect(redis_url)
+        store = Store(redis_url)
         # The recorder first: another test's server may be recording (and trimming) this stream.
         stop = asyncio.Event()
         rec = Recorder(redis_url, db, block_ms=50)
         task = asyncio.create_task(rec.run(stop))
         while not rec.holding:
             await asyncio.sleep(0.01)
-        ids = await record(r, *[
+        ids = await store.cdr.append(*[
             CallRecord(campaign="c1", number=f"+8490100000{i}", outcome="answered" if i % 2 else "busy", attempt=1,
                        call_id=f"c1:0:{i}", dialled_at=1000.0 + i, answered_at=1008.0 + i if i % 2 else None,
                        ended_at=1030.0 + i, sip_code=200 if i % 2 else 486, dtmf="1" if i == 1 else "")
             for i in range(5)
         ])
-        await record(r, CallRecord(campaign="c1", number="+84901000001", kind="sms", outcome="sms", sms_status="delivered"))
+        await store.cdr.append(CallRecord(campaign="c1", number="+84901000001", kind="sms", outcome="sms", sms_status="delivered"))
         while rec.recorded < 6:
             await asyncio.sleep(0.02)
         # Recording the same entries again (a recorder died between commit and XACK) stores nothing new.
         stop.set()
         await task
-        await r.aclose()
+        await store.close()
         return ids
 
     ids = asyncio.run(scenario())

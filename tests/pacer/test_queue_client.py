@@ -6,16 +6,17 @@ import asyncio
 from pathlib import Path
 
 import dialer_core as dc
-from pacer.queue_client import QueueClient
+
+from store.queue import Queue
 
 
 def test_claim_and_complete_from_asyncio(redis_url: str, tmp_path: Path) -> None:
     p = tmp_path / "l.txt"
     p.write_text("".join(f"+8490{i:07d}\n" for i in range(20_000)))
     dc.import_contacts(redis_url, p, "aio", country="VN")
-    client = QueueClient(dc.CallQueue(redis_url, "aio"))
 
     async def main() -> tuple[int, int]:
+        client = await Queue.open(redis_url, "aio", max_attempts=2, retry_delay_s=3600.0, retry_on=["no_answer", "busy"])
         ticks = 0
         stop = asyncio.Event()
 
@@ -28,7 +29,7 @@ def test_claim_and_complete_from_asyncio(redis_url: str, tmp_path: Path) -> None
         t = asyncio.create_task(ticker())
         done = 0
         while claims := await client.claim(2000):
-            done += (await client.complete([(c, "answered") for c in claims])).count("final")
+            done += (await client.complete([dc.Completion(c.number, c.token, "answered") for c in claims])).count("final")
         stop.set()
         await t
         return done, ticks

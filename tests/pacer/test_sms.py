@@ -15,8 +15,9 @@ import redis as sync_redis
 
 from api.auth import create_token
 from pacer.cdr import Recorder
-from pacer.redis_async import connect
-from pacer.sms import SmscConfig, SmsSender, encode, request_sms, state_key
+from pacer.sms import SmscConfig, SmsSender, encode
+from store import Store, keys
+from store.sms import SmsStore
 from tests.support.api_server import api_server
 from tests.support.smsc import smsc
 
@@ -29,10 +30,10 @@ def test_one_message_per_subscriber_with_receipts(redis_url: str, tmp_path: Path
     subs = numbers(300)
     with smsc(tmp_path) as sim:
         async def scenario() -> tuple[list[bool], dict[str, int]]:
-            r = connect(redis_url)
-            firsts = [await request_sms(r, "seed", n, "Cảm ơn quý khách! / Thank you", "Operator") for n in subs]
-            again = [await request_sms(r, "seed", n, "Thank you", "Operator") for n in subs[:50]]
-            other = await request_sms(r, "other", subs[0], "Thank you", "Operator")  # another campaign: its own
+            r = Store(redis_url)
+            firsts = [await r.sms.request("seed", n, "Cảm ơn quý khách! / Thank you", "Operator") for n in subs]
+            again = [await r.sms.request("seed", n, "Thank you", "Operator") for n in subs[:50]]
+            other = await r.sms.request("other", subs[0], "Thank you", "Operator")  # another campaign: its own
             sender = SmsSender(redis_url, SmscConfig.parse(sim.address, "dialer", retry_delay_s=0.2))
             # The CDR records, through a recorder of our own (other tests' servers may be
             # recording - and trimming - the same stream into their archives).
@@ -48,7 +49,7 @@ def test_one_message_per_subscriber_with_receipts(redis_url: str, tmp_path: Path
             stop.set()
             await task
             await rec_task
-            await r.aclose()
+            await r.close()
             assert all(firsts) and other
             return again, sender.counts
 
@@ -61,7 +62,7 @@ def test_one_message_per_subscriber_with_receipts(redis_url: str, tmp_path: Path
     assert {m["text"] for m in msgs} == {"Cảm ơn quý khách! / Thank you", "Thank you"}  # UCS-2 round trip
     assert counts["sent"] == 301 and counts["delivered"] == 301
     r = sync_redis.Redis.from_url(redis_url, decode_responses=True)
-    states = r.hgetall(state_key("seed"))
+    states = r.hgetall(keys.sms_state("seed"))
     assert len(states) == 300 and all(v.startswith("delivered|DELIVRD") for v in states.values())
     with sqlite3.connect(tmp_path / "cdr.sqlite3") as db:
         by_status = dict(db.execute("SELECT sms_status, count(*) FROM cdr WHERE kind = 'sms' GROUP BY sms_status").fetchall())
@@ -73,9 +74,9 @@ def test_refusals_are_retried_never_doubled(redis_url: str, tmp_path: Path) -> N
     subs = numbers(20)
     with smsc(tmp_path, refuse_first=7, receipts=False) as sim:
         async def scenario() -> dict[str, int]:
-            r = connect(redis_url)
+            r = Store(redis_url)
             for n in subs:
-                await request_sms(r, "seed", n, "Thank you", "Operator")
+                await r.sms.request("seed", n, "Thank you", "Operator")
             sender = SmsSender(redis_url, SmscConfig.parse(sim.address, "dialer", retry_delay_s=0.2, window=4))
             stop = asyncio.Event()
             task = asyncio.create_task(sender.run(stop))
@@ -84,7 +85,7 @@ def test_refusals_are_retried_never_doubled(redis_url: str, tmp_path: Path) -> N
                 await asyncio.sleep(0.05)
             stop.set()
             await task
-            await r.aclose()
+            await r.close()
             return sender.counts
 
         counts = asyncio.run(scenario())
@@ -98,9 +99,9 @@ def test_bad_requests() -> None:
         import pytest
 
         with pytest.raises(ValueError, match="alphanumeric"):
-            await request_sms(None, "c", "+84900000000", "x", "Way too long a sender")  # type: ignore[arg-type]
+            await SmsStore(None).request("c", "+84900000000", "x", "Way too long a sender")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="text"):
-            await request_sms(None, "c", "+84900000000", "", "Operator")  # type: ignore[arg-type]
+            await SmsStore(None).request("c", "+84900000000", "", "Operator")  # type: ignore[arg-type]
 
     asyncio.run(scenario())
     assert encode("Thanks") == (b"Thanks", 0) and encode("Cảm ơn")[1] == 8
@@ -113,10 +114,10 @@ def test_sigkill_of_the_sender_never_doubles(redis_url: str, tmp_path: Path) -> 
     create_token(redis_url, "admin")
 
     async def enqueue() -> None:
-        ar = connect(redis_url)
+        ar = Store(redis_url)
         for n in subs:
-            await request_sms(ar, "kill", n, "Thank you", "Operator")
-        await ar.aclose()
+            await ar.sms.request("kill", n, "Thank you", "Operator")
+        await ar.close()
 
     asyncio.run(enqueue())
     with smsc(tmp_path, receipts=False) as sim:
@@ -130,7 +131,7 @@ def test_sigkill_of_the_sender_never_doubles(redis_url: str, tmp_path: Path) -> 
         with api_server(redis_url, tmp_path / "b", extra=extra) as second:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                states = Counter(v.split("|")[0] for v in r.hgetall(state_key("kill")).values())
+                states = Counter(v.split("|")[0] for v in r.hgetall(keys.sms_state("kill")).values())
                 if states["sent"] + states["unknown"] == total:
                     break
                 time.sleep(0.1)

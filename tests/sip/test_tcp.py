@@ -41,7 +41,10 @@ def test_the_trunk_closing_the_connection_fails_the_calls_on_it(tmp_path: Path) 
         uac = await Uac.open(TrunkConfig(trunk=sipp.addr, local=("127.0.0.1", 0), transport="TCP"))
         try:
             pending = [asyncio.ensure_future(uac.call(f"8490{i}2", None)) for i in range(3)]  # ...2: rings out
-            await asyncio.sleep(0.5)
+            deadline = asyncio.get_running_loop().time() + 10
+            while len(uac.calls) < 3 or not all(c.result.ringing_at for c in uac.calls.values()):  # all ringing
+                assert asyncio.get_running_loop().time() < deadline, "the calls did not ring within 10 s"
+                await asyncio.sleep(0.01)
             sipp.stop()  # the carrier goes away mid-ring
             return list(await asyncio.wait_for(asyncio.gather(*pending), 10))
         finally:

@@ -37,7 +37,10 @@ class ApiServer:
 
 
 @contextmanager
-def api_server(redis_url: str, state_dir: Path, *, extra: list[str] | None = None, timeout: float = 30.0) -> Iterator[ApiServer]:
+def api_server(redis_url: str, state_dir: Path, *, extra: list[str] | None = None, timeout: float = 30.0,
+               ready_log: str | None = None) -> Iterator[ApiServer]:
+    """`dialer serve` on a free port, ready once /healthz answers 200 - or, for a node without
+    the api role, once its log shows `ready_log`."""
     port = free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / "serve.log"
@@ -54,11 +57,15 @@ def api_server(redis_url: str, state_dir: Path, *, extra: list[str] | None = Non
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"dialer serve exited with {proc.returncode}:\n{server.log_text()}")
-            try:
-                if httpx.get(server.base_url + "/healthz", timeout=1.0).status_code == 200:
+            if ready_log is not None:
+                if ready_log in server.log_text():
                     break
-            except httpx.TransportError:
-                pass
+            else:
+                try:
+                    if httpx.get(server.base_url + "/healthz", timeout=1.0).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"dialer serve did not answer within {timeout} s:\n{server.log_text()}")
             time.sleep(0.05)

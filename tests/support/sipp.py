@@ -126,6 +126,18 @@ class Sipp:
                     out.append(stamp)
         return sorted(out)
 
+    def invited(self) -> dict[str, int]:
+        """How many calls (distinct Call-IDs of INVITEs, so retransmissions count once) each
+        dialled number received (the Request-URI's user), from the -trace_msg log."""
+        calls: dict[str, set[str]] = {}
+        for log in self.workdir.glob(f"{self.port}-*_messages.log"):
+            for block in re.split(r"^-{5,}.*$", log.read_text(errors="replace"), flags=re.M):
+                m = re.search(r"^INVITE sip:([^@;>\s]+)@", block, flags=re.M)
+                cid = re.search(r"^Call-ID:\s*(\S+)", block, flags=re.M | re.I)
+                if m and cid:
+                    calls.setdefault(m[1], set()).add(cid[1])
+        return {n: len(ids) for n, ids in calls.items()}
+
     def errors(self) -> str:
         p = self.workdir / f"sipp-{self.port}-errors.log"
         return p.read_text(errors="replace") if p.exists() else ""

@@ -1,0 +1,329 @@
+"""`PartitionRunner`: dials one partition of one campaign while this node holds its lease.
+
+Every 100 ms, while the campaign is running, inside its start/end time and inside a calling
+window in its time zone, it asks the pacing engine how many calls to place, claims that many
+contacts and places each call (`pacer/calls.py`). Pause and stop place no new calls; calls in
+progress finish. Claim leases are renewed while their calls go on. A running campaign whose list
+is exhausted (nothing ready, waiting or claimed, no call in progress) or whose end time passed is
+completed through the store's lifecycle (`complete`, by the runtime).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dialer_core
+
+from pacer.actions import EngineEvent, Plan
+from pacer.agents import AgentPool
+from pacer.calls import Calls
+from pacer.campaign import CampaignFollower, apply_pacing, live_figures
+from pacer.gateway import Gateway
+from pacer.windows import CallingWindows
+from sip_gateway.agent import AgentDialer
+from sip_gateway.call import TrunkConfig
+from sip_gateway.uac import Uac
+from store import Store
+from store.campaigns import CampaignView, State
+from store.errors import Conflict, Missing, StoreError
+from store.queue import Queue
+
+log = logging.getLogger("dialer.runtime")
+
+#: Modes whose answered calls go to agents (manual and preview hand customers out with `next`).
+AGENT_MODES = ("predictive", "progressive")
+#: Modes whose customers are handed to agents first, then dialled (`next`, the dial set).
+HANDS_OUT = ("manual", "preview")
+TICK_S = 0.1
+LIVE_EVERY_S = 1.0
+#: Claim leases are renewed this often while their calls go on (`GatewaySettings.claim_lease_s`).
+HEARTBEAT_S = 2.0
+
+
+def when(value: Any) -> datetime | None:
+    """A campaign's start or end time (ISO 8601, UTC when it names no zone)."""
+    if not value:
+        return None
+    d = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+@dataclass
+class Counts:
+    dialled: int = 0
+    answered: int = 0
+    agreed: int = 0
+    sms_requested: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+
+class PartitionRunner:
+    def __init__(self, redis_url: str, store: Store, gateway: Gateway, cid: str, partition: int, node: str = "") -> None:
+        self.redis_url = redis_url
+        #: This node's name, as in the partition's lease.
+        self.node = node
+        self.store = store
+        self.gateway = gateway
+        self.cid = cid
+        self.partition = partition
+        self.view: CampaignView | None = None
+        self.deleted = False
+        #: The loop has ended (node stopping, campaign stopped, partition let go): no new INVITE leaves.
+        self.stopping = False
+        self.engine = dialer_core.PacingEngine(mode="ivr", max_channels=1)
+        self.queue: Queue | None = None
+        self.in_flight: set[asyncio.Task[None]] = set()
+        #: Claim batch -> its calls in progress (their leases are renewed).
+        self.batches: dict[int, int] = {}
+        self.last_heartbeat = 0.0
+        self.pool: AgentPool | None = None
+        self.agents: AgentDialer | None = None
+        self.counts = Counts()
+        self.loop = asyncio.get_running_loop()
+        self.decisions = 0
+        self.placed_times: list[float] = []
+        self.cfg: TrunkConfig | None = None
+        #: The campaign's calling windows, parsed once per change of its settings.
+        self.windows: CallingWindows | None = None
+        #: The UAC of the campaign's trunk (None: this node has no trunk of that name).
+        self.uac: Uac | None = None
+        self.trunk_name: str | None = None
+        self.calls = Calls(self)
+        #: A changed retry policy, not yet given to the queue.
+        self.policy: tuple[int, float, list[str]] | None = None
+
+    # --- following the campaign ------------------------------------------------------------
+
+    def on_change(self, view: CampaignView | None) -> None:
+        if view is None:
+            self.deleted = True
+            return
+        spec = view.spec
+        try:
+            apply_pacing(self.engine, view)
+        except ValueError as e:
+            log.error("campaign %s: pacing settings refused by the engine: %s", self.cid, e)
+        # The queue's retry policy: applied on the next tick (opening the queue talks to Redis).
+        self.policy = (int(spec["max_attempts"]), float(spec["retry_delay_s"]), list(spec["retry_on"]))
+        self.windows = CallingWindows.parse(spec["timezone"], spec["windows"])
+        trunk = spec.get("trunk") or None
+        self.uac = self.gateway.uac_for(trunk)
+        if trunk != self.trunk_name:
+            self.trunk_name = trunk
+            self.agents = None  # its dialer places calls through the trunk's UAC
+        if self.uac is None:
+            # Moved to a trunk this node does not have: let the partition go (the calls in
+            # progress end first); a node that has it takes it.
+            log.warning("campaign %s/%d: trunk %r is not configured here: partition let go", self.cid, self.partition, trunk)
+            self.deleted = True
+        else:
+            self.cfg = dataclasses.replace(self.uac.cfg, caller_id=str(spec["caller_id"]), ring_timeout_s=float(spec["ring_timeout_s"]))
+        self.view = view
+
+    def dialling_allowed(self, now: datetime) -> bool:
+        v = self.view
+        if v is None or v.state is not State.RUNNING or self.uac is None or self.stopping:
+            return False
+        start, end = when(v.spec.get("start_at")), when(v.spec.get("end_at"))
+        if (start and now < start) or (end and now >= end):
+            return False
+        return self.windows is not None and self.windows.is_open(now)
+
+    # --- the loop --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set, the campaign leaves running/paused, or it is deleted; then waits
+        for the calls in progress."""
+        follower = CampaignFollower(self.redis_url, self.cid, self.on_change)
+        follow_stop = asyncio.Event()
+        following = asyncio.create_task(follower.run(follow_stop))
+        last_live = 0.0
+        try:
+            while not stop.is_set() and not self.deleted:
+                if following.done():
+                    following.result()  # raises what stopped it
+                    break
+                try:
+                    last_live = await self._tick(last_live)
+                except (StoreError, dialer_core.RedisError) as e:
+                    log.warning("campaign %s/%d: Redis: %s", self.cid, self.partition, e)
+                await asyncio.sleep(TICK_S)
+            self.stopping = True  # calls still waiting for the trunk are not placed
+            if self.in_flight:
+                log.info("campaign %s/%d: waiting for %d calls in progress", self.cid, self.partition, len(self.in_flight))
+            while self.in_flight:
+                await asyncio.wait(self.in_flight, timeout=HEARTBEAT_S / 2)
+                await self._heartbeat(self.loop.time())
+        finally:
+            follow_stop.set()
+            await asyncio.gather(following, return_exceptions=True)
+
+    async def _tick(self, last_live: float) -> float:
+        v = self.view
+        if v is not None and v.state not in (State.RUNNING, State.PAUSED):
+            self.deleted = True  # stopped or completed: this runner's work is done
+            return last_live
+        if self.policy is not None:
+            await self._apply_policy(*self.policy)
+        now = self.loop.time()
+        if v is not None and v.mode in AGENT_MODES + HANDS_OUT and self.pool is None:
+            self.pool = AgentPool(self.store.agents, self.cid, self.engine)
+        if self.pool is not None:
+            await self.pool.sync()
+        if v is not None and self.queue is not None and self.dialling_allowed(datetime.now(UTC)):
+            if v.mode in HANDS_OUT:
+                await self.calls.place_handed()
+            else:
+                await self._place(self.loop.time())  # after the agents' events: the engine's clock only moves on
+        if v is not None and v.state is State.RUNNING and self.queue is not None:
+            await self._maybe_complete()
+        if now - last_live >= LIVE_EVERY_S:
+            last_live = now
+            await self._write_live(now)
+        await self._heartbeat(now)
+        return last_live
+
+    async def _apply_policy(self, max_attempts: int, retry_delay_s: float, retry_on: list[str]) -> None:
+        if self.queue is None:
+            self.queue = await Queue.open(self.redis_url, self.cid, max_attempts=max_attempts, retry_delay_s=retry_delay_s,
+                                          retry_on=retry_on)
+        else:
+            await self.queue.configure(max_attempts=max_attempts, retry_delay_s=retry_delay_s, retry_on=retry_on)
+        self.policy = None
+
+    async def _place(self, now: float) -> None:
+        assert self.queue is not None and self.view is not None
+        n = self.engine.decide(now)
+        self.decisions += 1
+        if n <= 0:
+            return
+        spec = self.view.spec
+        mode = self.view.mode
+        if mode == "ivr":
+            script_name = spec.get("ivr_script")
+            if not script_name:
+                return
+            script = await self.gateway.script(str(script_name))
+        elif mode in AGENT_MODES:
+            await self.agent_dialer(spec)
+            script = None
+        else:
+            return  # manual and preview: agents take their customers with `next`
+        lease_s = float(spec["ring_timeout_s"]) + self.gateway.settings.claim_lease_s
+        # Agent modes: a due callback is dialled only while the agent it is reserved for is ready.
+        agents = self.pool.ready_agents() if mode in AGENT_MODES and self.pool is not None else None
+        claims = await self.queue.claim(n, partition=self.partition, lease_s=lease_s, with_attrs=bool(spec.get("sms")),
+                                        agents=agents)
+        for c in claims:
+            self.batches[c.batch] = self.batches.get(c.batch, 0) + 1
+            call_id = f"{self.cid}/{c.number}/{c.attempts + 1}"
+            self.dialled(call_id)
+            work = self.calls.ivr(c, call_id, script) if script is not None else self.calls.agent(c, call_id)
+            self.spawn(work)
+
+    def spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self.in_flight.add(task)
+        task.add_done_callback(self._call_done)
+
+    def _call_done(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Its outcome was not recorded: the claim's lease runs out and the contact comes back.
+            log.error("campaign %s/%d: a call's outcome was not recorded: %r", self.cid, self.partition, task.exception())
+
+    # --- what the calls tell the engine and the counts ---------------------------------------
+
+    def dialled(self, call_id: str) -> None:
+        t = self.loop.time()
+        self.engine.call_dialed(call_id, t)
+        self.placed_times.append(t)
+        self.counts.dialled += 1
+
+    def apply(self, plan: Plan) -> None:
+        """The in-process part of a plan: the pacing engine and the counts."""
+        e: EngineEvent | None = plan.engine
+        if e is not None:
+            if e.kind == "ended":
+                self.engine.call_ended(e.call_id, self.loop.time())
+            else:
+                self.engine.call_unanswered(e.call_id, self.loop.time(), e.reason)
+        if plan.not_dialled:
+            self.counts.dialled -= 1
+        if plan.answered:
+            self.counts.answered += 1
+        if plan.outcome is not None:
+            self.counts.by_outcome[plan.outcome] = self.counts.by_outcome.get(plan.outcome, 0) + 1
+        if plan.agreed:
+            self.counts.agreed += 1
+        if plan.wrap is not None and self.pool is not None:
+            self.pool.wrap(plan.wrap)
+
+    async def agent_dialer(self, spec: dict[str, Any]) -> AgentDialer:
+        vietnamese = spec.get("country") == "VN"
+        text = spec.get("abandon_message") or (
+            f"Cuộc gọi này từ số {spec['caller_id']}. Chúng tôi sẽ gọi lại quý khách sau." if vietnamese
+            else f"This call was from {spec['caller_id']}. We will call you again later.")
+        prompt = await self.gateway.abandon_prompt(self.cid, str(text), "vi" if vietnamese else "en")
+        limit = float(spec["pacing"].get("connect_limit_s", 2.0))
+        if self.agents is None or self.agents.abandon_prompt != prompt or self.agents.connect_limit_s != limit:
+            assert self.uac is not None
+            self.agents = AgentDialer(self.uac, self.gateway.hub, abandon_prompt=prompt, connect_limit_s=limit,
+                                      max_call_s=self.gateway.settings.max_call_s)
+        return self.agents
+
+    # --- leases, completion, live figures ------------------------------------------------------
+
+    def batch_done(self, claim: dialer_core.Claim) -> None:
+        """One call of a claim batch is over: its lease needs no more renewing."""
+        left = self.batches.get(claim.batch, 1) - 1
+        if left > 0:
+            self.batches[claim.batch] = left
+        else:
+            self.batches.pop(claim.batch, None)
+
+    async def _heartbeat(self, now: float) -> None:
+        if now - self.last_heartbeat < HEARTBEAT_S or not self.batches or self.queue is None or self.view is None:
+            return
+        self.last_heartbeat = now
+        lease_s = float(self.view.spec["ring_timeout_s"]) + self.gateway.settings.claim_lease_s
+        try:
+            await self.queue.renew(list(self.batches), partition=self.partition, lease_s=lease_s)
+        except (dialer_core.RedisError, ConnectionError) as e:
+            log.warning("campaign %s/%d: leases not renewed: %s", self.cid, self.partition, e)
+
+    async def _maybe_complete(self) -> None:
+        assert self.queue is not None and self.view is not None
+        end = when(self.view.spec.get("end_at"))
+        past_end = end is not None and datetime.now(UTC) >= end
+        if not past_end:
+            if self.in_flight:
+                return
+            s = await self.queue.stats()
+            if not s["exists"]:
+                return
+            left = s["ready"] + s["retry_waiting"] + s["retry_due"] + s["callbacks_waiting"] + s["callbacks_due"] + s["leased"]
+            if left:
+                return
+        if self.in_flight:
+            return
+        reason = "end time passed" if past_end else "list exhausted"
+        try:
+            await self.store.campaigns.transition(self.cid, "complete", "runtime", detail={"reason": reason})
+        except (Conflict, Missing):
+            return  # stopped, completed or deleted meanwhile
+        log.info("campaign %s completed (%s)", self.cid, reason)
+
+    async def _write_live(self, now: float) -> None:
+        recent = [t for t in self.placed_times if t > now - 5.0]
+        self.placed_times = recent
+        try:
+            await self.store.campaigns.write_live(self.cid, live_figures(self.engine, cps=len(recent) / 5.0,
+                                                                         decisions=self.decisions))
+        except StoreError as e:
+            log.warning("campaign %s: live figures not written: %s", self.cid, e)

@@ -1,0 +1,261 @@
+"""Campaigns: their records, their lifecycle, their event streams and live figures.
+
+A campaign's record is one hash (`keys.campaign`): its spec (JSON, validated by the API before it
+is stored), state, revision and who created and approved it. Every lifecycle move, whether an
+ops user asks for it through the API or the runtime finds the list exhausted, is one script
+(`lua/transition.lua`) that checks the current state, changes it and writes the `state` event to
+the campaign's stream: the moves are decided here, once (`TRANSITIONS`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final, cast
+
+import redis.asyncio as aioredis
+
+from store import keys
+from store.errors import Conflict, Missing, NotAllowed
+from store.scripts import Scripts
+
+log = logging.getLogger("dialer.store")
+
+#: Events kept in each campaign's stream (SSE clients resuming with Last-Event-ID find these).
+EVENTS_KEPT: Final = 10_000
+#: The pacer's live figures expire this long after their last write: a dead pacer shows none.
+LIVE_TTL_S: Final = 5
+
+_Value = bytes | bytearray | memoryview | str | int | float
+_Mapping = dict[_Value, _Value]  # what redis-py's hset(mapping=) is typed to take
+
+
+class State(StrEnum):
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+
+
+#: States in which a campaign's partitions are owned by dialing nodes.
+DIALING: Final = (State.RUNNING, State.PAUSED)
+#: States a campaign never leaves.
+FINISHED: Final = (State.STOPPED, State.COMPLETED)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A lifecycle action: the states it may start from and the state it leads to."""
+
+    action: str
+    allowed: tuple[State, ...]
+    to: State
+
+
+TRANSITIONS: Final = {
+    t.action: t
+    for t in (
+        Transition("approve", (State.PENDING_APPROVAL,), State.APPROVED),
+        Transition("start", (State.APPROVED,), State.RUNNING),
+        Transition("pause", (State.RUNNING,), State.PAUSED),
+        Transition("resume", (State.PAUSED,), State.RUNNING),
+        Transition("stop", (State.APPROVED, State.RUNNING, State.PAUSED), State.STOPPED),
+        # The runtime's: the list is exhausted or the end time passed.
+        Transition("complete", (State.RUNNING, State.PAUSED), State.COMPLETED),
+    )
+}
+#: The actions ops users take through the API (`complete` is the runtime's).
+API_ACTIONS: Final = tuple(a for a in TRANSITIONS if a != "complete")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class CampaignView:
+    """One revision of a campaign as the runtime needs it."""
+
+    id: str
+    state: State
+    revision: int
+    spec: dict[str, Any]
+
+    @property
+    def mode(self) -> str:
+        return str(self.spec["mode"])
+
+    @property
+    def pacing(self) -> dict[str, Any]:
+        return dict(self.spec["pacing"])
+
+
+Entries = list[tuple[str, dict[str, str]]]
+
+
+class Campaigns:
+    """Campaign records and their events, on one client."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._scripts = Scripts(redis)
+
+    # -- records ------------------------------------------------------------------------------
+
+    async def create(self, cid: str, spec: dict[str, Any], actor: str) -> dict[str, Any]:
+        now = now_iso()
+        record = {"spec": json.dumps(spec), "state": State.PENDING_APPROVAL.value, "created_at": now, "updated_at": now,
+                  "created_by": actor, "revision": "1"}
+        key = keys.campaign(cid)
+        # HSETNX on the spec field claims the id; only its winner writes the rest.
+        if not await self.redis.hsetnx(key, "spec", record["spec"]):
+            raise Conflict(f"campaign {cid} already exists")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=cast(_Mapping, record))
+            pipe.zadd(keys.CAMPAIGNS, {cid: int(time.time() * 1000)})
+            pipe.xadd(keys.events(cid), {"type": "created", "data": json.dumps({"state": State.PENDING_APPROVAL.value, "by": actor})},
+                      maxlen=EVENTS_KEPT, approximate=True)
+            await pipe.execute()
+        return await self.get(cid)
+
+    async def get(self, cid: str) -> dict[str, Any]:
+        raw = cast(dict[str, str], await self.redis.hgetall(keys.campaign(cid)))
+        if not raw or "state" not in raw:
+            raise Missing(f"no campaign {cid!r}")
+        return _campaign(cid, raw)
+
+    async def ids(self) -> list[str]:
+        return [str(i) for i in await self.redis.zrange(keys.CAMPAIGNS, 0, -1)]
+
+    async def all(self, state: str | None = None) -> list[dict[str, Any]]:
+        ids = await self.ids()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid in ids:
+                pipe.hgetall(keys.campaign(cid))
+            rows = await pipe.execute()
+        out = [_campaign(cid, raw) for cid, raw in zip(ids, rows) if raw and "state" in raw]
+        return [c for c in out if state is None or c["state"] == state]
+
+    async def view(self, cid: str) -> CampaignView | None:
+        """The campaign as the runtime follows it (None: deleted)."""
+        raw = cast(dict[str, str], await self.redis.hgetall(keys.campaign(cid)))
+        if not raw or "state" not in raw:
+            return None
+        return CampaignView(id=cid, state=State(raw["state"]), revision=int(raw["revision"]), spec=json.loads(raw["spec"]))
+
+    async def dialing(self) -> list[CampaignView]:
+        """The campaigns whose partitions dialing nodes own (running or paused)."""
+        ids = await self.ids()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid in ids:
+                pipe.hmget(keys.campaign(cid), ["state", "revision", "spec"])
+            rows = cast(list[list[str | None]], await pipe.execute())
+        out = []
+        for cid, (state, revision, spec) in zip(ids, rows):
+            if state in DIALING and spec is not None:
+                out.append(CampaignView(id=cid, state=State(state), revision=int(revision or 0), spec=json.loads(spec)))
+        return out
+
+    async def update_spec(self, cid: str, revision: int, spec: dict[str, Any], event: str, data: dict[str, Any]) -> int:
+        """Store `spec` if the campaign is still at `revision`; raise `Conflict` if it moved."""
+        status, rev = await self._scripts.run(
+            "update_spec", [keys.campaign(cid), keys.events(cid)],
+            [str(revision), json.dumps(spec), now_iso(), event, json.dumps(data), EVENTS_KEPT])
+        if status == "missing":
+            raise Missing(f"no campaign {cid!r}")
+        if status == "moved":
+            raise Conflict(f"campaign {cid} changed meanwhile (revision {rev}); retry")
+        return int(rev)
+
+    async def transition(self, cid: str, action: str, actor: str, *, not_creator: bool = False,
+                         detail: dict[str, Any] | None = None) -> bool:
+        """Take a lifecycle action (`TRANSITIONS`). Raises `Missing`, `Conflict` (naming the
+        state it is in) or `NotAllowed` (the approver created it, with `not_creator`)."""
+        t = TRANSITIONS[action]
+        event = {"action": action, "state": t.to.value, "by": actor, **(detail or {})}
+        status, state, _ = await self._scripts.run(
+            "transition", [keys.campaign(cid), keys.events(cid)],
+            [",".join(t.allowed), t.to.value, now_iso(), actor, "not-creator" if not_creator else "", json.dumps(event),
+             EVENTS_KEPT])
+        if status == "missing":
+            raise Missing(f"no campaign {cid!r}")
+        if status == "conflict":
+            raise Conflict(f"campaign {cid} is {state}: cannot {action} (allowed from {', '.join(t.allowed)})", state)
+        if status == "forbidden":
+            raise NotAllowed(f"campaign {cid} was created by this token's holder: another supervisor or an admin approves it")
+        return True
+
+    async def delete(self, cid: str) -> int:
+        """Delete a campaign that is not dialing, and then its queue's keys (hundreds of
+        thousands for a big list, removed a thousand at a time); answers how many queue keys
+        went."""
+        c = await self.get(cid)
+        if c["state"] in DIALING:
+            raise Conflict(f"campaign {cid} is {c['state']}: stop it before deleting it", c["state"])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(keys.CAMPAIGNS, cid)
+            pipe.unlink(*keys.campaign_control_keys(cid))
+            await pipe.execute()
+        return int(c["partitions"])
+
+    async def purge_queue(self, cid: str, partitions: int) -> int:
+        """Remove a deleted campaign's queue keys; answers how many."""
+        removed = int(await self.redis.unlink(keys.queue_meta(cid)))
+        for p in range(partitions):
+            batch: list[str] = []
+            async for k in self.redis.scan_iter(match=keys.queue_partition_pattern(cid, p), count=10_000):
+                batch.append(k)
+                if len(batch) >= 1000:
+                    removed += int(await self.redis.unlink(*batch))
+                    batch = []
+            if batch:
+                removed += int(await self.redis.unlink(*batch))
+        return removed
+
+    # -- events and live figures ----------------------------------------------------------------
+
+    async def publish(self, cid: str, kind: str, data: dict[str, Any]) -> str:
+        return str(await self.redis.xadd(keys.events(cid), {"type": kind, "data": json.dumps(data)},
+                                         maxlen=EVENTS_KEPT, approximate=True))
+
+    async def newest_event(self, cid: str) -> str:
+        """The id of the campaign's newest event ("0-0": none), to read what comes after it."""
+        newest = cast(list[tuple[str, Any]], await self.redis.xrevrange(keys.events(cid), count=1))
+        return newest[0][0] if newest else "0-0"
+
+    async def events_after(self, cid: str, last: str, *, block_ms: int, count: int) -> Entries:
+        """The campaign's events after `last`, waiting up to `block_ms` for one (this holds the
+        connection: give each reader a client of its own)."""
+        got = cast(list[tuple[str, Entries]], await self.redis.xread({keys.events(cid): last}, block=block_ms, count=count))
+        return [e for _, es in got for e in es]
+
+    async def live(self, cid: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(keys.live(cid))
+        return json.loads(raw) if raw else None
+
+    async def write_live(self, cid: str, figures: dict[str, Any]) -> None:
+        """Publish the pacer's live figures for the API; they expire `LIVE_TTL_S` after the last
+        write, so a pacer that died shows as none."""
+        await self.redis.set(keys.live(cid), json.dumps(figures), ex=LIVE_TTL_S)
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+
+def add_event(pipe: Any, cid: str, kind: str, data: dict[str, Any]) -> None:
+    """Queue a campaign event on a pipeline (written with the change it reports)."""
+    pipe.xadd(keys.events(cid), {"type": kind, "data": json.dumps(data)}, maxlen=EVENTS_KEPT, approximate=True)
+
+
+def _campaign(cid: str, raw: dict[str, str]) -> dict[str, Any]:
+    spec = json.loads(raw["spec"])
+    return {
+        **spec, "id": cid, "state": raw["state"], "created_at": raw["created_at"], "updated_at": raw["updated_at"],
+        "created_by": raw["created_by"], "approved_by": raw.get("approved_by"), "revision": int(raw["revision"]),
+    }

@@ -1,0 +1,103 @@
+"""The one adapter between asyncio and the Rust call queue (`dialer_core.CallQueue`).
+
+`CallQueue` is synchronous and releases the GIL while it talks to Redis; every call here runs
+in the default executor so the event loop never blocks on it. `Queue` is one campaign's queue
+with a few `CallQueue`s used in turn (each holds one Redis connection and serves one call at a
+time, so the claims, completions and stats of one campaign overlap); `Queues` keeps one `Queue`
+per campaign and applies a changed retry policy when the campaign's revision moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterable
+from typing import Any
+
+import dialer_core
+
+CompletionItem = dialer_core.Completion | tuple[dialer_core.Claim, str] | tuple[str, int, str]
+
+
+class Queue:
+    """Async face of one campaign's call queue."""
+
+    def __init__(self, queues: list[dialer_core.CallQueue]) -> None:
+        self._queues = queues
+        self._turn = itertools.count()
+
+    @classmethod
+    async def open(cls, redis_url: str, cid: str, *, partitions: int | None = None, max_attempts: int,
+                   retry_delay_s: float, retry_on: list[str], pool: int = 1) -> Queue:
+        def one() -> dialer_core.CallQueue:
+            if partitions is None:
+                return dialer_core.CallQueue(redis_url, cid, max_attempts=max_attempts, retry_delay_s=retry_delay_s,
+                                             retry_on=retry_on)
+            return dialer_core.CallQueue(redis_url, cid, partitions=partitions, max_attempts=max_attempts,
+                                         retry_delay_s=retry_delay_s, retry_on=retry_on)
+        return cls([await asyncio.to_thread(one) for _ in range(pool)])
+
+    def _q(self) -> dialer_core.CallQueue:
+        return self._queues[next(self._turn) % len(self._queues)]
+
+    @property
+    def campaign(self) -> str:
+        return self._queues[0].campaign
+
+    async def configure(self, *, max_attempts: int, retry_delay_s: float, retry_on: list[str]) -> None:
+        for q in self._queues:
+            await asyncio.to_thread(q.configure, max_attempts=max_attempts, retry_delay_s=retry_delay_s, retry_on=retry_on)
+
+    async def claim(self, n: int, *, partition: int = 0, lease_s: float = 60.0, with_attrs: bool = False,
+                    agents: list[str] | None = None) -> list[dialer_core.Claim]:
+        return await asyncio.to_thread(self._q().claim, n, partition=partition, lease_s=lease_s, with_attrs=with_attrs,
+                                       agents=agents)
+
+    async def complete(self, items: Iterable[CompletionItem]) -> list[dialer_core.CompleteResult]:
+        batch = list(items)
+        return await asyncio.to_thread(self._q().complete, batch)
+
+    async def renew(self, batches: list[int], *, partition: int, lease_s: float) -> None:
+        await asyncio.to_thread(self._q().renew, batches, partition=partition, lease_s=lease_s)
+
+    async def stats(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self._q().stats)
+
+    async def contact(self, number: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self._q().contact, number)
+
+    async def contacts(self, *, state: str | None = None, cursor: str | None = None, count: int = 100) -> dict[str, Any]:
+        return dict(await asyncio.to_thread(self._q().contacts, state=state, cursor=cursor, count=count))
+
+    async def set_suppression_lists(self, names: list[str]) -> None:
+        await asyncio.to_thread(self._q().set_suppression_lists, names)
+
+
+class Queues:
+    """One `Queue` per campaign (a pool of `POOL` connections each), for the API."""
+
+    POOL = 4
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self._queues: dict[str, tuple[str, Queue]] = {}
+        self._revision: dict[str, int] = {}
+
+    async def of(self, campaign: dict[str, Any]) -> Queue:
+        cid = campaign["id"]
+        held = self._queues.get(cid)
+        if held is None or held[0] != campaign["created_at"]:  # new, or deleted and created again
+            q = await Queue.open(self.redis_url, cid, partitions=campaign["partitions"],
+                                 max_attempts=campaign["max_attempts"], retry_delay_s=campaign["retry_delay_s"],
+                                 retry_on=campaign["retry_on"], pool=self.POOL)
+            self._queues[cid] = held = (campaign["created_at"], q)
+            self._revision[cid] = campaign["revision"]
+        elif self._revision.get(cid) != campaign["revision"]:
+            await held[1].configure(max_attempts=campaign["max_attempts"], retry_delay_s=campaign["retry_delay_s"],
+                                    retry_on=campaign["retry_on"])
+            self._revision[cid] = campaign["revision"]
+        return held[1]
+
+    def forget(self, cid: str) -> None:
+        self._queues.pop(cid, None)
+        self._revision.pop(cid, None)
