@@ -1,4 +1,11 @@
-"""Real fixtures: a redis-server per test session on a free loopback port, flushed per test."""
+"""Real fixtures: a redis-server per test session on a free loopback port, flushed per test; and
+the blocking-call detector around every test.
+
+Async code under test must never block its event loop: blockbuster raises on any blocking call
+(socket, file, sleep) that the project's packages make from a thread whose event loop is running.
+It is armed for every test (it flags nothing outside a running loop, so synchronous tests are
+unaffected). A test's own code is not scanned: it may play a blocking peer (an attacker's
+socket, a file it writes). No exemptions in the packages."""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from blockbuster import BlockBuster, blockbuster_ctx
 
 from api.embedded_redis import EmbeddedRedis
 from tests.support.redis_server import redis_server as _redis_server
@@ -44,3 +52,9 @@ def write(tmp_path: Path):  # type: ignore[no-untyped-def]
         return p
 
     return _write
+
+
+@pytest.fixture(autouse=True)
+def blockbuster() -> Iterator[BlockBuster]:
+    with blockbuster_ctx(["store", "pacer", "api", "sip_gateway"]) as bb:
+        yield bb

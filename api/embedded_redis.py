@@ -8,12 +8,16 @@ started it), that one is used and left running.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+
+from api.settings import Settings
 
 # sockaddr_un.sun_path holds 108 bytes on Linux, the terminating NUL included.
 _MAX_SOCKET_PATH = 107
@@ -168,3 +172,17 @@ class EmbeddedRedis:
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def redis_for(settings: Settings) -> Iterator[str]:
+    """The Redis URL to use: the given one, or the embedded server's for the time of the block."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    server = EmbeddedRedis(settings.state_dir, redis_server=settings.redis_server)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

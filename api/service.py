@@ -106,6 +106,8 @@ class Node:
         self.signals = 0
         self.server: _Server | None = None
         self.dialer: Dialer | None = None
+        # Built before the loop runs (it reads the screens' pages from disk).
+        self.app = create_app(redis_url, settings.state_dir, cdr_path=self.cdr_path) if "api" in self.roles else None
 
     def _signal(self, sig: int) -> None:
         self.signals += 1
@@ -136,10 +138,9 @@ class Node:
         if "sms" in self.roles:
             assert self.smsc is not None
             last["sms"] = asyncio.create_task(SmsSender(self.redis_url, self.smsc).run(rest_stop))
-        if "api" in self.roles:
-            app = create_app(self.redis_url, self.settings.state_dir, cdr_path=self.cdr_path)
-            app_stopping = app.state.stopping
-            config = uvicorn.Config(app, host=self.host, port=self.port, loop="none", http="httptools", lifespan="on",
+        if self.app is not None:
+            app_stopping = self.app.state.stopping
+            config = uvicorn.Config(self.app, host=self.host, port=self.port, loop="none", http="httptools", lifespan="on",
                                     log_config=None, access_log=self.access_log, timeout_graceful_shutdown=10,
                                     proxy_headers=False)
             self.server = _Server(config)

@@ -6,7 +6,8 @@ No module below this one reads `os.environ`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -28,6 +29,8 @@ class Settings:
     smsc_password: str = ""
     trunk_username: str | None = None
     trunk_password: str | None = None
+    #: The named trunks' credentials as given: `DIALER_TRUNK_<NAME>_USERNAME` / `_PASSWORD`.
+    trunk_env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, state_dir: str | None = None, redis_url: str | None = None) -> Settings:
@@ -40,4 +43,5 @@ class Settings:
             smsc_password=os.environ.get("DIALER_SMSC_PASSWORD", ""),
             trunk_username=os.environ.get("DIALER_TRUNK_USERNAME") or None,
             trunk_password=os.environ.get("DIALER_TRUNK_PASSWORD") or None,
+            trunk_env={k: v for k, v in os.environ.items() if k.startswith("DIALER_TRUNK_")},
         )

@@ -32,7 +32,7 @@ _espeak_version: str | None = None
 async def espeak_version() -> str:
     global _espeak_version
     if _espeak_version is None:
-        if shutil.which(ESPEAK) is None:
+        if await asyncio.to_thread(shutil.which, ESPEAK) is None:
             raise PromptError(f"{ESPEAK} is not installed (Debian: apt-get install espeak-ng; `make setup` does it)")
         proc = await asyncio.create_subprocess_exec(ESPEAK, "--version", stdout=asyncio.subprocess.PIPE)
         out, _ = await proc.communicate()
@@ -45,7 +45,7 @@ async def render(prompt: Prompt, base_dir: Path, cache_dir: Path) -> bytes:
     if prompt.file:
         path = base_dir / prompt.file
         try:
-            data = path.read_bytes()
+            data = await asyncio.to_thread(path.read_bytes)
         except OSError as e:
             raise PromptError(f"prompt file {path}: {e.strerror}") from None
         try:
@@ -56,10 +56,13 @@ async def render(prompt: Prompt, base_dir: Path, cache_dir: Path) -> bytes:
     version = await espeak_version()
     key = hashlib.sha256(f"{version}\0{prompt.lang}\0{prompt.text}".encode()).hexdigest()[:32]
     cached = cache_dir / f"{key}.wav"
-    if cached.exists():
-        return dialer_core.wav_to_pcm8k(cached.read_bytes())
+    try:
+        return dialer_core.wav_to_pcm8k(await asyncio.to_thread(cached.read_bytes))
+    except FileNotFoundError:
+        pass
+    # "--": the text is never read as an option, whatever it starts with ("-f/etc/passwd").
     proc = await asyncio.create_subprocess_exec(
-        ESPEAK, "-v", prompt.lang, "--stdout", prompt.text,
+        ESPEAK, "-v", prompt.lang, "--stdout", "--", prompt.text,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await proc.communicate()
@@ -67,11 +70,16 @@ async def render(prompt: Prompt, base_dir: Path, cache_dir: Path) -> bytes:
         why = err.decode(errors="replace").strip() or f"exit code {proc.returncode}"
         raise PromptError(f"espeak-ng could not render {prompt.text[:40]!r} in {prompt.lang!r}: {why}")
     pcm = dialer_core.wav_to_pcm8k(out)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(dialer_core.pcm8k_to_wav(pcm))
-    os.replace(tmp, cached)
+    await asyncio.to_thread(_store, cached, dialer_core.pcm8k_to_wav(pcm))
     return pcm
+
+
+def _store(cached: Path, wav: bytes) -> None:
+    """Into the cache, whole or not at all (a reader never sees half a file)."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(wav)
+    os.replace(tmp, cached)
 
 
 def prompt_name(script: Script, prompt: str) -> str:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 
@@ -54,6 +54,15 @@ class AgentFlags:
     away: bool
 
 
+#: Agent changes kept in `keys.AGENT_CHANGES`.
+CHANGES_KEPT: Final = 10_000
+
+
+def _changed(pipe: Any, aid: str) -> None:
+    """Queue the note that `aid`'s record changed, with the change itself."""
+    pipe.xadd(keys.AGENT_CHANGES, {"agent": aid}, maxlen=CHANGES_KEPT, approximate=True)
+
+
 class Agents:
     """The roster, presence and open calls, on one client."""
 
@@ -85,8 +94,11 @@ class Agents:
         return [_agent(json.loads(rows[aid]), info) for aid, info in zip(ids, infos)]
 
     async def delete(self, aid: str) -> None:
-        await self.redis.hdel(keys.AGENTS, aid)
-        await self.redis.unlink(keys.agent(aid))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.AGENTS, aid)
+            pipe.unlink(keys.agent(aid))
+            _changed(pipe, aid)
+            await pipe.execute()
 
     async def sip_uris(self, ids: Sequence[str]) -> dict[str, str]:
         """The phones of these agents (those that have one)."""
@@ -107,6 +119,7 @@ class Agents:
             pipe.sadd(keys.present(cid), aid)
             pipe.hset(keys.agent(aid), f"c:{cid}", now_iso())
             add_event(pipe, cid, "agent", {"agent": aid, "joined": True})
+            _changed(pipe, aid)
             await pipe.execute()
 
     async def leave(self, cid: str, aid: str) -> None:
@@ -114,6 +127,7 @@ class Agents:
             pipe.srem(keys.present(cid), aid)
             pipe.hdel(keys.agent(aid), f"c:{cid}")
             add_event(pipe, cid, "agent", {"agent": aid, "joined": False})
+            _changed(pipe, aid)
             await pipe.execute()
 
     async def set_away(self, aid: str, away: bool) -> None:
@@ -127,6 +141,7 @@ class Agents:
             for k in info:
                 if k.startswith("c:"):
                     add_event(pipe, k[2:], "agent", {"agent": aid, "away": away})
+            _changed(pipe, aid)
             await pipe.execute()
 
     async def present(self, cid: str) -> set[str]:
@@ -156,6 +171,7 @@ class Agents:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(keys.call(call_id), mapping=cast(_Mapping, fields))
             add_event(pipe, fields["campaign"], "call", event)
+            _changed(pipe, aid)
             await pipe.execute()
         return True
 
@@ -202,12 +218,25 @@ class Agents:
             pipe.unlink(keys.call(call_id))
             if mine:
                 pipe.hdel(keys.agent(aid), "call")
+                _changed(pipe, aid)
             if answers and campaign is not None and number is not None:
                 pipe.hset(keys.answers(campaign), number, json.dumps(answers))
             if event is not None and campaign is not None:
                 add_event(pipe, campaign, "disposition", event)
             await pipe.execute()
         return mine
+
+    async def newest_change(self) -> str:
+        """The id of the newest agent change ("0-0": none), to read what comes after it."""
+        newest = cast(list[tuple[str, Any]], await self.redis.xrevrange(keys.AGENT_CHANGES, count=1))
+        return newest[0][0] if newest else "0-0"
+
+    async def changes_after(self, last: str, *, block_ms: int, count: int) -> list[tuple[str, str]]:
+        """(change id, agent) after `last`, waiting up to `block_ms` for one (this holds the
+        connection: the reader has a client of its own)."""
+        got = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]],
+                   await self.redis.xread({keys.AGENT_CHANGES: last}, block=block_ms, count=count))
+        return [(entry_id, fields.get("agent", "")) for _, es in got for entry_id, fields in es]
 
     async def answers(self, cid: str, numbers: Sequence[str]) -> list[dict[str, str] | None]:
         if not numbers:

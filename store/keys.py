@@ -24,6 +24,9 @@ CAMPAIGNS: Final = "dialer:campaigns"
 NODES: Final = "dialer:nodes"
 #: hash: agent id -> {id, name, sip_uri} (JSON): the roster.
 AGENTS: Final = "dialer:agents"
+#: stream: {agent}: an agent's record changed (joined, left, break, call opened or closed), ~10,000
+#: kept; the API's one reader wakes the agent screens' event streams with it.
+AGENT_CHANGES: Final = "dialer:agents:changes"
 #: hash: token SHA-256 (hex) -> {id, role, name, agent, created_at} (JSON).
 TOKENS: Final = "dialer:tokens"
 #: stream: every call's and SMS's record, read into the SQLite archives.

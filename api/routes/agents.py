@@ -15,7 +15,7 @@ import dialer_core
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 
-from api import schemas
+from api import events, schemas
 from api.auth import Principal
 from api.deps import Anyone, Ops, QueuesDep, StoreDep, bad_field
 from pacer import transitions
@@ -174,19 +174,30 @@ async def agent_events(agent: str, request: Request, store: StoreDep, who: Anyon
     await store.agents.get(agent)
     stopping: asyncio.Event = request.app.state.stopping
 
+    feed: events.AgentFeed = request.app.state.agent_feed
+
     async def stream() -> AsyncIterator[str]:
+        changed = feed.watch(agent)
         last, idle = None, 0.0
-        while not stopping.is_set() and not await request.is_disconnected():
-            a = await store.agents.get(agent)
-            now = json.dumps(a, sort_keys=True)
-            if now != last:
-                last, idle = now, 0.0
-                yield f"event: agent\ndata: {now}\n\n"
-            elif idle >= 15.0:
-                idle = 0.0
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(0.3)
-            idle += 0.3
+        try:
+            while not stopping.is_set() and not await request.is_disconnected():
+                changed.clear()  # before the read: a change after it wakes the next wait
+                now = json.dumps(await store.agents.get(agent), sort_keys=True)
+                if now != last:
+                    last, idle = now, 0.0
+                    yield f"event: agent\ndata: {now}\n\n"
+                # Until the feed says this agent changed; every second, a look at the client and
+                # the server's stop; every 15 s, a comment that keeps proxies from closing it.
+                while not changed.is_set() and not stopping.is_set() and not await request.is_disconnected():
+                    try:
+                        await asyncio.wait_for(changed.wait(), 1.0)
+                    except TimeoutError:
+                        idle += 1.0
+                        if idle >= 15.0:
+                            idle = 0.0
+                            yield ": keep-alive\n\n"
+        finally:
+            feed.unwatch(agent, changed)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

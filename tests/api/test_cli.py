@@ -211,7 +211,7 @@ def test_named_trunks_are_checked_before_anything_starts(tmp_path: Path, args: l
 
 
 def test_named_trunk_credentials_come_from_the_environment() -> None:
-    from api.cli import named_trunk
+    from api.cli_serve import named_trunk
 
     t = named_trunk("carrier-b=tls://sbc.example.net:5061", {"DIALER_TRUNK_CARRIER_B_USERNAME": "u",
                                                               "DIALER_TRUNK_CARRIER_B_PASSWORD": "p"})
