@@ -189,7 +189,7 @@ class CampaignSpec(CampaignFields):
     def _script(cls, v: str | None) -> str | None:
         if v is not None:
             try:
-                Script.load(v)
+                Script.shipped(v)
             except ScriptError as e:
                 raise ValueError(str(e)) from None
         return v

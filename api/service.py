@@ -38,6 +38,8 @@ from pacer.cdr import Recorder
 from pacer.gateway import GatewaySettings
 from pacer.runtime import Dialer
 from pacer.sms import SmscConfig, SmsSender
+from pacer.windows import preload_zones
+from sip_gateway.ivr.script import preload_shipped
 
 log = logging.getLogger("dialer.serve")
 
@@ -106,8 +108,11 @@ class Node:
         self.signals = 0
         self.server: _Server | None = None
         self.dialer: Dialer | None = None
-        # Built before the loop runs (it reads the screens' pages from disk).
+        # Before the loop runs: the screens' pages, the time zones and the shipped IVR scripts
+        # are read from disk.
         self.app = create_app(redis_url, settings.state_dir, cdr_path=self.cdr_path) if "api" in self.roles else None
+        preload_zones()
+        preload_shipped()
 
     def _signal(self, sig: int) -> None:
         self.signals += 1

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +98,7 @@ class Gateway:
     async def script(self, name: str) -> Script:
         """A shipped script, its prompts rendered (once) and registered with the media engine."""
         if name not in self.scripts:
-            script = await asyncio.to_thread(Script.load, name)
+            script = Script.shipped(name)  # parsed at start-up
             await prompts.load(script, self.hub.engine, self.settings.prompt_cache)
             self.scripts[name] = script
         return self.scripts[name]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+import zoneinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -67,6 +68,31 @@ class Window:
         return f"{_hms(self.start)}-{end}"
 
 
+_ZONES: dict[str, ZoneInfo] = {}
+_preloaded = False
+
+
+def preload_zones() -> int:
+    """Load every IANA time zone (about 600; 0.1 s, a few MB): called at start-up, before the
+    event loop runs, so that no campaign's settings ever make the loop read the tz database.
+    Answers how many."""
+    global _preloaded
+    for name in zoneinfo.available_timezones():
+        _ZONES.setdefault(name, ZoneInfo(name))
+    _preloaded = True
+    return len(_ZONES)
+
+
+def time_zone(tz: str) -> ZoneInfo:
+    """The zone of an IANA name, from the preloaded table (`preload_zones`), or read now."""
+    z = _ZONES.get(tz)
+    if z is None:
+        if _preloaded:
+            raise ZoneInfoNotFoundError(tz)
+        z = _ZONES[tz] = ZoneInfo(tz)
+    return z
+
+
 @dataclass(frozen=True)
 class CallingWindows:
     zone: ZoneInfo
@@ -76,7 +102,7 @@ class CallingWindows:
     def parse(cls, tz: str, windows: list[str] | tuple[str, ...]) -> CallingWindows:
         """`CallingWindows.parse("Asia/Ho_Chi_Minh", ["10:00-12:00", "15:30-17:30"])`."""
         try:
-            zone = ZoneInfo(tz)
+            zone = time_zone(tz)
         except (ZoneInfoNotFoundError, ValueError):
             raise WindowError(f"{tz!r} is not an IANA time zone (such as Asia/Ho_Chi_Minh)") from None
         if not windows:

@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 import dialer_core
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -55,9 +55,13 @@ CHUNK = 1 << 20
 async def receive_file(request: Request, where: Path) -> Path:
     """Write the request body to a file in `where`, 1 MB at a time: a list of any size is never held
     in memory."""
-    where.mkdir(parents=True, exist_ok=True)
     path = where / f"upload-{secrets.token_hex(8)}"
-    fh = await asyncio.to_thread(open, path, "wb")
+
+    def create() -> BinaryIO:
+        where.mkdir(parents=True, exist_ok=True)
+        return open(path, "wb")
+
+    fh = await asyncio.to_thread(create)
     try:
         buf = bytearray()
         async for chunk in request.stream():
@@ -68,10 +72,10 @@ async def receive_file(request: Request, where: Path) -> Path:
         if buf:
             await asyncio.to_thread(fh.write, bytes(buf))
     except BaseException:
-        fh.close()
-        path.unlink(missing_ok=True)
+        await asyncio.to_thread(fh.close)
+        await asyncio.to_thread(path.unlink, True)
         raise
-    fh.close()
+    await asyncio.to_thread(fh.close)
     return path
 
 

@@ -67,6 +67,17 @@ class Script:
         return cls.from_dict(data, str(p), base_dir=p.parent)
 
     @classmethod
+    def shipped(cls, name: str) -> Script:
+        """A shipped script by name, parsed once (`preload_shipped` parses them all at start-up:
+        then an unknown name is refused without looking at the disk)."""
+        script = _SHIPPED.get(name)
+        if script is None:
+            if _preloaded:
+                raise ScriptError(f"{SCRIPTS / (name + '.toml')}: no such script")
+            script = _SHIPPED[name] = cls.load(name)
+        return script
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "script", base_dir: Path = SCRIPTS) -> Script:
         def need(d: dict[str, Any], key: str, kind: type, ctx: str) -> Any:
             if key not in d:
@@ -234,3 +245,16 @@ class IvrSession:
             self.done = True
             return [Hangup()]
         return self._enter(target, now)
+
+
+_SHIPPED: dict[str, Script] = {}
+_preloaded = False
+
+
+def preload_shipped() -> int:
+    """Parse every shipped script (`scripts/*.toml`), before the event loop runs; answers how many."""
+    global _preloaded
+    for p in sorted(SCRIPTS.glob("*.toml")):
+        _SHIPPED.setdefault(p.stem, Script.load(p.stem))
+    _preloaded = True
+    return len(_SHIPPED)

@@ -1,4 +1,5 @@
-"""`dialer serve` as a real child process on a free loopback port, for tests and benchmarks."""
+"""`dialer serve` as a real child process on a free loopback port, for tests and benchmarks, under
+the blocking-call detector (tests/support/guarded.py)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def api_server(redis_url: str, state_dir: Path, *, extra: list[str] | None = Non
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "--redis-url", redis_url, "--state-dir", str(state_dir), "serve",
+            [sys.executable, "-m", "tests.support.guarded", "--redis-url", redis_url, "--state-dir", str(state_dir), "serve",
              "--port", str(port), *(extra or [])],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )
