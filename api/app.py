@@ -21,7 +21,7 @@ from starlette.routing import Match
 
 from api import schemas
 from api.deps import TokenCache
-from api.events import AgentFeed
+from api.events import AgentFeed, CampaignFeed
 from api.metrics import Metrics, TimingMiddleware, campaign_lines
 from api.routes import agents, campaigns, lists, tokens
 from pacer.cdr import Archive
@@ -81,8 +81,10 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None)
         app.state.purges = Purges(store)
         app.state.metrics = metrics
         app.state.archive = Archive(cdr_file)
-        app.state.agent_feed = feed = AgentFeed(redis_url)
-        tasks = [asyncio.create_task(metrics.watch_loop(app.state.stopping)), asyncio.create_task(feed.run(app.state.stopping))]
+        app.state.agent_feed = agents_feed = AgentFeed(redis_url)
+        app.state.campaign_feed = campaigns_feed = CampaignFeed(redis_url)
+        tasks = [asyncio.create_task(t.run(app.state.stopping)) for t in (agents_feed, campaigns_feed)]
+        tasks.append(asyncio.create_task(metrics.watch_loop(app.state.stopping)))
         try:
             yield
         finally:

@@ -32,6 +32,7 @@ LIVE_TTL_S: Final = 5
 
 _Value = bytes | bytearray | memoryview | str | int | float
 _Mapping = dict[_Value, _Value]  # what redis-py's hset(mapping=) is typed to take
+_Key = bytes | str | memoryview
 
 
 class State(StrEnum):
@@ -234,6 +235,19 @@ class Campaigns:
         connection: give each reader a client of its own)."""
         got = cast(list[tuple[str, Entries]], await self.redis.xread({keys.events(cid): last}, block=block_ms, count=count))
         return [e for _, es in got for e in es]
+
+    async def events_range(self, cid: str, after: str, count: int) -> Entries:
+        """Up to `count` kept events after `after` (exclusive), oldest first."""
+        start = "-" if after in ("0", "0-0") else f"({after}"
+        return cast(Entries, await self.redis.xrange(keys.events(cid), min=start, max="+", count=count))
+
+    async def events_of(self, after: dict[str, str], *, block_ms: int, count: int) -> dict[str, Entries]:
+        """The events of several campaigns after each one's id, in one read, waiting up to
+        `block_ms` for one (this holds the connection)."""
+        streams: dict[_Key, _Key | int] = {keys.events(cid): last for cid, last in after.items()}
+        got = cast(list[tuple[str, Entries]], await self.redis.xread(streams, block=block_ms, count=count))
+        by_key = {keys.events(cid): cid for cid in after}
+        return {by_key[k]: es for k, es in got}
 
     async def live(self, cid: str) -> dict[str, Any] | None:
         raw = await self.redis.get(keys.live(cid))

@@ -318,7 +318,7 @@ async def campaign_events(
         last_event_id = None  # not one of ours: start from now
     start = last_event_id or since or "$"
     return StreamingResponse(
-        events.stream(request, store.url, cid, start), media_type="text/event-stream",
+        events.stream(request, store, request.app.state.campaign_feed, cid, start), media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
