@@ -19,6 +19,7 @@ import dialer_core
 from api.cli_serve import add_serve_parser
 from api.embedded_redis import EmbeddedRedisError, redis_for
 from api.progress import GridProgress, ReadProgress
+from api.spreadsheet import safe
 from api.settings import Settings
 
 
@@ -165,8 +166,9 @@ def cmd_contacts(args: argparse.Namespace, settings: Settings) -> int:
             for c in page["contacts"]:
                 if attr_columns is None:
                     attr_columns = list(c["attrs"])
-                    out.writerow(columns + attr_columns)
-                out.writerow([c[k] if c[k] is not None else "" for k in columns] + [c["attrs"].get(a, "") for a in attr_columns])
+                    out.writerow(columns + [safe(a) for a in attr_columns])
+                out.writerow([c[k] if c[k] is not None else "" for k in columns]
+                             + [safe(c["attrs"].get(a, "")) for a in attr_columns])
                 written += 1
             cursor = page["next"]
             if cursor is None:

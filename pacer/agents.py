@@ -33,6 +33,8 @@ class AgentPool:
         self.ready_since: dict[str, float] = {}
         #: call id -> the agent being reserved or reserved for it.
         self.reserved: dict[str, str] = {}
+        #: The campaign's `agents` list (None: any agent who joined takes part).
+        self.allowed: set[str] | None = None
 
     def _set(self, agent: str, state: AgentState) -> None:
         if self.states.get(agent) == state:
@@ -45,6 +47,8 @@ class AgentPool:
     async def sync(self) -> None:
         """Follow joins and leaves, and wrap-ups ended by a disposition."""
         present = await self.agents.present(self.cid)
+        if self.allowed is not None:
+            present &= self.allowed  # taken off the campaign's list: as if it had left
         for gone in set(self.states) - present:
             if self.states[gone] is not AgentState.TALKING:
                 del self.states[gone]

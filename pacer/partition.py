@@ -174,6 +174,7 @@ class PartitionRunner:
         if v is not None and v.mode in AGENT_MODES + HANDS_OUT and self.pool is None:
             self.pool = AgentPool(self.store.agents, self.cid, self.engine)
         if self.pool is not None:
+            self.pool.allowed = set(v.spec.get("agents") or ()) or None if v is not None else None
             await self.pool.sync()
         if v is not None and self.queue is not None and self.dialling_allowed(datetime.now(UTC)):
             if v.mode in HANDS_OUT:

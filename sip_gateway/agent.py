@@ -69,6 +69,14 @@ class AgentOutcome:
     ended_by: str = ""
 
 
+def agent_leg_config(trunk: TrunkConfig, target: tuple[str, int], caller: str) -> TrunkConfig:
+    """How the call to an agent's phone is placed: from the trunk's UAC, to the phone, showing
+    the customer's number - and without the trunk's Digest credentials, which a phone (or any
+    `sip_uri` a supervisor enters) could otherwise get hashed by answering 407, and crack."""
+    return dataclasses.replace(trunk, trunk=target, domain=target[0], caller_id=caller, ring_timeout_s=15.0,
+                               username=None, password=None)
+
+
 #: Reserve a ready agent for an answered call (None: nobody is free).
 Reserve = Callable[[], Awaitable[Agent | None]]
 
@@ -129,8 +137,7 @@ class _Connect:
                 log.error("%s", e)
             else:
                 self.agent_media, port = self.d.hub.open(_AgentLeg(self))
-                cfg = dataclasses.replace(self.d.uac.cfg, trunk=target, domain=target[0],
-                                          caller_id=self.customer.result.number, ring_timeout_s=15.0)
+                cfg = agent_leg_config(self.d.uac.cfg, target, self.customer.result.number)
                 self.agent_task = self.loop.create_task(self.d.uac.call(
                     user, media=(self.d.hub.engine.bind, port), cfg=cfg,
                     hooks=CallHooks(answered=self._agent_answered, placed=self._agent_placed), limited=False))

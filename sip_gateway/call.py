@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 
 from sip_gateway import auth, sdp
+from sip_gateway.errors import SipParseError
 from sip_gateway.message import Message, Request, Response, host_port, uri_of
 from sip_gateway.outcomes import CallResult, Outcome, outcome_of
 from sip_gateway.transaction import (
@@ -128,7 +129,12 @@ class OutboundCall:
 
     def _dialog_addr(self) -> Addr:
         target = uri_of(self.route_set[0]) if self.route_set else self.remote_target
-        return host_port(target) if target else self.cfg.trunk
+        if not target:
+            return self.cfg.trunk
+        try:
+            return host_port(target)
+        except SipParseError:
+            return self.cfg.trunk  # a target we cannot read: in-dialog requests go to the trunk
 
     def _run(self, tx: ClientTransaction, now: float) -> list[Send]:
         # Keyed by method and branch: a CANCEL shares its INVITE's branch (RFC 3261 9.1).

@@ -29,7 +29,17 @@ CANONICAL = {n.lower(): n for n in (
 LISTS = {"Via", "Route", "Record-Route", "Contact"}
 MAX_MESSAGE = 65_535
 _START_REQUEST = re.compile(r"^([A-Za-z]+) (\S+) SIP/2\.0$")
-_START_RESPONSE = re.compile(r"^SIP/2\.0 ([1-6]\d\d) ?(.*)$")
+_START_RESPONSE = re.compile(r"^SIP/2\.0 ([1-6][0-9][0-9]) ?(.*)$")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def ascii_int(text: str | None, max_digits: int = 10) -> int | None:
+    """A number written in ASCII digits only, at most `max_digits` of them; None otherwise.
+    `str.isdigit()` and `int()` accept other scripts' digits and superscripts ('²', '٣'), which
+    no SIP peer means and which made `int()` raise out of the parser."""
+    if text is None or len(text) > max_digits or not _ASCII_DIGITS.fullmatch(text):
+        return None
+    return int(text)
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
 
 
@@ -106,8 +116,12 @@ class Message(ABC):
 
     @property
     def cseq(self) -> tuple[int, str]:
+        """(number, method); ValueError if the number is not 1-10 ASCII digits."""
         num, _, method = (self.get("CSeq") or "").partition(" ")
-        return int(num), method.strip()
+        n = ascii_int(num.strip())
+        if n is None:
+            raise ValueError(f"bad CSeq number {num!r}")
+        return n, method.strip()
 
     @property
     def top_via(self) -> str:
@@ -182,9 +196,15 @@ def host_port(uri: str, default_port: int = 5060) -> tuple[str, int]:
     hostport = rest.rsplit("@", 1)[-1]
     if hostport.startswith("["):
         host, _, port = hostport[1:].partition("]")
-        return host, int(port[1:]) if port.startswith(":") else default_port
-    host, _, port = hostport.partition(":")
-    return host, int(port) if port else default_port
+        port = port[1:] if port.startswith(":") else ""
+    else:
+        host, _, port = hostport.partition(":")
+    if not port:
+        return host, default_port
+    n = ascii_int(port, 5)
+    if n is None or not 0 < n <= 65535:
+        raise SipParseError(f"bad port in {uri[:80]!r}")
+    return host, n
 
 
 def parse(data: bytes) -> Request | Response:
@@ -244,9 +264,9 @@ def parse(data: bytes) -> Request | Response:
         raise SipParseError(f"CSeq method {method} does not match {msg.method}")
     length = msg.get("Content-Length")
     if length is not None:
-        if not length.isdigit():
-            raise SipParseError(f"bad Content-Length {length!r}")
-        n = int(length)
+        n = ascii_int(length, 9)
+        if n is None:
+            raise SipParseError(f"bad Content-Length {length[:20]!r}")
         if n > len(body):
             raise SipParseError(f"Content-Length {n} but only {len(body)} body bytes")
         body = body[:n]

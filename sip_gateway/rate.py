@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sip_gateway.message import ascii_int
+
 #: A 503 without Retry-After pauses new calls this long; a Retry-After is honoured up to the cap.
 DEFAULT_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 300.0
@@ -60,7 +62,7 @@ class RateLimit:
         """The trunk answered 503: pause new calls for its Retry-After (or a second)."""
         delay = DEFAULT_BACKOFF_S
         if retry_after:
-            head = retry_after.split(";", 1)[0].split("(", 1)[0].strip()
-            if head.isdigit():
-                delay = min(float(head), MAX_BACKOFF_S)
+            seconds = ascii_int(retry_after.split(";", 1)[0].split("(", 1)[0].strip(), 9)
+            if seconds is not None:
+                delay = min(float(seconds), MAX_BACKOFF_S)
         self.paused_until = max(self.paused_until, now + delay)

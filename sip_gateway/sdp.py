@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from sip_gateway.message import ascii_int
+
 
 def offer(ip: str, rtp_port: int) -> bytes:
     """An audio offer: PCMU, PCMA, telephone-event 0-16, 20 ms frames."""
@@ -34,9 +36,8 @@ def media_address(body: bytes) -> tuple[str, int] | None:
         if line.startswith("c=") and len(line.split()) >= 3:
             ip = line.split()[2]
         elif line.startswith("m=audio ") and port is None:
-            try:
-                port = int(line.split()[1])
-            except (IndexError, ValueError):
+            port = ascii_int(line.split()[1] if len(line.split()) > 1 else None, 5)
+            if port is None:
                 return None
     return (ip, port) if ip and port is not None else None
 
@@ -67,17 +68,16 @@ def answer_media(body: bytes) -> Media | None:
             parts = line[2:].split()
             in_audio = len(parts) >= 4 and parts[0] == "audio"
             if in_audio:
-                try:
-                    port = int(parts[1])
-                except ValueError:
+                port = ascii_int(parts[1], 5)
+                if port is None:
                     return None
                 formats = parts[3:]
         elif line.startswith("c=") and len(line.split()) >= 3:
             host = line.split()[2].split("/")[0]
         elif in_audio and line.lower().startswith("a=rtpmap:"):
             pt, _, enc = line[9:].partition(" ")
-            if enc.lower().startswith("telephone-event/8000") and pt.isdigit():
-                dtmf = int(pt)
+            if enc.lower().startswith("telephone-event/8000") and ascii_int(pt, 3) is not None:
+                dtmf = ascii_int(pt, 3)
     codec = next((int(f) for f in formats if f in ("0", "8")), None)
     if not host or not port or codec is None:
         return None

@@ -21,7 +21,7 @@ from typing import cast
 
 from sip_gateway.call import CallState, OutboundCall, TrunkConfig
 from sip_gateway.errors import NotPlaced, SipParseError
-from sip_gateway.message import MAX_MESSAGE, parse
+from sip_gateway.message import MAX_MESSAGE, Request, Response, parse
 from sip_gateway.outcomes import CallResult
 from sip_gateway.rate import RateLimit
 from sip_gateway.transaction import Addr, Send
@@ -49,6 +49,8 @@ class Counters:
     calls: int = 0
     received: int = 0
     malformed: int = 0
+    #: Parsed, but handling it raised (dropped, logged).
+    failed: int = 0
     stray: int = 0
     sent: int = 0
     send_errors: int = 0
@@ -167,7 +169,10 @@ class Uac(asyncio.DatagramProtocol):
         self.received(data, addr)
 
     def received(self, data: bytes, addr: Addr) -> None:
-        """One SIP message from the network (a datagram, or one framed off the TCP stream)."""
+        """One SIP message from the network (a datagram, or one framed off the TCP stream). A
+        message that cannot be parsed is dropped and counted; one that makes its handling fail
+        (a bug the parser let through) is counted apart and logged, and never leaves the
+        transport's callback: the other calls go on."""
         now = self.loop.time()
         self.counters.received += 1
         if not data.strip():
@@ -178,6 +183,13 @@ class Uac(asyncio.DatagramProtocol):
             self.counters.malformed += 1
             log.debug("dropped a malformed datagram from %s: %s", addr, e)
             return
+        try:
+            self._handle(msg, addr, now)
+        except (SipParseError, ValueError, KeyError, IndexError, TypeError, UnicodeError) as e:
+            self.counters.failed += 1
+            log.warning("a message from %s could not be handled (dropped): %r", addr, e, exc_info=True)
+
+    def _handle(self, msg: Request | Response, addr: Addr, now: float) -> None:
         c = self.calls.get(msg.call_id)
         if c is None:
             self.counters.stray += 1

@@ -239,7 +239,9 @@ async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, 
     running = []
     for cid in joined:
         c = await store.campaigns.get(cid)
-        if c["mode"] in HANDS_OUT and c["state"] == "running":
+        # Taking part is checked now, not only at join: an agent taken off the campaign's list
+        # gets no more of its customers.
+        if c["mode"] in HANDS_OUT and c["state"] == "running" and (not c["agents"] or agent in c["agents"]):
             running.append(c)
     if not running:
         raise Conflict(f"agent {agent} has joined no running manual or preview campaign")

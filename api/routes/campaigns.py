@@ -21,6 +21,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from api import events, schemas
+from api.spreadsheet import safe
 from api.deps import (
     Admin,
     Ops,
@@ -350,12 +351,12 @@ async def results_csv(cid: str, request: Request, store: StoreDep, queues: Queue
             for x, a in zip(contacts, answers):
                 if attr_columns is None:
                     attr_columns = list(x["attrs"])
-                    out.writerow(RESULT_COLUMNS + attr_columns)
+                    out.writerow(RESULT_COLUMNS + [safe(k) for k in attr_columns])
                 cdr = archived.get(x["number"], {})
                 out.writerow([x["number"], x["state"], x["attempts"], x["last_outcome"] or "",
                               "" if x["time"] is None else x["time"], x["agent"] or "", json.dumps(a) if a else "",
                               cdr.get("calls", 0), cdr.get("sip_code") or "", cdr.get("dtmf", ""), cdr.get("sms_status") or ""]
-                             + [x["attrs"].get(k, "") for k in attr_columns])
+                             + [safe(x["attrs"].get(k, "")) for k in attr_columns])
             if attr_columns is None and page["next"] is None:
                 out.writerow(RESULT_COLUMNS)
             yield buf.getvalue()

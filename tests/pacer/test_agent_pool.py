@@ -67,3 +67,24 @@ def test_the_longest_idle_ready_agent_is_reserved_and_never_twice(redis_url: str
         await store.close()
 
     asyncio.run(scenario())
+
+
+def test_an_agent_taken_off_the_campaigns_list_gets_no_more_calls(redis_url: str) -> None:
+    async def scenario() -> None:
+        store = Store(redis_url)
+        for a in ("a1", "a2"):
+            await store.agents.create({"id": a, "name": a, "sip_uri": f"sip:{a}@127.0.0.1:5090"})
+            await store.agents.join("c", a)
+        pool = AgentPool(store.agents, "c", dialer_core.PacingEngine("predictive"))
+        await pool.sync()
+        assert sorted(pool.ready_agents()) == ["a1", "a2"]
+        pool.allowed = {"a2"}  # the campaign's agents list changed
+        await pool.sync()
+        assert pool.ready_agents() == ["a2"]
+        record = {"campaign": "c", "number": "+84901000001", "token": "1", "partition": "0", "attempts": "0"}
+        got = await pool.reserve("c:0:1", record)
+        assert got is not None and got.id == "a2"
+        assert await pool.reserve("c:0:2", record) is None  # a1 is not offered
+        await store.close()
+
+    asyncio.run(scenario())
