@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 
+from pacer.cdr import sleep_or_stop
 from store import Store
 from store.errors import StoreError
 
@@ -94,10 +95,7 @@ class CampaignFeed:
                     got = await store.campaigns.events_of(dict(self._last), block_ms=BLOCK_MS, count=REPLAY_PAGE)
                 except StoreError as e:
                     log.warning("campaign events: %s (again in %.0f s)", e, self.RETRY_S)
-                    try:
-                        await asyncio.wait_for(stop.wait(), self.RETRY_S)
-                    except TimeoutError:
-                        pass
+                    await sleep_or_stop(stop, self.RETRY_S)
                     continue
                 for cid, entries in got.items():
                     if cid not in self._last or not entries:
@@ -211,9 +209,6 @@ class AgentFeed:
                             self._wake(agent)
                 except StoreError as e:
                     log.warning("agent changes: %s (again in %.0f s)", e, self.RETRY_S)
-                    try:
-                        await asyncio.wait_for(stop.wait(), self.RETRY_S)
-                    except TimeoutError:
-                        pass
+                    await sleep_or_stop(stop, self.RETRY_S)
         finally:
             await store.close()

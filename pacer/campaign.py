@@ -18,6 +18,7 @@ from typing import Any
 
 import dialer_core
 
+from pacer.cdr import sleep_or_stop
 from store import Store
 from store.campaigns import CampaignView
 from store.errors import StoreError
@@ -58,10 +59,7 @@ class CampaignFollower:
                     await self._follow(store, stop)
                 except StoreError as e:
                     log.warning("campaign %s: following its changes: %s (again in %.0f s)", self.cid, e, RETRY_S)
-                    try:
-                        await asyncio.wait_for(stop.wait(), RETRY_S)
-                    except TimeoutError:
-                        pass
+                    await sleep_or_stop(stop, RETRY_S)
         finally:
             await store.close()
 

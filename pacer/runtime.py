@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 
+from pacer.cdr import sleep_or_stop
 from pacer.gateway import Gateway, GatewaySettings, NamedTrunk
 from pacer.partition import PartitionRunner
 from store import Store
@@ -57,10 +58,7 @@ class Dialer:
                         await self._renew(store)
                 except StoreError as e:
                     log.warning("runtime: Redis: %s", e)
-                try:
-                    await asyncio.wait_for(stop.wait(), SCAN_S)
-                except TimeoutError:
-                    pass
+                await sleep_or_stop(stop, SCAN_S)
         finally:
             for _, task, s in self.runners.values():
                 s.set()

@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import smpp34
 
+from pacer.cdr import sleep_or_stop
 from store import Store
 from store.errors import Refused, Unavailable
 from store.sms import FINAL
@@ -41,14 +42,6 @@ from store.sms import FINAL
 log = logging.getLogger("dialer.sms")
 
 REBIND_AFTER: Final = 50
-
-
-async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep `seconds`, or less if `stop` is set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
 def refusal_status(e: Exception) -> int | None:

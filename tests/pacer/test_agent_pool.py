@@ -11,6 +11,18 @@ from pacer.agents import AgentPool
 from store import Store
 from store.agents import AgentState
 
+RECORD = {"campaign": "c", "number": "+84901000001", "token": "1", "partition": "0", "attempts": "0"}
+
+
+async def pool_of(store: Store, agents: list[str]) -> AgentPool:
+    """A pool of campaign c, whose `agents` joined it, synced once."""
+    for a in agents:
+        await store.agents.create({"id": a, "name": a, "sip_uri": f"sip:{a}@127.0.0.1:5090"})
+        await store.agents.join("c", a)
+    pool = AgentPool(store.agents, "c", dialer_core.PacingEngine("predictive"))
+    await pool.sync()
+    return pool
+
 
 def test_a_reservation_cancelled_at_any_await_leaves_no_open_call(redis_url: str) -> None:
     """Before the fix, the runtime freed only an agent that `reserve()` had returned: cancelled
@@ -19,13 +31,10 @@ def test_a_reservation_cancelled_at_any_await_leaves_no_open_call(redis_url: str
 
     async def scenario() -> list[tuple[int, str | None, AgentState]]:
         store = Store(redis_url)
-        await store.agents.create({"id": "a1", "name": "A", "sip_uri": "sip:a1@127.0.0.1:5090"})
-        await store.agents.join("c", "a1")
-        pool = AgentPool(store.agents, "c", dialer_core.PacingEngine("predictive"))
-        await pool.sync()
+        pool = await pool_of(store, ["a1"])
         assert pool.states["a1"] is AgentState.READY
         seen = []
-        record = {"campaign": "c", "number": "+84901000001", "token": "1", "partition": "0", "attempts": "0"}
+        record = RECORD
         for steps in range(12):
             call_id = f"c:0:{steps}"
             task = asyncio.create_task(pool.reserve(call_id, record))
@@ -50,13 +59,9 @@ def test_a_reservation_cancelled_at_any_await_leaves_no_open_call(redis_url: str
 def test_the_longest_idle_ready_agent_is_reserved_and_never_twice(redis_url: str) -> None:
     async def scenario() -> None:
         store = Store(redis_url)
-        for a in ("a1", "a2"):
-            await store.agents.create({"id": a, "name": a, "sip_uri": f"sip:{a}@127.0.0.1:5090"})
-            await store.agents.join("c", a)
-        pool = AgentPool(store.agents, "c", dialer_core.PacingEngine("predictive"))
-        await pool.sync()
+        pool = await pool_of(store, ["a1", "a2"])
         pool.ready_since = {"a1": 5.0, "a2": 1.0}
-        record = {"campaign": "c", "number": "+84901000001", "token": "1", "partition": "0", "attempts": "0"}
+        record = RECORD
         first = await pool.reserve("c:0:1", record)
         second = await pool.reserve("c:0:2", record)
         third = await pool.reserve("c:0:3", record)
@@ -72,16 +77,12 @@ def test_the_longest_idle_ready_agent_is_reserved_and_never_twice(redis_url: str
 def test_an_agent_taken_off_the_campaigns_list_gets_no_more_calls(redis_url: str) -> None:
     async def scenario() -> None:
         store = Store(redis_url)
-        for a in ("a1", "a2"):
-            await store.agents.create({"id": a, "name": a, "sip_uri": f"sip:{a}@127.0.0.1:5090"})
-            await store.agents.join("c", a)
-        pool = AgentPool(store.agents, "c", dialer_core.PacingEngine("predictive"))
-        await pool.sync()
+        pool = await pool_of(store, ["a1", "a2"])
         assert sorted(pool.ready_agents()) == ["a1", "a2"]
         pool.allowed = {"a2"}  # the campaign's agents list changed
         await pool.sync()
         assert pool.ready_agents() == ["a2"]
-        record = {"campaign": "c", "number": "+84901000001", "token": "1", "partition": "0", "attempts": "0"}
+        record = RECORD
         got = await pool.reserve("c:0:1", record)
         assert got is not None and got.id == "a2"
         assert await pool.reserve("c:0:2", record) is None  # a1 is not offered
