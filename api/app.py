@@ -33,6 +33,9 @@ log = logging.getLogger("dialer.api")
 
 #: The screens (HTML with their script inline: nothing to build).
 WEB = Path(__file__).parent / "web"
+#: The screens are never shown inside another site's frame (clickjacking: a page that frames the
+#: supervisor screen could make a signed-in supervisor click "start" unawares).
+NOT_FRAMED = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.Problem, "description": "the body cannot be read (not UTF-8 where text is expected)"},
@@ -139,13 +142,13 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None)
         """The agent screen (one page, no build step): sign in with an agent token, join
         campaigns, take customers, fill the survey, set the disposition, callback or
         do-not-call-back; live updates over Server-Sent Events."""
-        return HTMLResponse(pages["agent"])
+        return HTMLResponse(pages["agent"], headers=NOT_FRAMED)
 
     @app.get("/supervisor", include_in_schema=False)
     async def supervisor_page() -> HTMLResponse:
         """The supervisor dashboard (one page, no build step): campaigns with their lifecycle
         buttons, live figures and a chart, pacing editable live. It asks for a token."""
-        return HTMLResponse(pages["supervisor"])
+        return HTMLResponse(pages["supervisor"], headers=NOT_FRAMED)
 
     @app.get("/healthz", tags=["system"], responses={503: {"model": schemas.Problem}})
     async def healthz(request: Request) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 
@@ -54,9 +55,20 @@ class Media:
     dtmf_payload_type: int | None
 
 
+def unicast(host: str) -> bool:
+    """Is `host` an IP address media may be sent to: a literal (a name would have to be looked
+    up, on the loop, and could point anywhere), unicast, not 0.0.0.0 or ::, not broadcast."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not (ip.is_multicast or ip.is_unspecified or str(ip) == "255.255.255.255")
+
+
 def answer_media(body: bytes) -> Media | None:
     """The audio of an SDP answer; None when it has no usable audio (no address, port 0 - the
-    stream refused - or neither PCMU nor PCMA)."""
+    stream refused - neither PCMU nor PCMA, or a `c=` address media must not be sent to: a host
+    name, multicast, unspecified, broadcast)."""
     host: str | None = None
     port, formats, dtmf = None, [], None
     in_audio = False
@@ -79,7 +91,7 @@ def answer_media(body: bytes) -> Media | None:
             if enc.lower().startswith("telephone-event/8000") and ascii_int(pt, 3) is not None:
                 dtmf = ascii_int(pt, 3)
     codec = next((int(f) for f in formats if f in ("0", "8")), None)
-    if not host or not port or codec is None:
+    if not host or not port or not 0 < port <= 65535 or codec is None or not unicast(host):
         return None
     return Media(host=host, port=port, payload_type=codec,
                  dtmf_payload_type=dtmf if dtmf is not None and str(dtmf) in formats else None)
