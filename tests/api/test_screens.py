@@ -18,7 +18,9 @@ from tests.support.api_server import ApiServer
 
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -53,6 +55,14 @@ def figure(driver: WebDriver, name: str) -> str:
     return str(driver.find_element(By.CSS_SELECTOR, f'[data-figure="{name}"] b').text)
 
 
+def retype(field: WebElement, text: str) -> None:
+    """Replace a field's text as a user does, in one command that keeps the focus: WebDriver's
+    clear() blurs the field, and the page's 2-second refresh may fill it in again before the
+    next keys arrive ("0.02" + "0.9" = "0.020.9": no number, so no refusal to show)."""
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(text)
+
+
 def test_supervisor_runs_a_campaign_and_tunes_pacing(server: ApiServer, admin: httpx.Client, redis_url: str,
                                                      seed_spec: dict[str, object], browser: WebDriver) -> None:
     cid = admin.post("/v1/campaigns", json={**seed_spec, "name": "Dashboard test"}).json()["id"]
@@ -72,16 +82,12 @@ def test_supervisor_runs_a_campaign_and_tunes_pacing(server: ApiServer, admin: h
     browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{cid}"] td').click()
     wait(browser, "the live panel", lambda d: d.find_element(By.ID, "detail").is_displayed())
     wait(browser, "the figures", lambda d: figure(d, "abandon rate / target").endswith("3.00 %"))
-    target = browser.find_element(By.NAME, "target_abandon_rate")
-    target.clear()
-    target.send_keys("0.02")
+    retype(browser.find_element(By.NAME, "target_abandon_rate"), "0.02")
     browser.find_element(By.CSS_SELECTOR, "#pacing button[type=submit]").click()
     wait(browser, "pacing applied", lambda d: admin.get(f"/v1/campaigns/{cid}/pacing").json()["settings"]["target_abandon_rate"] == 0.02)
     wait(browser, "the new target shown", lambda d: figure(d, "abandon rate / target").endswith("2.00 %"))
     # A refused change is explained, and changes nothing.
-    target = browser.find_element(By.NAME, "target_abandon_rate")
-    target.clear()
-    target.send_keys("0.9")
+    retype(browser.find_element(By.NAME, "target_abandon_rate"), "0.9")
     browser.find_element(By.CSS_SELECTOR, "#pacing button[type=submit]").click()
     wait(browser, "the refusal shown", lambda d: "target_abandon_rate" in d.find_element(By.ID, "message").text)
     assert admin.get(f"/v1/campaigns/{cid}/pacing").json()["settings"]["target_abandon_rate"] == 0.02
