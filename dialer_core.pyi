@@ -34,6 +34,9 @@ class BadRule(InvalidInput):
 class InvalidNumber(InvalidInput):
     """A phone number is not valid for E.164."""
 
+class ListMissing(InvalidInput):
+    """A campaign names a suppression list that does not exist: its claims fail closed."""
+
 class PacingEventError(InvalidInput):
     """The pacing engine refused an event: it leaves the engine's state as it was."""
 

@@ -118,6 +118,18 @@ pub enum Error {
         asked: u32,
     },
 
+    /// A campaign names suppression lists that do not exist (deleted, or never loaded): its
+    /// claims fail closed, the contacts go back untouched, nobody is dialled.
+    #[error(
+        "campaign {campaign:?} names suppression list(s) that do not exist: {}; nothing is dialled \
+         until they are loaded again or taken off the campaign",
+        lists.join(", ")
+    )]
+    ListMissing {
+        campaign: String,
+        lists: Vec<String>,
+    },
+
     /// An import stopped part-way: `report` says what was loaded before `source` happened.
     /// Loading is idempotent, so running the same import again completes it.
     #[error(

@@ -1,11 +1,16 @@
 //! Streaming reader for contact files: a CSV with a header row (one column holds the number, the
 //! others become attributes) or a plain file of one number per line, either of them possibly
 //! gzip-compressed. Memory stays constant
-//! whatever the file's size: rows are read into fixed-size batches.
+//! whatever the file's size: rows are read into fixed-size batches, a row is at most
+//! [`MAX_ROW_BYTES`] (a longer one stops the read: one unbounded field would otherwise be held
+//! whole), a contact's attributes at most [`MAX_ATTR_BYTES`] (a longer row is rejected), and a
+//! gzip file may expand at most [`MAX_GZIP_RATIO`] times.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::e164::{Normalizer, Reject};
 use super::rules::{CompiledRule, Rule};
@@ -25,6 +30,16 @@ pub const NUMBER_COLUMNS: &[&str] = &[
 
 /// How many rejection reasons a report keeps.
 pub const MAX_REASONS: usize = 100;
+
+/// The longest row read (quoted newlines included): real contact rows are under a kilobyte.
+pub const MAX_ROW_BYTES: u64 = 1 << 20;
+/// A contact's attributes, joined, at most: they are stored in Redis with each contact.
+pub const MAX_ATTR_BYTES: usize = 4096;
+/// A gzip file expands at most this many times its size (CSV compresses 5-10 times; a
+/// decompression bomb thousands), or to 64 MiB, whichever is more.
+pub const MAX_GZIP_RATIO: u64 = 100;
+/// What the buffers between the file and the CSV parser may hold ahead of the row being read.
+const READ_AHEAD: u64 = 2 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -81,6 +96,45 @@ pub struct ContactReader {
     keep_attrs: bool,
     reasons_kept: usize,
     record: csv::ByteRecord,
+    /// Where the next row starts in the text, for the row-length bound ([`Bounded`]).
+    row_start: Arc<AtomicU64>,
+}
+
+/// The file's text as the CSV parser reads it, refusing a row longer than [`MAX_ROW_BYTES`]
+/// (from `row_start`, which the reader moves on after each row) and more text in all than
+/// `max_total`.
+struct Bounded<R> {
+    inner: R,
+    read: u64,
+    row_start: Arc<AtomicU64>,
+    max_total: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.max_total {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the gzip file expands to more than {} bytes ({MAX_GZIP_RATIO} times its size): \
+                     not a contact list",
+                    self.max_total
+                ),
+            ));
+        }
+        let row = self
+            .read
+            .saturating_sub(self.row_start.load(Ordering::Relaxed));
+        if row > MAX_ROW_BYTES + READ_AHEAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a row longer than {MAX_ROW_BYTES} bytes (an unterminated quote, or not a contact list)"),
+            ));
+        }
+        Ok(n)
+    }
 }
 
 impl ContactReader {
@@ -94,7 +148,8 @@ impl ContactReader {
         rules: &[Rule],
         keep_attrs: bool,
     ) -> Result<Self> {
-        let mut buf = open_text(path)?;
+        let row_start = Arc::new(AtomicU64::new(0));
+        let mut buf = open_text(path, row_start.clone())?;
         let first = first_line(&mut buf, path)?;
         let delimiter = sniff_delimiter(&first);
         let plain = match format {
@@ -128,7 +183,7 @@ impl ContactReader {
         let (headers, number_col) = if plain {
             (Vec::new(), 0)
         } else {
-            let h = rdr.byte_headers().map_err(|e| csv_error(path, &e))?;
+            let h = rdr.byte_headers().map_err(|e| csv_error(path, &e, 1))?;
             let headers: Vec<String> = h
                 .iter()
                 .map(|f| String::from_utf8_lossy(f).trim().to_string())
@@ -177,6 +232,7 @@ impl ContactReader {
             keep_attrs,
             reasons_kept: 0,
             record: csv::ByteRecord::new(),
+            row_start,
         })
     }
 
@@ -194,14 +250,17 @@ impl ContactReader {
         let mut b = Batch::default();
         let mut done = false;
         while b.numbers.len() < max {
-            let more = self
-                .rdr
-                .read_byte_record(&mut self.record)
-                .map_err(|e| csv_error(&self.path, &e))?;
+            let more = match self.rdr.read_byte_record(&mut self.record) {
+                Ok(more) => more,
+                // The row being read starts where the reader is (an I/O error has no position).
+                Err(e) => return Err(csv_error(&self.path, &e, self.rdr.position().line())),
+            };
             if !more {
                 done = true;
                 break;
             }
+            self.row_start
+                .store(self.rdr.position().byte(), Ordering::Relaxed);
             b.read += 1;
             let line = self.record.position().map_or(0, |p| p.line());
             if self.fields > 0 && self.record.len() != self.fields {
@@ -222,10 +281,19 @@ impl ContactReader {
                         b.excluded += 1;
                         continue;
                     }
-                    b.numbers.push(n);
                     if self.keep_attrs {
-                        b.attrs.push(self.join_attrs());
+                        let attrs = self.join_attrs();
+                        if attrs.len() > MAX_ATTR_BYTES {
+                            let reason = format!(
+                                "attributes of {} bytes: at most {MAX_ATTR_BYTES} per contact",
+                                attrs.len()
+                            );
+                            self.reject(&mut b, line, None, reason);
+                            continue;
+                        }
+                        b.attrs.push(attrs);
                     }
+                    b.numbers.push(n);
                 }
                 Err(why) => {
                     let raw = self.record.get(self.number_col).unwrap_or(b"").to_vec();
@@ -283,18 +351,27 @@ impl ContactReader {
 
 /// Peek at the first line without consuming it; refuse binary files up front.
 /// The file's text, through gzip when it starts with gzip's magic bytes (`.csv.gz` lists).
-fn open_text(path: &Path) -> Result<BufReader<Box<dyn Read + Send>>> {
-    let mut file = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
+fn open_text(path: &Path, row_start: Arc<AtomicU64>) -> Result<BufReader<Box<dyn Read + Send>>> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut file = BufReader::new(f);
     let gzip = file
         .fill_buf()
         .map_err(|e| Error::io(path, e))?
         .starts_with(&[0x1f, 0x8b]);
-    let inner: Box<dyn Read + Send> = if gzip {
-        Box::new(flate2::bufread::MultiGzDecoder::new(file))
+    let (inner, max_total): (Box<dyn Read + Send>, u64) = if gzip {
+        let most = size.saturating_mul(MAX_GZIP_RATIO).max(64 << 20);
+        (Box::new(flate2::bufread::MultiGzDecoder::new(file)), most)
     } else {
-        Box::new(file)
+        (Box::new(file), u64::MAX)
     };
-    Ok(BufReader::with_capacity(1 << 20, inner))
+    let bounded = Bounded {
+        inner,
+        read: 0,
+        row_start,
+        max_total,
+    };
+    Ok(BufReader::with_capacity(1 << 20, Box::new(bounded)))
 }
 
 fn first_line(buf: &mut impl BufRead, path: &Path) -> Result<Vec<u8>> {
@@ -345,9 +422,18 @@ fn looks_like_number(line: &[u8]) -> bool {
 }
 
 #[cold]
-fn csv_error(path: &Path, e: &csv::Error) -> Error {
-    let line = e.position().map_or(0, |p| p.line());
+fn csv_error(path: &Path, e: &csv::Error, at: u64) -> Error {
+    let line = e.position().map_or(at, |p| p.line());
     match e.kind() {
+        // Not the disk failing: the text is not what it should be (a row over the bound, a
+        // gzip bomb, a corrupt gzip stream).
+        csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            Error::MalformedFile {
+                path: path.to_path_buf(),
+                line,
+                reason: io.to_string(),
+            }
+        }
         csv::ErrorKind::Io(io) => Error::Io {
             path: path.to_path_buf(),
             source: std::io::Error::new(io.kind(), io.to_string()),
@@ -497,6 +583,78 @@ mod tests {
                 proptest::prop_assert!(seen <= content.len() as u64 + 1);
             }
         }
+    }
+
+    #[test]
+    fn one_unbounded_field_stops_the_read_instead_of_filling_memory() {
+        // An opening quote never closed: before, the whole rest of the file became one field.
+        let mut content = b"phone,name\n0901234567,\"".to_vec();
+        content.resize(
+            content.len() + (MAX_ROW_BYTES + READ_AHEAD) as usize + 4096,
+            b'x',
+        );
+        let p = tempfile_lite::TempPath::new("longrow");
+        std::fs::write(&p.0, &content).unwrap();
+        let mut r = ContactReader::open(&p.0, vn(), Format::Auto, None, &[], true).unwrap();
+        let e = loop {
+            match r.next_batch(100) {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("read to the end"),
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(e, Error::MalformedFile { .. }) && e.to_string().contains("a row longer than"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn long_rows_under_the_bound_are_read_and_huge_attributes_rejected() {
+        let mut content = b"phone,note\n0901234567,short\n0901234568,".to_vec();
+        content.extend(std::iter::repeat_n(b'y', MAX_ATTR_BYTES + 1));
+        content.extend(b"\n0901234569,ok\n");
+        // Many rows: the bound is per row, not per file.
+        for i in 0..20_000 {
+            content.extend(format!("09{:08},{}\n", 10_000_000 + i, "z".repeat(100)).as_bytes());
+        }
+        let f = tempfile_lite::TempPath::new("attrs");
+        std::fs::write(&f.0, &content).unwrap();
+        let mut r = ContactReader::open(&f.0, vn(), Format::Auto, None, &[], true).unwrap();
+        let b = read_all(&mut r);
+        assert_eq!(b.numbers.len(), 2 + 20_000);
+        assert_eq!(b.rejected, 1);
+        assert!(
+            b.rejections[0].reason.contains("at most 4096"),
+            "{:?}",
+            b.rejections
+        );
+        assert_eq!(b.rejections[0].line, 3);
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused() {
+        use flate2::write::GzEncoder;
+        let p = tempfile_lite::TempPath::new("bomb");
+        let mut enc = GzEncoder::new(
+            std::fs::File::create(&p.0).unwrap(),
+            flate2::Compression::best(),
+        );
+        enc.write_all(b"phone\n").unwrap();
+        let row = b"0901234567\n".repeat(10_000);
+        for _ in 0..700 {
+            enc.write_all(&row).unwrap(); // 77 MB of text, a few hundred kB compressed
+        }
+        enc.finish().unwrap();
+        let mut r = ContactReader::open(&p.0, vn(), Format::Auto, None, &[], false).unwrap();
+        let e = loop {
+            match r.next_batch(100_000) {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("read the bomb to the end"),
+                Err(e) => break e,
+            }
+        };
+        assert!(e.to_string().contains("expands to more than"), "{e}");
     }
 
     #[test]

@@ -106,6 +106,45 @@ pub fn versions(store: &mut Store, lists: &[String]) -> Result<Vec<u64>> {
     Ok(v.into_iter().map(Option::unwrap_or_default).collect())
 }
 
+/// Each list's version (0 if never bumped), or, if some of the lists do not exist (no live
+/// generation), their names: one round trip.
+pub fn versions_if_all_exist(
+    store: &mut Store,
+    lists: &[String],
+) -> Result<std::result::Result<Vec<u64>, Vec<String>>> {
+    let mut pipe = redis::pipe();
+    for l in lists {
+        let base = keys::suppression_list(l);
+        pipe.cmd("GET").arg(format!("{base}:ver"));
+        pipe.cmd("EXISTS").arg(format!("{base}:gen"));
+    }
+    let v: Vec<(Option<u64>, bool)> = if lists.is_empty() {
+        Vec::new()
+    } else {
+        let flat: Vec<redis::Value> = store.pipe(&pipe, "read list versions", &lists.join(","))?;
+        flat.chunks(2)
+            .map(|p| {
+                let ver = redis::from_redis_value::<Option<u64>>(p[0].clone()).unwrap_or(None);
+                let there = redis::from_redis_value::<bool>(p[1].clone()).unwrap_or(false);
+                (ver, there)
+            })
+            .collect()
+    };
+    let missing: Vec<String> = lists
+        .iter()
+        .zip(&v)
+        .filter(|(_, (_, there))| !there)
+        .map(|(l, _)| l.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Err(missing));
+    }
+    Ok(Ok(v
+        .into_iter()
+        .map(|(ver, _)| ver.unwrap_or_default())
+        .collect()))
+}
+
 /// Names among `lists` that do not exist.
 pub fn missing(store: &mut Store, lists: &[String]) -> Result<Vec<String>> {
     if lists.is_empty() {

@@ -4,7 +4,7 @@
 //! ```text
 //! DialerError(Exception)
 //! ├── InvalidInput(DialerError, ValueError)
-//! │   ├── UnknownCountry, MissingColumn, MalformedFile, BadRule, InvalidNumber
+//! │   ├── UnknownCountry, MissingColumn, MalformedFile, BadRule, InvalidNumber, ListMissing
 //! │   └── PacingEventError: UnknownCall, OutOfOrderEvent
 //! ├── ContactsFileError(DialerError, OSError)      the file cannot be read
 //! ├── MediaError(DialerError, OSError)             a media engine socket failed (RTP port bind)
@@ -42,6 +42,8 @@ class BadRule(InvalidInput):
 
 class InvalidNumber(InvalidInput):
     """A phone number is not valid for E.164."""
+class ListMissing(InvalidInput):
+    """A campaign names a suppression list that does not exist: its claims fail closed."""
 
 class PacingEventError(InvalidInput):
     """The pacing engine refused an event: it leaves the engine's state as it was."""
@@ -81,6 +83,7 @@ pub const NAMES: &[&str] = &[
     "MalformedFile",
     "BadRule",
     "InvalidNumber",
+    "ListMissing",
     "PacingEventError",
     "UnknownCall",
     "OutOfOrderEvent",
@@ -134,6 +137,7 @@ fn class_of(e: &Error) -> &'static str {
         Error::Media { .. } => "MediaError",
         Error::BadRule { .. } => "BadRule",
         Error::InvalidArgument { .. } | Error::PartitionMismatch { .. } => "InvalidInput",
+        Error::ListMissing { .. } => "ListMissing",
         Error::ImportInterrupted { .. } => "ImportInterrupted",
         Error::UnknownCall { .. } => "UnknownCall",
         Error::UnexpectedEvent { .. } | Error::TimeWentBackwards { .. } => "OutOfOrderEvent",

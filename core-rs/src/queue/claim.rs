@@ -115,11 +115,27 @@ impl CallQueue {
             return Ok(claims);
         }
         // Every contact was checked at import against each list's version then; while no list
-        // has changed since, there is nothing new to find.
-        let now: Vec<String> = suppression::versions(&mut self.store, &lists)?
-            .iter()
-            .map(u64::to_string)
-            .collect();
+        // has changed since, there is nothing new to find. A list that no longer exists fails
+        // closed: the claims go back, no attempt counted, and nobody is dialled.
+        let versions = match suppression::versions_if_all_exist(&mut self.store, &lists)? {
+            Ok(v) => v,
+            Err(missing) => {
+                let back: Vec<Completion> = claims
+                    .iter()
+                    .map(|c| {
+                        let mut x = Completion::new(c.number, c.token, "released");
+                        x.release = true;
+                        x
+                    })
+                    .collect();
+                self.complete(partition, &back, now_ms)?;
+                return Err(Error::ListMissing {
+                    campaign: self.campaign.clone(),
+                    lists: missing,
+                });
+            }
+        };
+        let now: Vec<String> = versions.iter().map(u64::to_string).collect();
         if now == checked {
             return Ok(claims);
         }

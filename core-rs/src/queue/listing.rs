@@ -5,6 +5,8 @@
 //! dense campaign reads about what it returns and a sparse one still pages quickly. An import running while someone pages may make a page show a contact twice or not at
 //! all (Redis may reorder a growing bucket); states are read as they are at the moment.
 
+use std::collections::HashMap;
+
 use redis::Value;
 
 use super::contact::{apply_lease, parse_state};
@@ -84,11 +86,14 @@ impl CallQueue {
                     &base,
                 )?
             };
-            let lease_of = |n: u64| {
-                open.iter()
-                    .position(|o| *o == n)
-                    .and_then(|i| leases.get(i).cloned().flatten())
-            };
+            // By number: a window holds up to hundreds of thousands of open contacts (looking
+            // each one up in the list was quadratic).
+            let lease_by: HashMap<u64, String> = open
+                .iter()
+                .zip(leases)
+                .filter_map(|(n, l)| l.map(|l| (*n, l)))
+                .collect();
+            let lease_of = |n: u64| lease_by.get(&n);
             let mut taken: Vec<ContactState> = Vec::new();
             for (k, entries) in buckets.iter().enumerate() {
                 let bucket = b + k as u64;
@@ -105,7 +110,7 @@ impl CallQueue {
                         Error::protocol("list contacts", &base, format!("bad state {st:?}"))
                     })?;
                     if let Some(lease) = lease_of(*n) {
-                        apply_lease(&mut c, &lease);
+                        apply_lease(&mut c, lease);
                     }
                     if state.is_none_or(|s| s == c.state) {
                         taken.push(c);
