@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,8 +23,9 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from api import schemas
-from api.deps import TokenCache
+from api.deps import Ops, TokenCache
 from api.events import AgentFeed, CampaignFeed
+from api.limits import Gate, Limits, Streams
 from api.metrics import Metrics, TimingMiddleware, campaign_lines
 from api.routes import agents, campaigns, lists, tokens
 from pacer.cdr import Archive
@@ -35,7 +39,20 @@ log = logging.getLogger("dialer.api")
 WEB = Path(__file__).parent / "web"
 #: The screens are never shown inside another site's frame (clickjacking: a page that frames the
 #: supervisor screen could make a signed-in supervisor click "start" unawares).
-NOT_FRAMED = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
+NOT_FRAMED = {"X-Frame-Options": "DENY"}
+
+
+def page_headers(html: str) -> dict[str, str]:
+    """A screen's security headers. Its Content-Security-Policy lets run only the page's own
+    inline script (by its SHA-256: an injected `<script>` or `onerror=` runs nothing), talk only
+    to this origin, load nothing from elsewhere, and never be framed. Inline styles stay allowed
+    (`style` attributes): CSS cannot run code, and the page shows no untrusted markup."""
+    scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in scripts)
+    csp = (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+    return {**NOT_FRAMED, "Content-Security-Policy": csp, "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.Problem, "description": "the body cannot be read (not UTF-8 where text is expected)"},
@@ -43,6 +60,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": schemas.Problem, "description": "the token's role may not do this"},
     404: {"model": schemas.Problem, "description": "no such campaign, agent, list or call"},
     409: {"model": schemas.Problem, "description": "not possible in the current state (named in `state`)"},
+    413: {"model": schemas.Problem, "description": "the body is over the limit (`dialer serve --max-body`, `--max-upload`)"},
+    429: {"model": schemas.Problem, "description": "too many at once (event streams per token: `--streams-per-token`)"},
 }
 
 
@@ -67,11 +86,13 @@ class Purges:
             await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None) -> FastAPI:
+def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None, limits: Limits | None = None) -> FastAPI:
     """The API on `redis_url`; uploads land in `state_dir`; results and call histories are read
-    from the CDR archive `cdr_path` (default `state_dir/cdr.sqlite3`). Dialling, recording and
-    SMS are other roles of `dialer serve` (api/node.py), never part of the HTTP server."""
+    from the CDR archive `cdr_path` (default `state_dir/cdr.sqlite3`); what a request may send is
+    bounded by `limits` (api/limits.py). Dialling, recording and SMS are other roles of `dialer
+    serve` (api/service.py), never part of the HTTP server."""
     metrics = Metrics()
+    limits = limits or Limits()
     cdr_file = cdr_path or state_dir / "cdr.sqlite3"
 
     @asynccontextmanager
@@ -81,6 +102,8 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None)
         app.state.queues = Queues(redis_url)
         app.state.tokens = TokenCache()
         app.state.upload_dir = state_dir / "uploads"
+        app.state.limits = limits
+        app.state.streams = Streams(limits.streams_per_token)
         app.state.purges = Purges(store)
         app.state.metrics = metrics
         app.state.archive = Archive(cdr_file)
@@ -101,7 +124,8 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None)
         title="Predictive dialer: control API",
         version=dialer_core.__version__,
         description="Campaigns, contacts, suppression lists, agents, live pacing and results. "
-        "Every route but /healthz and /metrics needs `Authorization: Bearer <token>`.",
+        "Every route but /healthz needs `Authorization: Bearer <token>`, checked before the body is read; "
+        "bodies over the limit are refused with 413.",
         lifespan=lifespan,
         responses=ERRORS,
     )
@@ -136,19 +160,20 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None)
                             headers={"Retry-After": "1"})
 
     pages = {name: (WEB / f"{name}.html").read_text(encoding="utf-8") for name in ("supervisor", "agent")}
+    headers = {name: page_headers(html) for name, html in pages.items()}
 
     @app.get("/agent", include_in_schema=False)
     async def agent_page() -> HTMLResponse:
         """The agent screen (one page, no build step): sign in with an agent token, join
         campaigns, take customers, fill the survey, set the disposition, callback or
         do-not-call-back; live updates over Server-Sent Events."""
-        return HTMLResponse(pages["agent"], headers=NOT_FRAMED)
+        return HTMLResponse(pages["agent"], headers=headers["agent"])
 
     @app.get("/supervisor", include_in_schema=False)
     async def supervisor_page() -> HTMLResponse:
         """The supervisor dashboard (one page, no build step): campaigns with their lifecycle
         buttons, live figures and a chart, pacing editable live. It asks for a token."""
-        return HTMLResponse(pages["supervisor"], headers=NOT_FRAMED)
+        return HTMLResponse(pages["supervisor"], headers=headers["supervisor"])
 
     @app.get("/healthz", tags=["system"], responses={503: {"model": schemas.Problem}})
     async def healthz(request: Request) -> JSONResponse:
@@ -160,10 +185,12 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None)
             return JSONResponse({"status": "unavailable", "redis": str(e)}, status_code=503)
         return JSONResponse({"status": "ok", "redis": "ok"})
 
-    @app.get("/metrics", tags=["system"], response_class=PlainTextResponse)
-    async def prometheus(request: Request) -> PlainTextResponse:
-        """Prometheus text format (no token needed): API latency, calls by outcome, queue depth,
-        campaigns by state, and the pacer's figures while one runs."""
+    @app.get("/metrics", tags=["system"], response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}})
+    async def prometheus(request: Request, who: Ops) -> PlainTextResponse:
+        """Prometheus text format (an admin or supervisor token: the figures name campaigns and
+        their volumes): API latency, calls by outcome, queue depth, campaigns by state, and the
+        pacer's figures while one runs."""
         store: Store = request.app.state.store
         queues: Queues = request.app.state.queues
         all_campaigns = await store.campaigns.all()
@@ -178,5 +205,6 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None)
     app.include_router(lists.router)
     app.include_router(agents.router)
     app.include_router(tokens.router)
+    app.add_middleware(Gate, limits=limits)
     app.add_middleware(TimingMiddleware, metrics=metrics)
     return app

@@ -209,7 +209,7 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     with redis_for(settings) as url:
         if args.action == "create":
             try:
-                token, record = auth.create_token(url, args.role, args.name or "", args.agent)
+                token, record = auth.create_token(url, args.role, args.name or "", args.agent, auth.parse_ttl(args.expires_in))
             except ValueError as e:
                 print(f"dialer: {e}", file=sys.stderr)
                 return 2
@@ -223,7 +223,8 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
             if args.json:
                 print(json.dumps(rows, indent=2))
             for r in [] if args.json else rows:
-                print(f"  {r['id']}  {r['role']:<10} {r.get('agent') or '':<16} {r.get('name') or '':<24} {r['created_at']}")
+                lapses = auth.expires_at(r).isoformat(timespec="seconds")
+                print(f"  {r['id']}  {r['role']:<10} {r.get('agent') or '':<16} {r.get('name') or '':<24} {r['created_at']}  expires {lapses}")
         else:
             try:
                 gone = auth.revoke_token(url, args.id)
@@ -417,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = tsub.add_parser("create", help="create a token and print it (once)")
     t.add_argument("--role", required=True, choices=["admin", "supervisor", "agent"])
     t.add_argument("--agent", help="the agent an agent token speaks for (required with --role agent)")
-    t.add_argument("--name", help="a label: who holds it")
+    t.add_argument("--name", help="who holds it (required for a supervisor token: \"someone else approves\" compares holders)")
+    t.add_argument("--expires-in", default="30d", metavar="DURATION", help="the token stops working after this long: "
+                   "e.g. 8h, 30d (default 30d; 1 minute to 365 days)")
     t.add_argument("--json", action="store_true", help="print token and record as JSON")
     t = tsub.add_parser("list", help="list tokens (ids, roles, labels; never the tokens)")
     t.add_argument("--json", action="store_true")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from api.embedded_redis import redis_for
+from api.limits import Limits, parse_size
 from api.settings import Settings
 
 if TYPE_CHECKING:
@@ -57,9 +58,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as e:
         print(f"dialer: {e}", file=sys.stderr)
         return 2
+    try:
+        limits = Limits(max_body=parse_size(args.max_body), max_upload=parse_size(args.max_upload),
+                        disk_reserve=parse_size(args.disk_reserve), streams_per_token=args.streams_per_token)
+    except ValueError as e:
+        print(f"dialer: {e}", file=sys.stderr)
+        return 2
     with redis_for(settings) as url:
         return serve(settings, url, args.host, args.port, roles=roles, log_level=args.log_level,
-                     access_log=args.access_log, cdr_path=args.cdr_db, smsc=smsc, gateway=gateway)
+                     access_log=args.access_log, cdr_path=args.cdr_db, smsc=smsc, gateway=gateway, limits=limits)
 
 
 def host_port(option: str, text: str) -> tuple[str, int]:
@@ -103,7 +110,7 @@ def add_serve_parser(sub: Any) -> None:
         "running campaigns (every mode) through that SIP trunk (or the --named-trunk a campaign names), sharing "
         "their partitions with the other dialing processes on the same Redis. Stops cleanly on SIGTERM or "
         "SIGINT, letting the calls in progress end (a second signal hangs them up, their outcomes recorded). "
-        "Every route but /healthz and /metrics needs a bearer token (`dialer token create`)."))
+        "Every route but /healthz needs a bearer token (`dialer token create`), checked before a body is read."))
     p.add_argument("--roles", metavar="ROLE,...", help="run only these of api, dial, record, sms (default: all this "
                    "node is configured for: dial with --trunk, sms with --smsc, record unless --no-recorder); e.g. "
                    "--roles api on one host and --roles dial,record,sms on others")
@@ -111,6 +118,13 @@ def add_serve_parser(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--access-log", action="store_true", help="log every request (numbers masked)")
+    p.add_argument("--max-body", default="1M", metavar="SIZE", help="API: largest JSON body (default 1M); larger is 413")
+    p.add_argument("--max-upload", default="4G", metavar="SIZE",
+                   help="API: largest uploaded contacts or suppression file, as sent (default 4G); larger is 413")
+    p.add_argument("--disk-reserve", default="1G", metavar="SIZE", help="API: refuse an upload (507) that would leave less "
+                   "than this free on the state directory's disk, kept for Redis and the CDR archive (default 1G)")
+    p.add_argument("--streams-per-token", type=int, default=8, metavar="N",
+                   help="API: event streams one token may hold open at once (default 8); more is 429")
     p.add_argument("--cdr-db", type=Path, help="the CDR archive, SQLite (default: STATE_DIR/cdr.sqlite3)")
     p.add_argument("--no-recorder", action="store_true",
                    help="do not record CDRs in this process (one recorder per archive file records at a time; others stand by)")

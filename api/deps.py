@@ -68,12 +68,15 @@ class TokenCache:
 
 
 async def principal(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known  # checked by the gate (api/limits.py) before the body was read
     if creds is None:
         raise HTTPException(401, "a bearer token is required (Authorization: Bearer <token>)", headers={"WWW-Authenticate": "Bearer"})
     cache: TokenCache = request.app.state.tokens
     p = await cache.lookup(request.app.state.store, creds.credentials)
     if p is None:
-        raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "unknown, expired or revoked token", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = p
     return p
 

@@ -32,6 +32,7 @@ import uvicorn
 import uvloop
 
 from api.app import create_app
+from api.limits import Limits
 from api.schemas import masked
 from api.settings import Settings
 from pacer.cdr import Recorder
@@ -99,7 +100,7 @@ class Node:
 
     def __init__(self, settings: Settings, redis_url: str, roles: Collection[str], *, host: str = "127.0.0.1",
                  port: int = 8080, access_log: bool = False, cdr_path: Path | None = None, smsc: SmscConfig | None = None,
-                 gateway: GatewaySettings | None = None) -> None:
+                 gateway: GatewaySettings | None = None, limits: Limits | None = None) -> None:
         self.settings, self.redis_url, self.roles = settings, redis_url, frozenset(roles)
         self.host, self.port, self.access_log = host, port, access_log
         self.cdr_path = cdr_path or settings.state_dir / "cdr.sqlite3"
@@ -110,7 +111,7 @@ class Node:
         self.dialer: Dialer | None = None
         # Before the loop runs: the screens' pages, the time zones and the shipped IVR scripts
         # are read from disk.
-        self.app = create_app(redis_url, settings.state_dir, cdr_path=self.cdr_path) if "api" in self.roles else None
+        self.app = create_app(redis_url, settings.state_dir, cdr_path=self.cdr_path, limits=limits) if "api" in self.roles else None
         preload_zones()
         preload_shipped()
 
@@ -194,9 +195,9 @@ async def _wait(tasks: dict[str, asyncio.Task[object]]) -> bool:
 
 def serve(settings: Settings, redis_url: str, host: str, port: int, *, roles: Collection[str] = ROLES,
           log_level: str = "info", access_log: bool = False, cdr_path: Path | None = None,
-          smsc: SmscConfig | None = None, gateway: GatewaySettings | None = None) -> int:
+          smsc: SmscConfig | None = None, gateway: GatewaySettings | None = None, limits: Limits | None = None) -> int:
     configure_logging(log_level)
     node = Node(settings, redis_url, roles, host=host, port=port, access_log=access_log, cdr_path=cdr_path, smsc=smsc,
-                gateway=gateway)
+                gateway=gateway, limits=limits)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(node.run())

@@ -94,6 +94,8 @@ class PartitionRunner:
         self.uac: Uac | None = None
         self.trunk_name: str | None = None
         self.calls = Calls(self)
+        #: Why the last claim was refused (a suppression list missing), reported once.
+        self.refused: str | None = None
         #: A changed retry policy, not yet given to the queue.
         self.policy: tuple[int, float, list[str]] | None = None
 
@@ -218,8 +220,17 @@ class PartitionRunner:
         lease_s = float(spec["ring_timeout_s"]) + self.gateway.settings.claim_lease_s
         # Agent modes: a due callback is dialled only while the agent it is reserved for is ready.
         agents = self.pool.ready_agents() if mode in AGENT_MODES and self.pool is not None else None
-        claims = await self.queue.claim(n, partition=self.partition, lease_s=lease_s, with_attrs=bool(spec.get("sms")),
-                                        agents=agents)
+        try:
+            claims = await self.queue.claim(n, partition=self.partition, lease_s=lease_s, with_attrs=bool(spec.get("sms")),
+                                            agents=agents)
+        except dialer_core.ListMissing as e:
+            # Fail closed: nobody is dialled while a list the campaign honours is gone.
+            if str(e) != self.refused:
+                self.refused = str(e)
+                log.error("campaign %s/%d: %s", self.cid, self.partition, e)
+                await self.store.campaigns.publish(self.cid, "error", {"node": self.node, "error": str(e)})
+            return
+        self.refused = None
         for c in claims:
             self.batches[c.batch] = self.batches.get(c.batch, 0) + 1
             call_id = f"{self.cid}/{c.number}/{c.attempts + 1}"

@@ -93,6 +93,14 @@ def time_zone(tz: str) -> ZoneInfo:
     return z
 
 
+def _ranges(w: Window) -> list[tuple[int, int]]:
+    """A window as one or two ranges of the day in seconds (two when it crosses midnight)."""
+    day = 24 * 3600
+    a = w.start.hour * 3600 + w.start.minute * 60 + w.start.second
+    b = w.end.hour * 3600 + w.end.minute * 60 + w.end.second or day
+    return [(a, b)] if a < b else [(a, day), (0, b)]
+
+
 @dataclass(frozen=True)
 class CallingWindows:
     zone: ZoneInfo
@@ -108,20 +116,24 @@ class CallingWindows:
         if not windows:
             raise WindowError("at least one calling window is needed")
         parsed = tuple(Window.parse(w) for w in windows)
-        # Overlaps are refused: they are almost always a typo. Each window is one or two ranges of
-        # the day in seconds (two when it crosses midnight); sorted, no range may start before the
-        # previous one ends.
-        day = 24 * 3600
-        spans: list[tuple[int, int, Window]] = []
-        for w in parsed:
-            a = w.start.hour * 3600 + w.start.minute * 60 + w.start.second
-            b = w.end.hour * 3600 + w.end.minute * 60 + w.end.second or day
-            spans += [(a, b, w)] if a < b else [(a, day, w), (0, b, w)]
-        spans.sort(key=lambda x: (x[0], x[1]))
+        # Overlaps are refused: they are almost always a typo. Sorted, no range may start before
+        # the previous one ends.
+        spans = sorted(((a, b, w) for w in parsed for a, b in _ranges(w)), key=lambda x: (x[0], x[1]))
         for (_, end, _), (start, _, w) in zip(spans, spans[1:]):
             if start < end:
                 raise WindowError(f"window {w} overlaps another")
         return cls(zone, parsed)
+
+    def spans(self) -> list[tuple[int, int]]:
+        """The hours these windows open, as ranges of the day in seconds, sorted, touching ones
+        merged (10:00-12:00 and 12:00-13:00 are 10:00-13:00)."""
+        out: list[tuple[int, int]] = []
+        for a, b in sorted(r for w in self.windows for r in _ranges(w)):
+            if out and a <= out[-1][1]:
+                out[-1] = (out[-1][0], max(b, out[-1][1]))
+            else:
+                out.append((a, b))
+        return out
 
     def local(self, at: datetime) -> datetime:
         if at.tzinfo is None:

@@ -109,10 +109,12 @@ class Campaigns:
 
     # -- records ------------------------------------------------------------------------------
 
-    async def create(self, cid: str, spec: dict[str, Any], actor: str) -> dict[str, Any]:
+    async def create(self, cid: str, spec: dict[str, Any], actor: str, holder: str | None = None) -> dict[str, Any]:
+        """A new campaign, pending approval; `holder` is the person behind `actor` (who may
+        then not approve it)."""
         now = now_iso()
         record = {"spec": json.dumps(spec), "state": State.PENDING_APPROVAL.value, "created_at": now, "updated_at": now,
-                  "created_by": actor, "revision": "1"}
+                  "created_by": actor, "created_holder": holder or actor, "revision": "1"}
         key = keys.campaign(cid)
         # HSETNX on the spec field claims the id; only its winner writes the rest.
         if not await self.redis.hsetnx(key, "spec", record["spec"]):
@@ -175,7 +177,7 @@ class Campaigns:
         return int(rev)
 
     async def transition(self, cid: str, action: str, actor: str, *, not_creator: bool = False,
-                         detail: dict[str, Any] | None = None) -> bool:
+                         holder: str | None = None, detail: dict[str, Any] | None = None) -> bool:
         """Take a lifecycle action (`TRANSITIONS`). Raises `Missing`, `Conflict` (naming the
         state it is in) or `NotAllowed` (the approver created it, with `not_creator`)."""
         t = TRANSITIONS[action]
@@ -183,13 +185,14 @@ class Campaigns:
         status, state, _ = await self._scripts.run(
             "transition", [keys.campaign(cid), keys.events(cid)],
             [",".join(t.allowed), t.to.value, now_iso(), actor, "not-creator" if not_creator else "", json.dumps(event),
-             EVENTS_KEPT])
+             EVENTS_KEPT, holder or actor])
         if status == "missing":
             raise Missing(f"no campaign {cid!r}")
         if status == "conflict":
             raise Conflict(f"campaign {cid} is {state}: cannot {action} (allowed from {', '.join(t.allowed)})", state)
         if status == "forbidden":
-            raise NotAllowed(f"campaign {cid} was created by this token's holder: another supervisor or an admin approves it")
+            raise NotAllowed(f"campaign {cid} was created by this token's holder (with this token or another one): "
+                             "another supervisor or an admin approves it")
         return True
 
     async def delete(self, cid: str) -> int:

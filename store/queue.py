@@ -1,7 +1,10 @@
 """The one adapter between asyncio and the Rust call queue (`dialer_core.CallQueue`).
 
 `CallQueue` is synchronous and releases the GIL while it talks to Redis; every call here runs
-in the default executor so the event loop never blocks on it. `Queue` is one campaign's queue
+in a thread so the event loop never blocks on it: short operations (claims, completions,
+stats) in the default executor, long ones (listings and exports; the API's imports and list
+loads, through `bulk`) on `BULK`'s own threads and, for listings, on a `CallQueue` of their own,
+so that a few whole imports or exports never hold every thread, or a claim's queue, for minutes. `Queue` is one campaign's queue
 with a few `CallQueue`s used in turn (each holds one Redis connection and serves one call at a
 time, so the claims, completions and stats of one campaign overlap); `Queues` keeps one `Queue`
 per campaign and applies a changed retry policy when the campaign's revision moves.
@@ -10,21 +13,35 @@ per campaign and applies a changed retry policy when the campaign's revision mov
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import dialer_core
 
 CompletionItem = dialer_core.Completion | tuple[dialer_core.Claim, str] | tuple[str, int, str]
+T = TypeVar("T")
+
+#: Threads for long work (see the module's docstring): at most two at once per process.
+BULK = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dialer-bulk")
+
+
+async def bulk(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """`fn(*args, **kwargs)` on a `BULK` thread."""
+    return await asyncio.get_running_loop().run_in_executor(BULK, functools.partial(fn, *args, **kwargs))
 
 
 class Queue:
     """Async face of one campaign's call queue."""
 
-    def __init__(self, queues: list[dialer_core.CallQueue]) -> None:
+    def __init__(self, queues: list[dialer_core.CallQueue], make: Callable[[], dialer_core.CallQueue] | None = None) -> None:
         self._queues = queues
         self._turn = itertools.count()
+        self._make = make
+        #: The listings' own queue (opened at the first listing).
+        self._bulk: dialer_core.CallQueue | None = None
 
     @classmethod
     async def open(cls, redis_url: str, cid: str, *, partitions: int | None = None, max_attempts: int,
@@ -35,7 +52,7 @@ class Queue:
                                              retry_on=retry_on)
             return dialer_core.CallQueue(redis_url, cid, partitions=partitions, max_attempts=max_attempts,
                                          retry_delay_s=retry_delay_s, retry_on=retry_on)
-        return cls([await asyncio.to_thread(one) for _ in range(pool)])
+        return cls([await asyncio.to_thread(one) for _ in range(pool)], one)
 
     def _q(self) -> dialer_core.CallQueue:
         return self._queues[next(self._turn) % len(self._queues)]
@@ -45,7 +62,7 @@ class Queue:
         return self._queues[0].campaign
 
     async def configure(self, *, max_attempts: int, retry_delay_s: float, retry_on: list[str]) -> None:
-        for q in self._queues:
+        for q in [*self._queues, *([self._bulk] if self._bulk is not None else [])]:
             await asyncio.to_thread(q.configure, max_attempts=max_attempts, retry_delay_s=retry_delay_s, retry_on=retry_on)
 
     async def claim(self, n: int, *, partition: int = 0, lease_s: float = 60.0, with_attrs: bool = False,
@@ -67,7 +84,11 @@ class Queue:
         return await asyncio.to_thread(self._q().contact, number)
 
     async def contacts(self, *, state: str | None = None, cursor: str | None = None, count: int = 100) -> dict[str, Any]:
-        return dict(await asyncio.to_thread(self._q().contacts, state=state, cursor=cursor, count=count))
+        """A page of contacts (a listing reads up to 1,024 bucket hashes a round trip): on the
+        bulk threads and the listings' own queue, never holding up a claim."""
+        if self._bulk is None:
+            self._bulk = await bulk(self._make) if self._make is not None else self._q()
+        return dict(await bulk(self._bulk.contacts, state=state, cursor=cursor, count=count))
 
     async def set_suppression_lists(self, names: list[str]) -> None:
         await asyncio.to_thread(self._q().set_suppression_lists, names)

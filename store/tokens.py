@@ -28,6 +28,15 @@ class Tokens:
         rows = cast(dict[str, str], await self.redis.hgetall(keys.TOKENS))
         return sorted((json.loads(v) for v in rows.values()), key=lambda r: str(r["created_at"]))
 
+    async def revoke_agent(self, agent: str) -> list[str]:
+        """Delete every token of this agent (the agent is being deleted: a new agent with the
+        same id must not inherit them); their ids."""
+        rows = cast(dict[str, str], await self.redis.hgetall(keys.TOKENS))
+        gone = {h: json.loads(v)["id"] for h, v in rows.items() if json.loads(v).get("agent") == agent}
+        if gone:
+            await self.redis.hdel(keys.TOKENS, *gone)
+        return list(gone.values())
+
     async def revoke(self, token_id: str) -> bool:
         """Delete the token whose digest starts with `token_id`; False if none does."""
         for h in cast(list[str], await self.redis.hkeys(keys.TOKENS)):

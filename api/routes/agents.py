@@ -199,7 +199,8 @@ async def agent_events(agent: str, request: Request, store: StoreDep, who: Anyon
         finally:
             feed.unwatch(agent, changed)
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    body = request.app.state.streams.hold(who.id, stream())
+    return StreamingResponse(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/v1/agents/{agent}/away", response_model=schemas.Agent)
@@ -252,7 +253,10 @@ async def next_customer(agent: str, body: schemas.NextRequest, store: StoreDep, 
     now = time.time()
     for partition in range(c["partitions"]):
         # Due callbacks of this agent first; those reserved for other agents wait for them.
-        claims = await q.claim(1, partition=partition, lease_s=AGENT_LEASE_S, with_attrs=True, agents=[agent])
+        try:
+            claims = await q.claim(1, partition=partition, lease_s=AGENT_LEASE_S, with_attrs=True, agents=[agent])
+        except dialer_core.ListMissing as e:
+            raise Conflict(str(e), "suppression_list_missing") from None
         if claims:
             break
     else:
@@ -299,11 +303,16 @@ async def disposition(call_id: str, body: schemas.Disposition, store: StoreDep, 
 
 
 @router.delete("/v1/agents/{agent}", status_code=204)
-async def delete_agent(agent: str, store: StoreDep, who: Ops) -> Response:
+async def delete_agent(agent: str, request: Request, store: StoreDep, who: Ops) -> Response:
+    """Delete an agent (not on a call), taking it out of its campaigns and revoking its tokens: an
+    agent created again with the same id starts with none."""
     a = await store.agents.get(agent)
     if a["call"]:
         raise Conflict(f"agent {agent} has call {a['call']} open", "on_call")
     for cid in a["campaigns"]:
         await store.agents.leave(cid, agent)
     await store.agents.delete(agent)
+    for token_id in await store.tokens.revoke_agent(agent):
+        request.app.state.tokens.forget(token_id)
+    log.info("agent %s deleted by %s, its tokens revoked", agent, who.label)
     return Response(status_code=204)

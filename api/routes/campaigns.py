@@ -9,18 +9,21 @@ import json
 import logging
 import re
 import secrets
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
 
 import dialer_core
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from api import events, schemas
+from api.auth import Principal
+from api.compliance import loosened
 from api.spreadsheet import safe
 from api.deps import (
     Admin,
@@ -32,10 +35,13 @@ from api.deps import (
     upload_dir,
 )
 from store.campaigns import API_ACTIONS, TRANSITIONS
-from store.errors import Conflict
+from store.errors import Conflict, NotAllowed
+from store.queue import bulk
 from pacer.cdr import Archive
 
 log = logging.getLogger("dialer.api")
+#: Approved, and not finished: the four-eyes rule guards changes (api/compliance.py).
+APPROVED_STATES = ("approved", "running", "paused")
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
 UPLOAD_BODY: dict[str, Any] = {
@@ -55,22 +61,34 @@ CHUNK = 1 << 20
 
 async def receive_file(request: Request, where: Path) -> Path:
     """Write the request body to a file in `where`, 1 MB at a time: a list of any size is never held
-    in memory."""
+    in memory. Refused (507, the part received removed) if it would leave the disk with less than
+    the limits' `disk_reserve` free: Redis's AOF and the CDR archive share that disk."""
+    reserve: int = request.app.state.limits.disk_reserve
     path = where / f"upload-{secrets.token_hex(8)}"
 
     def create() -> BinaryIO:
         where.mkdir(parents=True, exist_ok=True)
         return open(path, "wb")
 
+    def check(coming: int) -> None:
+        free = shutil.disk_usage(where).free
+        if free - coming < reserve:
+            raise HTTPException(507, f"not enough disk for this upload: {free:,} bytes free, and {reserve:,} are kept "
+                                "for Redis and the CDR archive (`dialer serve --disk-reserve`)")
+
+    length = request.headers.get("content-length")
     fh = await asyncio.to_thread(create)
     try:
+        await asyncio.to_thread(check, int(length) if length else 0)
         buf = bytearray()
         async for chunk in request.stream():
             buf += chunk
             if len(buf) >= CHUNK:
+                await asyncio.to_thread(check, len(buf))
                 await asyncio.to_thread(fh.write, bytes(buf))
                 buf.clear()
         if buf:
+            await asyncio.to_thread(check, len(buf))
             await asyncio.to_thread(fh.write, bytes(buf))
     except BaseException:
         await asyncio.to_thread(fh.close)
@@ -93,7 +111,8 @@ async def create_campaign(body: schemas.CampaignCreate, store: StoreDep, who: Op
     approves it."""
     cid = body.id or f"c-{secrets.token_hex(5)}"
     spec = body.model_dump(mode="json", exclude={"id"})
-    campaign = await store.campaigns.create(cid, spec, who.label)
+    await _lists_exist(store, spec["suppression_lists"])
+    campaign = await store.campaigns.create(cid, spec, who.label, who.holder)
     log.info("campaign %s created by %s (%s mode)", cid, who.label, body.mode)
     return campaign
 
@@ -108,14 +127,34 @@ async def get_campaign(cid: str, store: StoreDep, who: Ops) -> dict[str, Any]:
     return await store.campaigns.get(cid)
 
 
-async def _apply(store: StoreDep, queues: QueuesDep, cid: str, change: Any, event: str) -> dict[str, Any]:
-    """Merge a change into the stored spec, validate the whole, store it if nothing moved meanwhile."""
+async def _lists_exist(store: StoreDep, lists: list[str]) -> None:
+    """422 naming the suppression lists that do not exist: a campaign naming one dials nobody."""
+    if lists:
+        there = {x["name"] for x in await asyncio.to_thread(dialer_core.suppression_lists, store.url)}
+        missing = [name for name in lists if name not in there]
+        if missing:
+            raise bad_field(("body", "suppression_lists"), f"no suppression list {', '.join(map(repr, missing))}: "
+                            "upload it first (PUT /v1/suppression-lists/{name})")
+
+
+async def _apply(store: StoreDep, queues: QueuesDep, cid: str, change: Any, event: str, who: Principal) -> dict[str, Any]:
+    """Merge a change into the stored spec, validate the whole, check the four-eyes rule
+    (api/compliance.py), store it if nothing moved meanwhile (a lifecycle move counts)."""
     for _ in range(5):
         current = await store.campaigns.get(cid)
         spec = {k: current[k] for k in schemas.CampaignSpec.model_fields}
         merged = change(spec)
         new = _validated(merged).model_dump(mode="json")
         changed = {k: v for k, v in new.items() if spec.get(k) != v}
+        if "suppression_lists" in changed:
+            await _lists_exist(store, new["suppression_lists"])
+        if current["state"] in APPROVED_STATES and who.role != "admin":
+            loose = loosened(_validated(spec).model_dump(mode="json"), new)
+            if loose:
+                raise NotAllowed(
+                    f"campaign {cid} is {current['state']}: after approval only an admin may loosen "
+                    f"{', '.join(loose)} (tightening is allowed: fewer hours or attempts, more lists or exclusions, "
+                    "a lower abandon target)")
         try:
             await store.campaigns.update_spec(cid, current["revision"], new, event, {"changed": changed})
         except Conflict:
@@ -132,7 +171,7 @@ async def _apply(store: StoreDep, queues: QueuesDep, cid: str, change: Any, even
 async def patch_campaign(cid: str, body: schemas.CampaignPatch, store: StoreDep, queues: QueuesDep, who: Ops) -> dict[str, Any]:
     """Change settings. The result is validated as a whole; a rejected change leaves the campaign as
     it was."""
-    campaign = await _apply(store, queues, cid, body.merged, "updated")
+    campaign = await _apply(store, queues, cid, body.merged, "updated", who)
     log.info("campaign %s changed by %s: %s", cid, who.label, sorted(body.model_fields_set))
     return campaign
 
@@ -153,7 +192,7 @@ def _lifecycle(action: str) -> None:
 
     async def act(cid: str, store: StoreDep, who: Ops) -> dict[str, Any]:
         not_creator = action == "approve" and who.role != "admin"
-        await store.campaigns.transition(cid, action, who.label, not_creator=not_creator)
+        await store.campaigns.transition(cid, action, who.label, not_creator=not_creator, holder=who.holder)
         campaign = await store.campaigns.get(cid)
         log.info("campaign %s: %s by %s -> %s", cid, action, who.label, campaign["state"])
         return campaign
@@ -203,7 +242,7 @@ async def import_contacts(
             asyncio.run_coroutine_threadsafe(store.campaigns.publish(cid, "import_progress", data), loop)
 
     try:
-        report = await asyncio.to_thread(
+        report = await bulk(
             dialer_core.import_contacts, store.url, path, cid, country=c["country"], partitions=c["partitions"],
             number_column=number_column, format=format, suppression_lists=c["suppression_lists"],
             exclusions=c["exclusions"], progress=progress,
@@ -274,7 +313,7 @@ async def patch_pacing(cid: str, body: schemas.PacingPatch, store: StoreDep, que
     def merge(spec: dict[str, Any]) -> dict[str, Any]:
         return {**spec, "pacing": {**spec["pacing"], **change}}
 
-    c = await _apply(store, queues, cid, merge, "pacing")
+    c = await _apply(store, queues, cid, merge, "pacing", who)
     log.info("campaign %s: pacing changed by %s: %s", cid, who.label, change)
     return _pacing_view(c, await store.campaigns.live(cid))
 
@@ -318,8 +357,9 @@ async def campaign_events(
     if last_event_id is not None and not re.fullmatch(r"\d+-\d+", last_event_id):
         last_event_id = None  # not one of ours: start from now
     start = last_event_id or since or "$"
+    body = request.app.state.streams.hold(who.id, events.stream(request, store, request.app.state.campaign_feed, cid, start))
     return StreamingResponse(
-        events.stream(request, store, request.app.state.campaign_feed, cid, start), media_type="text/event-stream",
+        body, media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
@@ -19,7 +20,8 @@ router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
 
 class TokenCreate(schemas.Strict):
     role: schemas.Role
-    name: str = Field("", max_length=200, description="who holds it")
+    name: str = Field("", max_length=200, description="who holds it (required for a supervisor token: approvals compare holders)")
+    expires_in_s: float = Field(30 * 86_400, ge=60, le=365 * 86_400, description="the token stops working after this many seconds")
     agent: schemas.Name | None = Field(None, description="the agent an agent token speaks for (required for role agent, only then)")
 
 
@@ -29,6 +31,7 @@ class TokenInfo(BaseModel):
     name: str
     agent: str | None
     created_at: str
+    expires_at: str | None = Field(None, description="when it stops working (absent: 30 days after created_at)")
 
 
 class NewToken(TokenInfo):
@@ -39,7 +42,9 @@ class NewToken(TokenInfo):
 async def create(body: TokenCreate, store: StoreDep, who: Admin) -> dict[str, Any]:
     if (body.role == "agent") != (body.agent is not None):
         raise bad_field(("body", "agent"), "an agent token names its agent, and only an agent token does")
-    token, digest, record = new_token(body.role, body.name, body.agent)
+    if body.role == "supervisor" and not body.name.strip():
+        raise bad_field(("body", "name"), "a supervisor token names the person who holds it: approvals compare holders")
+    token, digest, record = new_token(body.role, body.name, body.agent, timedelta(seconds=body.expires_in_s))
     await store.tokens.add(digest, record)
     log.info("%s token %s created by %s", body.role, record["id"], who.label)
     return {"token": token, **record}

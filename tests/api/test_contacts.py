@@ -118,7 +118,8 @@ def test_stats_results_and_metrics_match_the_queue(admin: httpx.Client, seed_spe
         assert row["state"] == expect["state"] and row["last_outcome"] == o and int(row["attempts"]) == 1
     assert sum(1 for row in rows if row["state"] == "ready") == 4
     assert {row["name"] for row in rows} == {f"N{i}" for i in range(10)}
-    m = httpx.get(str(admin.base_url) + "/metrics")
+    assert httpx.get(str(admin.base_url) + "/metrics").status_code == 401  # campaign ids and volumes: a token
+    m = admin.get("/metrics")
     assert m.status_code == 200
     text = m.text
     assert 'dialer_calls_total{campaign="c1",outcome="answered"} 3' in text
