@@ -1,7 +1,8 @@
 """SIP messages (RFC 3261 section 7): parse from bytes, build, serialise. No I/O.
 
 The parser is strict where a mistake would misroute a call (start line, Via, CSeq, Call-ID,
-Content-Length) and lenient where peers differ harmlessly (header case, compact forms, folded
+Content-Length; From, To, Call-ID, CSeq and Content-Length given twice, which two readers could
+each take differently) and lenient where peers differ harmlessly (header case, compact forms, folded
 lines, LF instead of CRLF). Anything it refuses raises `SipParseError`; the transport drops and
 counts it.
 """
@@ -27,10 +28,16 @@ CANONICAL = {n.lower(): n for n in (
 )}
 #: Headers whose comma-separated values are separate entries (RFC 3261 7.3.1).
 LISTS = {"Via", "Route", "Record-Route", "Contact"}
+#: Headers that name a dialog or frame a message: a message with two of one is refused (RFC 3261
+#: 7.3.1 allows a header more than once only if its value is a comma-separated list).
+SINGLE = ("From", "To", "Call-ID", "CSeq", "Content-Length")
 MAX_MESSAGE = 65_535
-_START_REQUEST = re.compile(r"^([A-Za-z]+) (\S+) SIP/2\.0$")
-_START_RESPONSE = re.compile(r"^SIP/2\.0 ([1-6][0-9][0-9]) ?(.*)$")
+#: A method is a token, compared case-sensitively (RFC 3261 7.1): "bye" is not BYE.
+_START_REQUEST = re.compile(r"^(\S+) (\S+) SIP/2\.0$")
+#: The status code is three digits, then a space and the reason (which may be empty).
+_START_RESPONSE = re.compile(r"^SIP/2\.0 ([1-6][0-9][0-9])(?: (.*))?$")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+_LWS = re.compile(r"[ \t]+")
 
 
 def ascii_int(text: str | None, max_digits: int = 10) -> int | None:
@@ -41,6 +48,9 @@ def ascii_int(text: str | None, max_digits: int = 10) -> int | None:
         return None
     return int(text)
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
+#: Control characters, which no header may carry (RFC 3261 25.1: TEXT-UTF8 has none); a NUL in a
+#: tag or a Call-ID would otherwise compare, log and echo as if it were text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 _SEEN: dict[str, str] = {}
@@ -116,12 +126,13 @@ class Message(ABC):
 
     @property
     def cseq(self) -> tuple[int, str]:
-        """(number, method); ValueError if the number is not 1-10 ASCII digits."""
-        num, _, method = (self.get("CSeq") or "").partition(" ")
-        n = ascii_int(num.strip())
+        """(number, method); ValueError if the number is not 1-10 ASCII digits. The two are
+        separated by spaces or tabs (LWS), nothing else."""
+        num, _, method = _LWS.sub(" ", (self.get("CSeq") or "").strip(" \t")).partition(" ")
+        n = ascii_int(num)
         if n is None:
             raise ValueError(f"bad CSeq number {num!r}")
-        return n, method.strip()
+        return n, method
 
     @property
     def top_via(self) -> str:
@@ -184,8 +195,8 @@ def uri_of(value: str) -> str:
     """The URI of a name-addr (`"Bob" <sip:b@h>;tag=1`) or addr-spec (`sip:b@h;tag=1`)."""
     if "<" in value:
         start = value.index("<") + 1
-        end = value.index(">", start)
-        return value[start:end].strip()
+        end = value.find(">", start)
+        return value[start:end if end >= 0 else len(value)].strip()  # an unclosed '<': to the end
     return value.split(";", 1)[0].strip()
 
 
@@ -211,6 +222,7 @@ def parse(data: bytes) -> Request | Response:
     """Parse one datagram. Raises `SipParseError` with the reason."""
     if len(data) > MAX_MESSAGE:
         raise SipParseError(f"message of {len(data)} bytes is over {MAX_MESSAGE}")
+    data = data.lstrip(b"\r\n")  # keep-alive CRLFs before the start line (RFC 3261 7.5)
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = data.partition(b"\n\n")
@@ -218,19 +230,21 @@ def parse(data: bytes) -> Request | Response:
         text = head.decode("utf-8")
     except UnicodeDecodeError as e:
         raise SipParseError(f"header bytes are not UTF-8: {e}") from None
+    if c := _CONTROL.search(text):
+        raise SipParseError(f"control character {c.group()!r} in the headers")
     lines = text.replace("\r\n", "\n").split("\n")
     while lines and not lines[0].strip():
-        lines.pop(0)  # keep-alive CRLFs before the start line
+        lines.pop(0)  # a blank line before the start line
     if not lines:
         raise SipParseError("empty message")
     start = lines[0].strip()
     msg: Request | Response
     if m := _START_RESPONSE.match(start):
-        msg = Response(status=int(m.group(1)), reason=m.group(2))
+        msg = Response(status=int(m.group(1)), reason=m.group(2) or "")
     elif m := _START_REQUEST.match(start):
         if not _TOKEN.match(m.group(1)):
             raise SipParseError(f"bad method {m.group(1)!r}")
-        msg = Request(method=m.group(1).upper(), uri=m.group(2))
+        msg = Request(method=m.group(1), uri=m.group(2))
     else:
         raise SipParseError(f"bad start line {start[:80]!r}")
     unfolded: list[str] = []
@@ -254,6 +268,9 @@ def parse(data: bytes) -> Request | Response:
     for required in ("Via", "From", "To", "Call-ID", "CSeq"):
         if msg.get(required) is None:
             raise SipParseError(f"no {required} header")
+    for single in SINGLE:
+        if len(msg.get_all(single)) > 1:
+            raise SipParseError(f"{single} given more than once")
     try:
         num, method = msg.cseq
     except ValueError:

@@ -38,6 +38,10 @@ def test_round_trip_and_lf_only_line_ends() -> None:
     assert again.headers == m.headers and again.body == m.body
     lf = parse(INVITE.replace(b"\r\n", b"\n"))
     assert lf.call_id == m.call_id and lf.body == b"body"
+    keep_alive = parse(b"\r\n\r\n\r\n" + INVITE)  # CRLFs before the start line are skipped (RFC 3261 7.5)
+    assert keep_alive.headers == m.headers and keep_alive.body == b"body"
+    assert parse(INVITE.replace(b"Subject: a", b"Subject: a\ttab")).get("Subject") == "a\ttab folded header"
+    assert parse(INVITE.replace(b"CSeq: 1 INVITE", b"CSeq:\t1 \t INVITE")).cseq == (1, "INVITE")  # LWS: SP or HTAB
 
 
 def test_response_and_name_addr_helpers() -> None:
@@ -48,6 +52,12 @@ def test_response_and_name_addr_helpers() -> None:
     assert host_port("sip:b@h:5080;transport=udp") == ("h", 5080)
     assert host_port("sip:[::1]:5062") == ("::1", 5062)
     assert param("<sip:x;lr>;tag=abc", "tag") == "abc" and param("<sip:x;tag=no>", "tag") is None
+    assert uri_of("<sip:b@h:5080") == "sip:b@h:5080", "an unclosed '<' is not an exception"
+    bare = parse(b"SIP/2.0 200\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\n"
+                 b"To: <sip:b@h>;tag=2\r\nCall-ID: x\r\nCSeq: 7 INVITE\r\n\r\n")
+    assert isinstance(bare, Response) and (bare.status, bare.reason) == (200, ""), "a reason may be empty"
+    ext = parse(INVITE.replace(b"INVITE sip", b"X-NEW.METHOD sip").replace(b"CSeq: 1 INVITE", b"CSeq: 1 X-NEW.METHOD"))
+    assert isinstance(ext, Request) and ext.method == "X-NEW.METHOD", "an extension method is any token"
 
 
 @pytest.mark.parametrize(
@@ -57,6 +67,9 @@ def test_response_and_name_addr_helpers() -> None:
         (b"\x00\xff\xfe garbage", "start line|UTF-8"),
         (b"HELLO WORLD\r\n\r\n", "start line"),
         (b"SIP/2.0 999 Nope\r\n\r\n", "start line"),
+        (b"SIP/2.0 2000 OK\r\n\r\n", "start line"),  # not a 200 with reason "0 OK"
+        (INVITE.replace(b"INVITE sip", b"INV\xc3\xa9TE sip"), "bad method"),
+        (INVITE.replace(b"INVITE sip", b"invite sip"), "does not match"),  # methods are case-sensitive
         (INVITE.replace(b"i: abc@10.0.0.1\r\n", b""), "Call-ID"),
         (INVITE.replace(b"CSeq: 1 INVITE", b"CSeq: one INVITE"), "CSeq"),
         (INVITE.replace(b"CSeq: 1 INVITE", b"CSeq: 1 BYE"), "does not match"),
@@ -65,6 +78,13 @@ def test_response_and_name_addr_helpers() -> None:
         (INVITE.replace(b"i: abc", b"no colon here abc"), "header line"),
         (b"INVITE sip:x SIP/2.0\r\n  folded first\r\n\r\n", "continuation"),
         (b"X" * 70_000, "over"),
+        (INVITE.replace(b"CSeq: 1 INVITE", "CSeq: 1\u3000INVITE".encode()), "CSeq"),
+        (INVITE.replace(b"i: abc", b"i: a\x00bc"), "control character"),
+        (INVITE.replace(b"i: abc", b"i: a\x1b[2Jbc"), "control character"),
+        (INVITE.replace(b"l: 4", b"l: 4\r\nContent-Length: 9"), "Content-Length given more than once"),
+        (INVITE.replace(b"l: 4", b"l: 4\r\nl: 4"), "Content-Length given more than once"),
+        (INVITE.replace(b"t: <", b"To: <sip:other@h>;tag=x\r\nt: <"), "To given more than once"),
+        (INVITE.replace(b"i: abc", b"Call-ID: def\r\ni: abc"), "Call-ID given more than once"),
     ],
 )
 def test_refuses_malformed_messages_with_a_reason(data: bytes, reason: str) -> None:
