@@ -7,7 +7,13 @@
 - A 2xx establishes the dialog (remote target from Contact, route set from Record-Route reversed)
   and is ACKed end to end, again for each retransmission. A 2xx that crosses our CANCEL is ACKed
   then hung up with BYE: an answered person is never left on a dead line.
-- BYE through a `NonInviteClientTransaction`; a BYE from the far end is answered 200.
+- BYE through a `NonInviteClientTransaction`; a BYE from the far end is answered 200, and the
+  answer is kept for Timer J to answer its retransmissions.
+- Requests from the far end act only once they pass the dialog's checks (`dialog.py`: source,
+  tags, CSeq; RFC 3261 12.2.2); responses only from the trunk. What is refused is noted in
+  `notes` for the UAC to count.
+- A second 2xx with another To tag (a fork answered on another branch) is ACKed and hung up with
+  BYE at once (RFC 3261 13.2.2.4); the first dialog goes on.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ import os
 from dataclasses import dataclass
 
 from sip_gateway import auth, sdp
-from sip_gateway.errors import SipParseError
-from sip_gateway.message import Message, Request, Response, host_port, uri_of
+from sip_gateway.dialog import Dialog, Note, host_key, tag_key
+from sip_gateway.message import Message, Request, Response
 from sip_gateway.outcomes import CallResult, Outcome, outcome_of
 from sip_gateway.transaction import (
+    TIMER_J,
     Addr,
     ClientTransaction,
     Deliver,
@@ -32,6 +39,8 @@ from sip_gateway.transaction import (
 )
 
 MIN_RING_TIMEOUT_S = 15.0
+#: Forked 2xx hung up per call; more are not answered (the trunk's own fork limit is far lower).
+MAX_FORKS = 16
 
 
 def new_id(n: int = 8) -> str:
@@ -98,10 +107,21 @@ class OutboundCall:
         self.cancel_wanted = False
         self.invite_tx: InviteClientTransaction | None = None
         self.txs: dict[str, ClientTransaction] = {}
-        self.remote_target = ""
-        self.route_set: list[str] = []
-        self.remote_to = ""
+        #: The dialog the first 2xx established (None: not answered).
+        self.dialog: Dialog | None = None
         self.ack: tuple[bytes, Addr] | None = None
+        #: Our BYE in the dialog (its final response, or its timeout, ends the call).
+        self.bye_tx: NonInviteClientTransaction | None = None
+        #: Forked 2xx by To tag (lower case): their dialogs, hung up at once, and the ACK each
+        #: retransmission gets.
+        self.forks: dict[str, tuple[Dialog, tuple[bytes, Addr]]] = {}
+        #: Hosts a message may come from on UDP (`host_key`): the trunk, and the next hop of each
+        #: dialog its 2xx established.
+        self.peers = {host_key(cfg.trunk[0])}
+        #: After the far end's BYE: until when its answer is kept for retransmissions (Timer J).
+        self.linger_until: float | None = None
+        #: What the UAC counts, and why, since it last looked (it empties the list).
+        self.notes: list[tuple[Note, str]] = []
         #: The Retry-After of a 503 (the UAC pauses new calls for it).
         self.retry_after: str | None = None
         self.authenticated = False
@@ -127,14 +147,8 @@ class OutboundCall:
         r.add("CSeq", f"{cseq} {method}")
         return r
 
-    def _dialog_addr(self) -> Addr:
-        target = uri_of(self.route_set[0]) if self.route_set else self.remote_target
-        if not target:
-            return self.cfg.trunk
-        try:
-            return host_port(target)
-        except SipParseError:
-            return self.cfg.trunk  # a target we cannot read: in-dialog requests go to the trunk
+    def _in_dialog(self, d: Dialog, method: str, cseq: int) -> Request:
+        return self._request(method, d.remote_target, d.remote_to, cseq, d.route_set)
 
     def _run(self, tx: ClientTransaction, now: float) -> list[Send]:
         # Keyed by method and branch: a CANCEL shares its INVITE's branch (RFC 3261 9.1).
@@ -167,6 +181,8 @@ class OutboundCall:
         times = [t.deadline for t in self.txs.values() if t.deadline is not None]
         if self.state in (CallState.CALLING, CallState.RINGING) and not self.cancel_wanted:
             times.append(self.ring_deadline)
+        if self.linger_until is not None:
+            times.append(self.linger_until)
         return min(times) if times else None
 
     @property
@@ -182,27 +198,70 @@ class OutboundCall:
         for tx in list(self.txs.values()):
             if tx.deadline is not None and now >= tx.deadline:
                 out += self._actions(tx, tx.on_timer(now), now)
+        if self.linger_until is not None and now >= self.linger_until:
+            self.linger_until = None
         self._forget_done()
         return out
 
     def on_message(self, msg: Message, addr: Addr, now: float) -> list[Send]:
+        """A message for this call (its Call-ID), from `addr`."""
+        if not self.reliable and host_key(addr[0]) not in self.peers:
+            return self._refuse(Note.REJECTED_SOURCE, f"{msg.start_line()[:60]!r} from {addr[0]}:{addr[1]}, not the trunk")
         if isinstance(msg, Response):
             tx = self.txs.get(f"{msg.cseq[1]}/{msg.branch}")
             out = self._actions(tx, tx.on_response(msg, now), now) if tx else self._stray(msg, now)
             self._forget_done()
             return out
         assert isinstance(msg, Request)
-        if msg.method == "BYE":
-            return self._on_bye(msg, addr, now)
-        if msg.method == "INFO":
-            return self._on_info(msg, addr)
-        if msg.method == "OPTIONS":
-            return [self._reply(msg, addr, 200, "OK")]
-        if msg.method in ("INVITE", "UPDATE"):
-            return self._on_refresh(msg, addr)
-        if msg.method in ("ACK", "CANCEL"):
-            return []  # the ACK of our 2xx to a re-INVITE; a CANCEL of a request we answered at once
-        return [self._reply(msg, addr, 501, "Not Implemented")]
+        return self._on_request(msg, addr, now)
+
+    def _on_request(self, req: Request, addr: Addr, now: float) -> list[Send]:
+        """RFC 3261 12.2.2: a request from the far end acts only in its dialog, in CSeq order."""
+        d = self.dialog
+        if d is None or not d.matches(req):
+            why = f"{req.method} with tags {req.from_tag!r}/{req.to_tag!r}, not the dialog's"
+            if req.method == "ACK":
+                return self._refuse(Note.REJECTED_DIALOG, why)  # an ACK is never answered
+            return self._refuse(Note.REJECTED_DIALOG, why, req, addr, 481, "Call/Transaction Does Not Exist")
+        if req.method == "ACK":
+            return []  # the ACK of our 2xx to a re-INVITE (its CSeq is the INVITE's)
+        again = d.answer_to(req)
+        if again is not None:
+            self.notes.append((Note.RETRANSMISSIONS, f"{req.method} CSeq {req.cseq[0]} again"))
+            return [Send(again, addr)]
+        if self.state is CallState.ENDED:
+            return self._refuse(Note.REJECTED_DIALOG, f"{req.method} after the call ended", req, addr, 481,
+                                "Call/Transaction Does Not Exist")
+        if req.method != "CANCEL":  # a CANCEL carries the CSeq of the request it cancels
+            num = req.cseq[0]
+            if d.remote_cseq is not None and num < d.remote_cseq:
+                return self._refuse(Note.REJECTED_CSEQ, f"{req.method} CSeq {num} below {d.remote_cseq}", req, addr,
+                                    500, "Server Internal Error")
+            d.remote_cseq = num
+        out = self._dispatch(req, addr, now)
+        if out:
+            d.answered(req, out[0].data)
+        return out
+
+    def _dispatch(self, req: Request, addr: Addr, now: float) -> list[Send]:
+        if req.method == "BYE":
+            return self._on_bye(req, addr, now)
+        if req.method == "INFO":
+            return self._on_info(req, addr)
+        if req.method in ("OPTIONS", "CANCEL"):
+            # A CANCEL has nothing to cancel: each request was answered at once (RFC 3261 9.2).
+            return [self._reply(req, addr, 200, "OK")]
+        if req.method in ("INVITE", "UPDATE"):
+            return self._on_refresh(req, addr)
+        return [self._reply(req, addr, 501, "Not Implemented")]
+
+    def _refuse(self, note: Note, why: str, req: Request | None = None, addr: Addr | None = None, status: int = 0,
+                reason: str = "") -> list[Send]:
+        """Count and log `note`; answer `req` with `status` if one is given, else drop it."""
+        self.notes.append((note, why))
+        if req is None or addr is None:
+            return []
+        return [self._reply(req, addr, status, reason)]
 
     def hangup(self, now: float) -> list[Send]:
         """End an answered call (BYE); before an answer, give up ringing (CANCEL)."""
@@ -232,9 +291,9 @@ class OutboundCall:
 
     def _on_response(self, tx: ClientTransaction, resp: Response, now: float) -> list[Send]:
         if tx is not self.invite_tx:
-            if resp.cseq[1] == "BYE" and resp.status >= 200:
+            if tx is self.bye_tx and resp.status >= 200:
                 self._end(now)
-            return []
+            return []  # a CANCEL's answer; the answer to a fork's BYE
         if resp.status < 200:
             if resp.status > 100 and self.result.ringing_at is None:
                 self.result.ringing_at = now
@@ -257,24 +316,46 @@ class OutboundCall:
         return []
 
     def _on_2xx(self, resp: Response, now: float) -> list[Send]:
-        if self.ack is not None:
-            return [Send(*self.ack)]  # a retransmitted 2xx: ACK it again
+        if self.dialog is not None and self.ack is not None:
+            if self.dialog.is_remote_tag(resp.to_tag):
+                return [Send(*self.ack)]  # a retransmitted 2xx: ACK it again
+            return self._on_fork(resp, now)
+        d = self.dialog = self._new_dialog(resp)
         self.answer_sdp = resp.body
-        self.remote_target = uri_of(resp.get("Contact") or "") or self.uri
-        self.route_set = list(reversed(resp.get_all("Record-Route")))
-        self.remote_to = resp.get("To") or self.to_hdr
         r = self.result
         r.answered_at = now
         r.code, r.reason = resp.status, resp.reason
         cancelled = self.state is CallState.CANCELLING
         r.outcome = outcome_of(resp.status, cancelled=cancelled)
-        ack = self._request("ACK", self.remote_target, self.remote_to, self.invite_cseq, self.route_set)
-        self.ack = (ack.encode(), self._dialog_addr())
+        self.ack = (self._in_dialog(d, "ACK", self.invite_cseq).encode(), d.next_hop)
         self.state = CallState.CONFIRMED
         out = [Send(*self.ack)]
         if cancelled:
             out += self._bye(now)
         return out
+
+    def _new_dialog(self, resp: Response) -> Dialog:
+        d = Dialog.from_2xx(resp, self.local_tag, self.uri, self.to_hdr, self.cfg.trunk)
+        self.peers.add(host_key(d.next_hop[0]))
+        return d
+
+    def _on_fork(self, resp: Response, now: float) -> list[Send]:
+        """RFC 3261 13.2.2.4: a 2xx from another branch is a dialog of its own. We have our
+        answer already, so it is ACKed and hung up at once: the person who answered there is not
+        left on a line nobody listens to. Its retransmissions are ACKed again, not hung up again."""
+        tag = tag_key(resp.to_tag or "")
+        fork = self.forks.get(tag)
+        if fork is not None:
+            return [Send(*fork[1])]
+        if len(self.forks) >= MAX_FORKS:
+            self.notes.append((Note.REJECTED_DIALOG, f"a 2xx from fork {len(self.forks) + 1} (to tag {tag!r})"))
+            return []
+        d = self._new_dialog(resp)
+        ack = (self._in_dialog(d, "ACK", self.invite_cseq).encode(), d.next_hop)
+        self.forks[tag] = (d, ack)
+        self.notes.append((Note.FORKS, f"a 2xx from another branch (to tag {tag!r}): ACK and BYE"))
+        bye = self._in_dialog(d, "BYE", self.invite_cseq + 1)
+        return [Send(*ack), *self._run(NonInviteClientTransaction(bye, d.next_hop, self.reliable), now)]
 
     def _authenticate(self, resp: Response, now: float) -> list[Send]:
         """Answer the trunk's challenge once: the INVITE again, CSeq + 1, with credentials."""
@@ -313,10 +394,12 @@ class OutboundCall:
         return self._run(NonInviteClientTransaction(c, self.cfg.trunk, self.reliable), now)
 
     def _bye(self, now: float) -> list[Send]:
+        assert self.dialog is not None
         self.cseq = self.invite_cseq + 1
-        bye = self._request("BYE", self.remote_target, self.remote_to, self.cseq, self.route_set)
+        bye = self._in_dialog(self.dialog, "BYE", self.cseq)
         self.state = CallState.TERMINATING
-        return self._run(NonInviteClientTransaction(bye, self._dialog_addr(), self.reliable), now)
+        self.bye_tx = NonInviteClientTransaction(bye, self.dialog.next_hop, self.reliable)
+        return self._run(self.bye_tx, now)
 
     @staticmethod
     def _response(req: Request, status: int, reason: str) -> Response:
@@ -331,8 +414,9 @@ class OutboundCall:
         return Send(self._response(req, status, reason).encode(), addr)
 
     def _on_bye(self, req: Request, addr: Addr, now: float) -> list[Send]:
-        if self.state in (CallState.CONFIRMED, CallState.TERMINATING):
-            self._end(now)
+        self._end(now)
+        if not self.reliable:
+            self.linger_until = now + TIMER_J  # its answer is kept for a retransmitted BYE
         return [self._reply(req, addr, 200, "OK")]
 
     def _on_refresh(self, req: Request, addr: Addr) -> list[Send]:
@@ -340,8 +424,7 @@ class OutboundCall:
         change): our session stays as it is, so the answer is our SDP unchanged. Its session
         timer, when it runs one, is accepted as it asks (RFC 4028: it refreshes, or ends the call)."""
         if self.state is not CallState.CONFIRMED:
-            return [self._reply(req, addr, 481 if self.state is CallState.ENDED else 491,
-                                "Call/Transaction Does Not Exist" if self.state is CallState.ENDED else "Request Pending")]
+            return [self._reply(req, addr, 491, "Request Pending")]  # we are hanging up
         r = self._response(req, 200, "OK")
         r.add("Contact", self.contact)
         expires = req.get("Session-Expires")
@@ -376,14 +459,18 @@ class OutboundCall:
             self.result.outcome = Outcome.TRUNK_FAILURE
             self.result.reason = "no response from the trunk (Timer B)"
             self._end(now)
-        elif isinstance(tx, NonInviteClientTransaction) and tx.request.method == "BYE":
+        elif tx is self.bye_tx:
             self._end(now)
         return []
 
     def _stray(self, resp: Response, now: float) -> list[Send]:
-        # A response for a transaction already gone: a late 2xx retransmission still gets its ACK.
-        if resp.cseq[1] == "INVITE" and 200 <= resp.status < 300 and self.ack is not None:
-            return [Send(*self.ack)]
+        # A response for a transaction already gone: a late 2xx of our INVITE (a retransmission
+        # after Timer M, or a late fork) still gets its ACK; anything else is dropped.
+        inv = self.invite_tx
+        if (resp.cseq[1] == "INVITE" and 200 <= resp.status < 300 and inv is not None and resp.branch == inv.branch
+                and self.dialog is not None):
+            return self._on_2xx(resp, now)
+        self.notes.append((Note.STRAY, f"{resp.status} to {resp.cseq[1]} on branch {resp.branch!r}: no such transaction"))
         return []
 
     def _end(self, now: float) -> None:

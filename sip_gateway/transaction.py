@@ -27,6 +27,9 @@ TIMER_D = 32.0
 TIMER_F = 64 * T1
 TIMER_K = T4
 TIMER_M = 64 * T1
+#: How long a UAS keeps the answer to a non-INVITE request over UDP, for its retransmissions
+#: (RFC 3261 17.2.2; zero over a reliable transport). The call, as the far end's BYE's UAS, uses it.
+TIMER_J = 64 * T1
 
 Addr = tuple[str, int]
 

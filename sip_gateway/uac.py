@@ -2,9 +2,10 @@
 and every call's state machine behind it.
 
 `Uac.call(number)` places a call and returns its `CallResult` once the call has ended. Datagrams
-are stamped with the loop's monotonic time where they arrive and routed by Call-ID; each call has
-one timer handle at its earliest deadline. Malformed datagrams are dropped and counted, never
-raised.
+are stamped with the loop's monotonic time where they arrive and routed by Call-ID to their call,
+which lets them act only from its trunk and in its dialog (`dialog.py`); each call has one timer
+handle at its earliest deadline. Malformed datagrams, and messages a call refuses, are dropped
+(or answered 481/500) and counted, never raised.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import cast
 
 from sip_gateway.call import CallState, OutboundCall, TrunkConfig
+from sip_gateway.dialog import Note
 from sip_gateway.errors import NotPlaced, SipParseError
 from sip_gateway.message import MAX_MESSAGE, Request, Response, parse
 from sip_gateway.outcomes import CallResult
@@ -51,9 +53,22 @@ class Counters:
     malformed: int = 0
     #: Parsed, but handling it raised (dropped, logged).
     failed: int = 0
+    #: For no call of ours (Call-ID), or for none of its transactions (a response).
     stray: int = 0
+    #: Refused by its call (`dialog.Note`): from another host than the trunk (dropped), not the
+    #: dialog's tags or the dialog ended (481), a CSeq from the past (500).
+    rejected_source: int = 0
+    rejected_dialog: int = 0
+    rejected_cseq: int = 0
+    #: Requests from the far end seen before: answered again, acted on once.
+    retransmissions: int = 0
+    #: Forked 2xx (another To tag) ACKed and hung up.
+    forks: int = 0
     sent: int = 0
     send_errors: int = 0
+
+    def note(self, note: Note) -> None:
+        setattr(self, note.value, getattr(self, note.value) + 1)
 
 
 class Uac(asyncio.DatagramProtocol):
@@ -158,7 +173,7 @@ class Uac(asyncio.DatagramProtocol):
 
     def hangup_all(self) -> int:
         """End every call in progress (CANCEL the ringing, BYE the answered); how many."""
-        ids = list(self.calls)
+        ids = [call_id for call_id, c in self.calls.items() if not c.finished]
         for call_id in ids:
             self.hangup(call_id)
         return len(ids)
@@ -195,7 +210,14 @@ class Uac(asyncio.DatagramProtocol):
             self.counters.stray += 1
             return
         answered_before = c.result.answered_at is not None
-        self._apply(c, c.on_message(msg, addr[:2], now))
+        try:
+            sends = c.on_message(msg, addr[:2], now)
+        finally:
+            for note, why in c.notes:
+                self.counters.note(note)
+                log.debug("call %s: %s (%s)", c.call_id, note.value, why)
+            c.notes.clear()
+        self._apply(c, sends)
         newly_answered = not answered_before and c.result.answered_at is not None
         hold = self.holds.pop(c.call_id, None) if newly_answered else None
         if hold is not None:

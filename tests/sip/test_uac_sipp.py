@@ -118,3 +118,24 @@ def test_requests_from_the_far_end_in_the_dialog_are_answered(tmp_path: Path) ->
         assert r.outcome is Outcome.ANSWERED and r.ended_at is not None and r.answered_at is not None
         assert r.ended_at - r.answered_at >= 2.0
     assert sipp.wait() == 0, sipp.errors()
+
+
+def test_a_forked_200_is_acked_and_hung_up_and_the_first_dialog_goes_on(tmp_path: Path) -> None:
+    """Two branches of a fork answer (To tags forkA, forkB): both 200s are ACKed, forkB gets a BYE
+    at once (RFC 3261 13.2.2.4), forkA stays up until we hang up. sipp checks each BYE's To tag."""
+    sipp = Sipp("uas_forked.xml", 2, tmp_path).start()
+
+    async def main() -> tuple[list[CallResult], int]:
+        uac = await Uac.open(TrunkConfig(trunk=sipp.addr, local=("127.0.0.1", 0)))
+        try:
+            results = await asyncio.gather(*(uac.call(n, hold_s=0.5) for n in ("84901", "84902")))
+            return list(results), uac.counters.forks
+        finally:
+            uac.close()
+
+    results, forks = uvloop.run(main())
+    for r in results:
+        assert r.outcome is Outcome.ANSWERED and r.answered_at is not None and r.ended_at is not None, r
+        assert r.ended_at - r.answered_at >= 0.49
+    assert sipp.wait() == 0, sipp.errors()
+    assert forks == 2
