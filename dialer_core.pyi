@@ -187,6 +187,16 @@ class CallQueue:
         self, *, max_attempts: int | None = None, retry_delay_s: float | None = None, retry_on: Sequence[str] | None = None
     ) -> None:
         """Change the outcome policy (attempts, retry delay, retried outcomes) for later completions."""
+    def mark(self, claims: list[Claim], *, answered: bool = False) -> int:
+        """Mark claims whose INVITE is leaving (`answered=False`: from now on an attempt, if the
+        dialer dies: the expired lease comes back as outcome "interrupted") or whose call was
+        answered (`answered=True`: final if the dialer dies: nobody who answered is called again
+        because of it). One round trip per partition among the claims; a claim whose lease is no
+        longer live is not marked. Returns how many were."""
+    def take_interrupted(self) -> list[tuple[str, int, int, str]]:
+        """The dialled contacts whose expired leases this queue's claims found since the last call
+        (their dialer died or lost them): (number, partition, attempts, result) each, result one
+        of "answered" (final), "retry", "interrupted" (final, not retried) or "exhausted"."""
     def claim(
         self,
         n: int,
@@ -196,10 +206,14 @@ class CallQueue:
         now: float | None = None,
         with_attrs: bool = False,
         agents: list[str] | None = None,
+        dialling: bool = False,
     ) -> list[Claim]:
         """Claim up to `n` due contacts of `partition`: due callbacks first, then due retries, then
         fresh contacts. Each is leased for `lease_s` seconds. With `agents`, only callbacks
-        reserved for one of them are taken (the others wait for their agent); `[]` takes none."""
+        reserved for one of them are taken (the others wait for their agent); `[]` takes none.
+        `dialling`: the caller places every claimed call now, so each is marked dialled in the
+        same script (see `mark`). Expired leases are handed back first: by their marks, as
+        attempts (`take_interrupted`), or uncounted when never dialled."""
     def renew(self, batches: list[int], *, partition: int = 0, lease_s: float = 60.0, now: float | None = None) -> int:
         """Extend the leases of claim batches (`Claim.batch`) of `partition` to `lease_s` from now:
         the heartbeat of a dialer whose calls are still in progress. A batch already expired is

@@ -197,7 +197,7 @@ def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: in
         spec: dict[str, Any] = {
             "name": "Seed survey (demo)", "mode": "ivr", "caller_id": "+84281234567", "timezone": TZ,
             "windows": calling, "end_at": end_at.isoformat(), "country": "VN", "max_attempts": 2, "retry_delay_s": 30.0,
-            "retry_on": ["no_answer", "busy"], "ring_timeout_s": 15.0, "suppression_lists": ["dnc"],
+            "retry_on": ["no_answer", "busy", "interrupted"], "ring_timeout_s": 15.0, "suppression_lists": ["dnc"],
             "exclusions": ["segment in {VIP, GOLD, DIAMOND}"],
             "pacing": {"max_channels": channels, "max_cps": cps}, "ivr_script": "seed_survey",
             "sms": {"sender": "Operator", "template": "Cam on {name}: uu dai da duoc dang ky."},

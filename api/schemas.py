@@ -138,7 +138,7 @@ class CampaignFields(Strict):
     partitions: int = Field(1, ge=1, le=256, description="queue partitions (dialer nodes can share a campaign); fixed at creation")
     max_attempts: Attempts = 2
     retry_delay_s: RetryDelay = 3600.0
-    retry_on: RetryOn = ["no_answer", "busy"]
+    retry_on: RetryOn = ["no_answer", "busy", "interrupted"]
     ring_timeout_s: RingTimeout = 25.0
     suppression_lists: ListNames = []
     exclusions: Rules = []

@@ -82,6 +82,7 @@ class Calls:
             t = r.loop.time()
             r.engine.call_answered(call_id, t)
             r.engine.call_connected(call_id, t)  # an IVR port takes every answered call
+            r.answered(claim)
 
         try:
             try:
@@ -123,11 +124,16 @@ class Calls:
                 await asyncio.sleep(0.05)
 
         t = r.loop.time
+
+        def answered() -> None:
+            r.engine.call_answered(call_id, t())
+            r.answered(claim)
+
         try:
             try:
                 out: AgentOutcome = await r.agents.call(
                     dial_string(claim.number), reserve, cfg=r.cfg,
-                    on_answered=lambda: r.engine.call_answered(call_id, t()),
+                    on_answered=answered,
                     on_connected=lambda agent: r.engine.call_connected(call_id, t()),
                     on_abandoned=lambda: r.engine.call_abandoned(call_id, t()),
                     admit=self._admit())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from sip_gateway.call import TrunkConfig
 from sip_gateway.uac import Uac
 from store import Store
 from store.campaigns import CampaignView, State
+from store.cdr import CallRecord
 from store.errors import Conflict, Missing, StoreError
 from store.queue import Queue
 
@@ -43,6 +45,9 @@ TICK_S = 0.1
 LIVE_EVERY_S = 1.0
 #: Claim leases are renewed this often while their calls go on (`GatewaySettings.claim_lease_s`).
 HEARTBEAT_S = 2.0
+#: Answers are marked in Redis this long after the first of them, together (one write): the
+#: window in which an answered call cut by the node's death still counts as `interrupted`.
+ANSWER_MARK_S = 0.02
 
 
 def when(value: Any) -> datetime | None:
@@ -94,6 +99,8 @@ class PartitionRunner:
         self.uac: Uac | None = None
         self.trunk_name: str | None = None
         self.calls = Calls(self)
+        #: Answered calls whose mark is not written yet (`answered`).
+        self.answers: list[dialer_core.Claim] = []
         #: Why the last claim was refused (a suppression list missing), reported once.
         self.refused: str | None = None
         #: A changed retry policy, not yet given to the queue.
@@ -221,8 +228,10 @@ class PartitionRunner:
         # Agent modes: a due callback is dialled only while the agent it is reserved for is ready.
         agents = self.pool.ready_agents() if mode in AGENT_MODES and self.pool is not None else None
         try:
+            # Marked dialled in the same script: if this node dies from now on, each is an attempt
+            # (`interrupted`), never a free call again.
             claims = await self.queue.claim(n, partition=self.partition, lease_s=lease_s, with_attrs=bool(spec.get("sms")),
-                                            agents=agents)
+                                            agents=agents, dialling=True)
         except dialer_core.ListMissing as e:
             # Fail closed: nobody is dialled while a list the campaign honours is gone.
             if str(e) != self.refused:
@@ -231,6 +240,7 @@ class PartitionRunner:
                 await self.store.campaigns.publish(self.cid, "error", {"node": self.node, "error": str(e)})
             return
         self.refused = None
+        await self._record_interrupted()
         for c in claims:
             self.batches[c.batch] = self.batches.get(c.batch, 0) + 1
             call_id = f"{self.cid}/{c.number}/{c.attempts + 1}"
@@ -238,10 +248,42 @@ class PartitionRunner:
             work = self.calls.ivr(c, call_id, script) if script is not None else self.calls.agent(c, call_id)
             self.spawn(work)
 
+    async def _record_interrupted(self) -> None:
+        """A CDR for each dialled contact whose lease a claim found expired (a dead node's calls):
+        what became of it, as the queue decided."""
+        assert self.queue is not None
+        found = await self.queue.take_interrupted()
+        if not found:
+            return
+        now = time.time()
+        records = [CallRecord(campaign=self.cid, number=number, outcome="answered" if result == "answered" else "interrupted",
+                              attempt=attempts, call_id=f"{self.cid}/{number}/{attempts}", ended_at=now,
+                              detail=f"interrupted: the node placing the call stopped; {result}")
+                   for number, _, attempts, result in found]
+        await self.store.cdr.append(*records)
+        log.warning("campaign %s/%d: %d calls of a stopped node found interrupted", self.cid, self.partition, len(found))
+
     def spawn(self, work: Any) -> None:
         task = asyncio.create_task(work)
         self.in_flight.add(task)
         task.add_done_callback(self._call_done)
+
+    def answered(self, claim: dialer_core.Claim) -> None:
+        """A call was answered: marked so within `ANSWER_MARK_S` (the answers of that time in one
+        write), so that if this node dies before the outcome is recorded the contact is final,
+        never called again for it."""
+        self.answers.append(claim)
+        if len(self.answers) == 1:
+            self.spawn(self._mark_answers())
+
+    async def _mark_answers(self) -> None:
+        await asyncio.sleep(ANSWER_MARK_S)
+        batch, self.answers = self.answers, []
+        try:
+            assert self.queue is not None
+            await self.queue.mark(batch, answered=True)
+        except (StoreError, dialer_core.RedisError) as e:
+            log.warning("campaign %s/%d: %d answers not marked: %s", self.cid, self.partition, len(batch), e)
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)

@@ -66,9 +66,23 @@ class Queue:
             await asyncio.to_thread(q.configure, max_attempts=max_attempts, retry_delay_s=retry_delay_s, retry_on=retry_on)
 
     async def claim(self, n: int, *, partition: int = 0, lease_s: float = 60.0, with_attrs: bool = False,
-                    agents: list[str] | None = None) -> list[dialer_core.Claim]:
+                    agents: list[str] | None = None, dialling: bool = False) -> list[dialer_core.Claim]:
         return await asyncio.to_thread(self._q().claim, n, partition=partition, lease_s=lease_s, with_attrs=with_attrs,
-                                       agents=agents)
+                                       agents=agents, dialling=dialling)
+
+    async def mark(self, claims: list[dialer_core.Claim], *, answered: bool = False) -> int:
+        """Mark claims dialled (their INVITEs are leaving) or answered: if this node dies, their
+        expired leases come back as attempts (`interrupted`) or as final `answered` calls."""
+        return await asyncio.to_thread(self._q().mark, claims, answered=answered) if claims else 0
+
+    async def take_interrupted(self) -> list[tuple[str, int, int, str]]:
+        """What the claims found of dialled contacts whose dialer died (no Redis call: the claims
+        brought it; a thread all the same, as a claim may hold the connection), from every
+        connection of this queue."""
+        out: list[tuple[str, int, int, str]] = []
+        for q in self._queues:
+            out += await asyncio.to_thread(q.take_interrupted)
+        return out
 
     async def complete(self, items: Iterable[CompletionItem]) -> list[dialer_core.CompleteResult]:
         batch = list(items)

@@ -43,7 +43,7 @@ def test_create_read_list(admin: httpx.Client, seed_spec: dict[str, Any]) -> Non
     assert c["id"] == "seed" and c["state"] == "pending_approval" and c["revision"] == 1
     assert c["windows"] == ["10:00-12:00", "15:30-17:30"]
     assert c["pacing"]["target_abandon_rate"] == 0.03  # defaults filled in
-    assert c["ring_timeout_s"] == 25.0 and c["retry_on"] == ["no_answer", "busy"]
+    assert c["ring_timeout_s"] == 25.0 and c["retry_on"] == ["no_answer", "busy", "interrupted"]
     assert admin.get("/v1/campaigns/seed").json() == c
     generated = create(admin, seed_spec)
     assert generated["id"].startswith("c-")

@@ -7,7 +7,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::{detach, errors::raise, now_ms, seconds_to_ms};
 use crate::contacts::e164::{format_e164, parse_e164};
-use crate::queue::{CallQueue, Claim, Completed, Completion, OutcomePolicy};
+use crate::queue::{CallQueue, Claim, Completed, Completion, Mark, OutcomePolicy};
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCallQueue>()?;
@@ -303,7 +303,9 @@ impl PyCallQueue {
     /// Claim up to `n` due contacts of `partition`: due callbacks first, then due retries, then
     /// fresh contacts. Each is leased for `lease_s` seconds. With `agents`, only callbacks reserved
     /// for one of them are taken (the others wait for their agent); `[]` takes no callback.
-    #[pyo3(signature = (n, *, partition=0, lease_s=60.0, now=None, with_attrs=false, agents=None))]
+    /// `dialling`: the caller places every claimed call now, so each is marked dialled in the
+    /// same script (see `mark`).
+    #[pyo3(signature = (n, *, partition=0, lease_s=60.0, now=None, with_attrs=false, agents=None, dialling=false))]
     #[allow(clippy::too_many_arguments)]
     fn claim(
         &self,
@@ -314,13 +316,53 @@ impl PyCallQueue {
         now: Option<f64>,
         with_attrs: bool,
         agents: Option<Vec<String>>,
+        dialling: bool,
     ) -> PyResult<Vec<PyClaim>> {
         let now = now_ms(now)?;
         let lease = seconds_to_ms("lease_s", lease_s)?;
         let claims = self.with(py, |q| {
-            q.claim_for(partition, n, now, lease, with_attrs, agents.as_deref())
+            if dialling {
+                q.claim_dialling(partition, n, now, lease, with_attrs, agents.as_deref())
+            } else {
+                q.claim_for(partition, n, now, lease, with_attrs, agents.as_deref())
+            }
         })?;
         Ok(claims.into_iter().map(PyClaim::from).collect())
+    }
+
+    /// Mark claims whose INVITE is leaving (`answered=False`: from now on an attempt, if the
+    /// dialer dies: the expired lease comes back as outcome "interrupted") or whose call was
+    /// answered (`answered=True`: final if the dialer dies: nobody who answered is called again
+    /// because of it). One round trip per partition among the claims; a claim whose lease is no
+    /// longer live is not marked. Returns how many were.
+    #[pyo3(signature = (claims, *, answered=false))]
+    fn mark(
+        &self,
+        py: Python<'_>,
+        claims: Vec<PyRef<'_, PyClaim>>,
+        answered: bool,
+    ) -> PyResult<usize> {
+        let items: Vec<(u32, u64, u64)> = claims
+            .iter()
+            .map(|c| (c.partition, c.packed, c.token))
+            .collect();
+        let mark = if answered {
+            Mark::Answered
+        } else {
+            Mark::Dialled
+        };
+        self.with(py, |q| q.mark(&items, mark))
+    }
+
+    /// The dialled contacts whose expired leases this queue's claims found since the last call
+    /// (their dialer died or lost them): (number, partition, attempts, result) each, result one
+    /// of "answered" (final), "retry", "interrupted" (final, not retried) or "exhausted".
+    fn take_interrupted(&self, py: Python<'_>) -> PyResult<Vec<(String, u32, u32, String)>> {
+        let all = self.with(py, |q| Ok(q.take_interrupted()))?;
+        Ok(all
+            .into_iter()
+            .map(|i| (format_e164(i.number), i.partition, i.attempts, i.result))
+            .collect())
     }
 
     /// Extend the leases of claim batches (`Claim.batch`) of `partition` to `lease_s` from now:

@@ -1,9 +1,10 @@
 //! [`CallQueue`], the handle on one campaign's queue: opening it fixes (or reads) the campaign's
 //! partition count and loads the scripts. Each transition is in a module of its own (claim,
-//! complete, lease, suppression, stats, contact, listing).
+//! complete, mark, lease, suppression, stats, contact, listing).
 
+use super::mark::Interrupted;
 use super::policy::OutcomePolicy;
-use super::scripts::{CLAIM, COMPLETE, IMPORT};
+use super::scripts::{CLAIM, COMPLETE, IMPORT, MARK};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::store::Store;
@@ -13,6 +14,9 @@ pub struct CallQueue {
     pub(super) campaign: String,
     pub(super) partitions: u32,
     pub(super) policy: OutcomePolicy,
+    /// Dialled contacts whose leases the claims found expired (the dialer died or lost them),
+    /// until [`CallQueue::take_interrupted`].
+    pub(super) interrupted: Vec<Interrupted>,
 }
 
 impl CallQueue {
@@ -49,12 +53,13 @@ impl CallQueue {
         keys::check_name("campaign id", campaign)?;
         let mut store = Store::connect(url)?;
         let partitions = ensure_partitions(&mut store, campaign, partitions, record)?;
-        store.load_scripts(&[&CLAIM, &COMPLETE, &IMPORT])?;
+        store.load_scripts(&[&CLAIM, &COMPLETE, &IMPORT, &MARK])?;
         Ok(CallQueue {
             store,
             campaign: campaign.to_string(),
             partitions,
             policy,
+            interrupted: Vec::new(),
         })
     }
 

@@ -6,8 +6,12 @@
 
 use crate::error::{Error, Result};
 
-/// Outcomes retried by default (the seed campaign: no answer is called once more).
-pub const DEFAULT_RETRY_ON: &[&str] = &["no_answer", "busy"];
+/// The outcome of a dialled call cut by the dialer's death before an answer (`lua/claim.lua`).
+pub const INTERRUPTED: &str = "interrupted";
+
+/// Outcomes retried by default (the seed campaign: no answer is called once more; a call cut by
+/// the dialer's death is an attempt, retried while attempts remain).
+pub const DEFAULT_RETRY_ON: &[&str] = &["no_answer", "busy", INTERRUPTED];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutcomePolicy {
@@ -42,6 +46,11 @@ impl OutcomePolicy {
             retry_delay_ms,
             retry_on,
         })
+    }
+
+    /// Whether `outcome` is retried while attempts remain.
+    pub fn retries(&self, outcome: &str) -> bool {
+        self.retry_on.iter().any(|o| o == outcome)
     }
 
     /// Decide the action for one completion.

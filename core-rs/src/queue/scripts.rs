@@ -28,6 +28,7 @@ return n
 ",
     )
 });
+pub(crate) static MARK: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/mark.lua")));
 pub(crate) static IMPORT: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("lua/import.lua")));
 

@@ -3,23 +3,33 @@
 -- KEYS[1] = partition base, e.g. "{c:42:p0}"; every key used below starts with it (one hash slot).
 -- ARGV: now_ms, n, lease_ms, with_attrs (0/1), expired_scan_limit (lease batches),
 --       callback agents: "*" any callback; otherwise "|a|b|" - only callbacks reserved for these
---       agents (the others stay queued for theirs; "||" takes none)
+--       agents (the others stay queued for theirs; "||" takes none),
+--       interrupted: "R" retried (the policy's retry_on has it) or "F" final, max_attempts,
+--       retry_at_ms (when a retried interrupted contact is due),
+--       dialling (0/1): mark every claimed contact dialled (its INVITE leaves next: mark.lua)
 --
 -- Leases: the contacts of one claim share a deadline and a run of tokens first..first+n-1.
 --   :lh            hash  number -> "token|attempts|agent[|ref]" of every live lease (the truth);
 --                        ref = "page.offset.length" of the contact's attributes in :ap:<page>
 --   :lb            zset  first token of a claim batch -> its deadline
 --   :lb:<first>    list  the numbers of that batch (read only when the batch expires)
--- Completing a contact deletes its :lh field and nothing else; when a batch's deadline passes,
--- its numbers whose :lh token is still in the batch's run were never completed: they go back
--- to :retry (due at the deadline, no attempt counted).
+--   :dm            hash  number -> "token|d" (its INVITE left) or "token|a" (answered): mark.lua
+-- Completing a contact deletes its :lh and :dm fields; when a batch's deadline passes, its
+-- numbers whose :lh token is still in the batch's run were never completed (the dialer died, or
+-- lost them). By their mark for that token:
+--   none  never dialled: back to :retry, due at the deadline, no attempt counted;
+--   d     dialled, cut before an answer: an attempt with outcome `interrupted`, retried (at
+--         retry_at_ms) within max_attempts if the policy retries it, else final;
+--   a     answered: an attempt, final, outcome `answered` (nobody who answered is called again).
 --
 -- Order of delivery: due callbacks, then due retries, then fresh contacts (FIFO).
 -- Fresh contacts cost no per-contact Redis call (their attempts are 0) unless the partition holds
 -- attributes (:apseq exists): then their state ("@ref") is read so the lease carries the ref.
 --
 -- Returns { meta, first_token, numbers, details, attrs } where
---   meta    = { suppression_lists, expired_count, versions the contacts were checked against }
+--   meta    = { suppression_lists, expired_count, versions the contacts were checked against,
+--               interrupted: flat { number, attempts, result } per dialled contact whose lease
+--               expired, result = answered | retry | interrupted (final) | exhausted }
 --   numbers = the claimed numbers; the i-th has token first_token + i - 1
 --   details = flat { i, attempts, source, agent, ... } for contacts that are not fresh
 --   attrs   = raw attribute strings aligned with numbers (empty unless with_attrs)
@@ -30,9 +40,13 @@ local lease_ms = tonumber(ARGV[3])
 local with_attrs = ARGV[4] == '1'
 local scan = tonumber(ARGV[5])
 local cb_agents = ARGV[6] or '*'
+local retry_interrupted = ARGV[7] == 'R'
+local max_attempts = tonumber(ARGV[8] or '1')
+local retry_at = ARGV[9] or ARGV[1]
+local dialling = ARGV[10] == '1'
 local BUCKETS = @BUCKETS@
 local CHUNK = 1000
-local LH, LB = P .. ':lh', P .. ':lb'
+local LH, LB, DM = P .. ':lh', P .. ':lb', P .. ':dm'
 local HAS_ATTRS = redis.call('EXISTS', P .. ':apseq') == 1
 
 local function bucket(num) return tostring(math.fmod(tonumber(num), BUCKETS)) end
@@ -45,6 +59,8 @@ end
 
 -- 1. Lease batches past their deadline.
 local nexp = 0
+local interrupted, icounts = {}, {}
+local function ibump(k) icounts[k] = (icounts[k] or 0) + 1 end
 local batches = redis.call('ZRANGE', LB, '-inf', now, 'BYSCORE', 'LIMIT', 0, scan, 'WITHSCORES')
 for b = 1, #batches, 2 do
   local first, deadline = tonumber(batches[b]), batches[b + 1]
@@ -52,28 +68,58 @@ for b = 1, #batches, 2 do
   local nums = redis.call('LRANGE', list, 0, -1)
   if #nums > 0 then
     local last = first + #nums - 1
-    local leases = {}
+    local leases, marks = {}, {}
     for i = 1, #nums, CHUNK do
       local part = redis.call('HMGET', LH, unpack(nums, i, math.min(i + CHUNK - 1, #nums)))
       for _, v in ipairs(part) do leases[#leases + 1] = v end
+      part = redis.call('HMGET', DM, unpack(nums, i, math.min(i + CHUNK - 1, #nums)))
+      for _, v in ipairs(part) do marks[#marks + 1] = v end
     end
     local gone, zadd = {}, {}
     for i, num in ipairs(nums) do
       local t, attempts, agent, ref = string.match(leases[i] or '', '^(%d+)|(%d+)|([^|]*)|?(.*)$')
       t = tonumber(t)
       if t and t >= first and t <= last then
-        -- W: waiting; the lease field goes, so a late completion with the old token is stale.
+        -- The lease field goes, so a late completion with the old token is stale.
         if ref == '' then ref = '0' end
-        redis.call('HSET', P .. ':k:' .. bucket(num), num,
-          'W|' .. attempts .. '|' .. ref .. '|' .. deadline .. '|lease_expired|' .. agent)
+        local mt, mk = string.match(marks[i] or '', '^(%d+)|(%a)$')
+        local kkey = P .. ':k:' .. bucket(num)
+        if mt and tonumber(mt) == t then
+          local a = tonumber(attempts) + 1
+          local result
+          if mk == 'a' then
+            result = 'answered'
+            redis.call('HSET', kkey, num, 'D|' .. a .. '|' .. ref .. '|' .. now .. '|answered|' .. agent)
+            ibump('outcome:answered')
+          elseif retry_interrupted and a < max_attempts then
+            result = 'retry'
+            redis.call('HSET', kkey, num, 'W|' .. a .. '|' .. ref .. '|' .. retry_at .. '|interrupted|' .. agent)
+            zadd[#zadd + 1] = retry_at
+            zadd[#zadd + 1] = num
+          else
+            result = retry_interrupted and 'exhausted' or 'interrupted'
+            redis.call('HSET', kkey, num, 'D|' .. a .. '|' .. ref .. '|' .. now .. '|interrupted|' .. agent)
+            ibump('outcome:interrupted')
+          end
+          ibump(result == 'retry' and 'retry' or (result == 'exhausted' and 'exhausted' or 'final'))
+          ibump('interrupted')
+          interrupted[#interrupted + 1] = num
+          interrupted[#interrupted + 1] = a
+          interrupted[#interrupted + 1] = result
+        else
+          -- W: waiting, never dialled: no attempt counted.
+          redis.call('HSET', kkey, num,
+            'W|' .. attempts .. '|' .. ref .. '|' .. deadline .. '|lease_expired|' .. agent)
+          zadd[#zadd + 1] = deadline
+          zadd[#zadd + 1] = num
+        end
         gone[#gone + 1] = num
-        zadd[#zadd + 1] = deadline
-        zadd[#zadd + 1] = num
       end
     end
     if #gone > 0 then
       batched('HDEL', LH, gone)
-      batched('ZADD', P .. ':retry', zadd, 1, 2 * CHUNK)
+      batched('HDEL', DM, gone)
+      if #zadd > 0 then batched('ZADD', P .. ':retry', zadd, 1, 2 * CHUNK) end
       nexp = nexp + #gone
     end
   end
@@ -81,6 +127,7 @@ for b = 1, #batches, 2 do
   redis.call('ZREM', LB, batches[b])
 end
 if nexp > 0 then redis.call('HINCRBY', P .. ':stat', 'lease_expired', nexp) end
+for k, v in pairs(icounts) do redis.call('HINCRBY', P .. ':stat', k, v) end
 
 -- 2. Pick candidates in priority order.
 local picked, details, refs = {}, {}, {}
@@ -146,7 +193,7 @@ if want > 0 then
 end
 
 local m = redis.call('HMGET', P .. ':meta', 'suppression', 'supver')
-local meta = { m[1] or '', nexp, m[2] or '' }
+local meta = { m[1] or '', nexp, m[2] or '', interrupted }
 if #picked == 0 then return { meta, 0, {}, {}, {} } end
 
 -- 3. Lease every picked contact.
@@ -165,6 +212,14 @@ for i, num in ipairs(picked) do
   hset[#hset + 1] = lease
 end
 batched('HSET', LH, hset, 1, 2 * CHUNK)
+if dialling then
+  local dm = {}
+  for i, num in ipairs(picked) do
+    dm[#dm + 1] = num
+    dm[#dm + 1] = (first + i - 1) .. '|d'
+  end
+  batched('HSET', DM, dm, 1, 2 * CHUNK)
+end
 batched('RPUSH', LB .. ':' .. first, picked)
 redis.call('ZADD', LB, now + lease_ms, first)
 local attrs = {}

@@ -9,6 +9,7 @@
 --         U unclaim (back to the queue now, no attempt counted)
 -- The contact's state becomes "S|attempts|ref|time|outcome|agent": ref (where its attributes are,
 -- from the lease; '0' for none) is kept through every transition.
+-- Completing removes the contact's lease (:lh) and its dial mark (:dm, mark.lua).
 -- A completion whose token is not the live lease's token (:lh, number -> "token|attempts|agent[|ref]")
 -- changes nothing and answers 'stale:<status>' (the contact's state letter, '-' when unknown).
 -- Returns one string per contact: final | retry | exhausted | callback | dnc | suppressed |
@@ -95,6 +96,7 @@ for j, num in ipairs(nums) do
 end
 for i = 1, #released, CHUNK do
   redis.call('HDEL', LH, unpack(released, i, math.min(i + CHUNK - 1, #released)))
+  redis.call('HDEL', P .. ':dm', unpack(released, i, math.min(i + CHUNK - 1, #released)))
 end
 for key, z in pairs(zadd) do
   for i = 1, #z, 2 * CHUNK do redis.call('ZADD', P .. key, unpack(z, i, math.min(i + 2 * CHUNK - 1, #z))) end

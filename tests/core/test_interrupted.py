@@ -1,0 +1,93 @@
+"""Dial marks: what a dead dialer's expired leases come back as (core-rs queue/mark.rs,
+lua/claim.lua). Before, every expired lease went back to the queue with no attempt counted:
+a call cut by the dialer's death was free, so with `max_attempts = 2` a subscriber could be
+called three times, and one who had answered was called again."""
+
+from __future__ import annotations
+
+import dialer_core as dc
+
+T0 = 1_800_000_000.0
+
+
+def queue(redis_url: str, write, cid: str = "i1", **policy) -> dc.CallQueue:  # type: ignore[no-untyped-def]
+    path = write(f"{cid}.txt", "0901000001\n0901000002\n0901000003\n")
+    assert dc.import_contacts(redis_url, path, cid, country="VN")["accepted"] == 3
+    return dc.CallQueue(redis_url, cid, **policy)
+
+
+def state(q: dc.CallQueue, number: str) -> tuple[str, int, str | None]:
+    st = q.contact(number)
+    assert st is not None
+    return st["state"], st["attempts"], st["last_outcome"]
+
+
+def test_expired_leases_count_by_how_far_the_call_got(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    q = queue(redis_url, write, retry_delay_s=60.0)
+    dialled, answered, idle = q.claim(3, lease_s=10, now=T0)
+    assert q.mark([dialled, answered]) == 2           # their INVITEs leave
+    assert q.mark([answered], answered=True) == 1     # then one answers
+    # The dialer died: the leases expire. The one never dialled is back at once, uncounted.
+    (back,) = q.claim(3, lease_s=100, now=T0 + 11)
+    assert (back.number, back.attempts) == (idle.number, 0)
+    found = sorted(q.take_interrupted())
+    assert found == [("+84901000001", 0, 1, "retry"), ("+84901000002", 0, 1, "answered")]
+    assert q.take_interrupted() == []
+    assert state(q, "+84901000001") == ("waiting_retry", 1, "interrupted")  # an attempt, retried later
+    assert state(q, "+84901000002") == ("done", 1, "answered")             # never called again
+    assert q.claim(3, now=T0 + 12) == []  # the interrupted one is due after the retry delay, not at once
+    later = q.claim(3, now=T0 + 11 + 61)
+    assert [(c.number, c.attempts) for c in later] == [("+84901000001", 1)]
+    counters = q.stats(now=T0 + 80)["counters"]
+    assert counters["interrupted"] == 2 and counters["outcome:answered"] == 1
+
+
+def test_an_interrupted_call_is_an_attempt_within_max_attempts(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    q = queue(redis_url, write, max_attempts=1)
+    (c, *_) = q.claim(1, lease_s=10, now=T0)
+    q.mark([c])
+    q.claim(1, now=T0 + 11)
+    assert q.take_interrupted() == [(c.number, 0, 1, "exhausted")]
+    assert state(q, c.number) == ("done", 1, "interrupted")
+
+
+def test_not_retried_unless_the_policy_says_so(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    q = queue(redis_url, write, retry_on=["no_answer", "busy"])
+    (c, *_) = q.claim(1, lease_s=10, now=T0)
+    q.mark([c])
+    q.claim(1, now=T0 + 11)
+    assert q.take_interrupted() == [(c.number, 0, 1, "interrupted")]
+    assert state(q, c.number) == ("done", 1, "interrupted")
+
+
+def test_a_mark_is_for_the_live_lease_only_and_goes_with_the_completion(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    q = queue(redis_url, write, retry_delay_s=0.0)
+    (c, *_) = q.claim(1, lease_s=10, now=T0)
+    q.mark([c])
+    assert q.complete([(c, "no_answer")], now=T0 + 1) == ["retry"]
+    assert q.mark([c]) == 0  # completed: that lease is gone, nothing marked
+    q.mark([c], answered=True)  # a late answer mark (not checked) names the old token: harmless
+    (again, *_) = q.claim(1, lease_s=10, now=T0 + 2)
+    assert again.number == c.number and again.attempts == 1
+    # It expires unmarked (the old mark did not survive the completion): back, uncounted, and
+    # due at once, so this very claim takes it again.
+    (back,) = q.claim(1, now=T0 + 13)
+    assert q.take_interrupted() == []
+    assert (back.number, back.attempts) == (c.number, 1)
+
+
+def test_an_answered_mark_is_never_turned_back(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    q = queue(redis_url, write)
+    (c, *_) = q.claim(1, lease_s=10, now=T0)
+    q.mark([c], answered=True)
+    assert q.mark([c]) == 0
+    q.claim(1, now=T0 + 11)
+    assert q.take_interrupted() == [(c.number, 0, 1, "answered")]
+
+
+def test_a_dialling_claim_marks_its_contacts_in_the_same_script(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    q = queue(redis_url, write, retry_delay_s=60.0)
+    claims = q.claim(2, lease_s=10, now=T0, dialling=True)
+    q.mark([claims[1]], answered=True)
+    q.claim(1, lease_s=10, now=T0 + 11)
+    assert sorted(q.take_interrupted()) == [(claims[0].number, 0, 1, "retry"), (claims[1].number, 0, 1, "answered")]
