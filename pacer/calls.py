@@ -24,6 +24,7 @@ from sip_gateway.ivr.runner import IvrOutcome, IvrRunner
 from sip_gateway.ivr.script import Script
 from sip_gateway.outcomes import CallResult
 from store.agents import Dial
+from store.errors import StoreError
 
 if TYPE_CHECKING:
     from pacer.partition import PartitionRunner
@@ -84,10 +85,18 @@ class Calls:
             r.engine.call_connected(call_id, t)  # an IVR port takes every answered call
             r.answered(claim)
 
+        # The SMS is requested when the script reaches its SMS node, not when the call ends: a
+        # presser whose call is then cut by this node's death still gets it (at most once).
+        early: list[asyncio.Task[dialer_core.CompleteResult | None]] = []
+
+        def sms_reached() -> None:
+            assert r.view is not None
+            early.append(asyncio.create_task(self._run(transitions.sms_reached(r.cid, r.view.spec, contact))))
+
         try:
             try:
                 out: IvrOutcome = await runner.call(dial_string(claim.number), cfg=r.cfg, on_answered=answered,
-                                                    admit=self._admit())
+                                                    admit=self._admit(), on_sms=sms_reached)
             except NotPlaced:
                 # Paused, stopped or out of the window while it waited for the trunk: not dialled.
                 await self._run(transitions.not_placed(contact, call_id))
@@ -97,7 +106,15 @@ class Calls:
                 await self._run(transitions.call_failed(r.cid, contact, call_id, str(e)))
                 return
             f = facts(call_id, out.call, ended_by=out.ended_by, pressed=out.pressed, results=dict(out.results), sms=out.sms)
-            await self._run(transitions.ivr_call_ended(r.cid, r.view.spec, contact, f, self._clock()))
+            requested = False
+            for t in early:
+                try:
+                    await t
+                    requested = True
+                except (StoreError, dialer_core.RedisError) as e:  # asked again with the outcome
+                    log.warning("campaign %s: the SMS of %s not requested yet: %s", r.cid, claim.number, e)
+            await self._run(transitions.ivr_call_ended(r.cid, r.view.spec, contact, f, self._clock(),
+                                                       sms_requested=requested))
         finally:
             r.batch_done(claim)
 

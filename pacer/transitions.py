@@ -8,6 +8,8 @@ times are in, and the wall time for the CDR); the runtime and the API only execu
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,21 +95,36 @@ def _record(campaign: str, c: Contact, f: CallFacts, clock: Clock, **kw: Any) ->
     return CallRecord(**base)
 
 
-def ivr_call_ended(campaign: str, spec: dict[str, Any], c: Contact, f: CallFacts, clock: Clock) -> Plan:
+def sms_reached(campaign: str, spec: dict[str, Any], c: Contact) -> Plan:
+    """An IVR call's script reached its SMS node: the SMS is requested at once (at most once, the
+    store sees to it), not when the call ends, so that a subscriber whose call is then cut by the
+    node's death still gets it."""
+    if not spec.get("sms"):
+        return Plan()
+    return Plan(sms=SmsRequest(campaign, c.number, sms_text(spec["sms"]["template"], c.number, c.attrs),
+                               spec["sms"]["sender"]))
+
+
+def ivr_call_ended(campaign: str, spec: dict[str, Any], c: Contact, f: CallFacts, clock: Clock, *,
+                   sms_requested: bool = False) -> Plan:
     """An agentless (IVR) call ended: the outcome completes the contact (the retry policy
     applies), the CDR records it with the keys and the script's answers, and a subscriber whose
-    script reached its SMS node gets the campaign's SMS (at most once, the store sees to it)."""
+    script reached its SMS node gets the campaign's SMS (at most once, the store sees to it) -
+    unless it was requested when the script got there (`sms_reached`, `sms_requested`)."""
     outcome = f.outcome or "failed"
     sms = None
-    if f.sms and spec.get("sms"):
+    if f.sms and spec.get("sms") and not sms_requested:
         sms = SmsRequest(campaign, c.number, sms_text(spec["sms"]["template"], c.number, c.attrs), spec["sms"]["sender"])
+    record = _record(campaign, c, f, clock, dtmf=f.pressed, answers=dict(f.results))
+    if sms_requested:
+        record = dataclasses.replace(record, sms_status="requested")
     return Plan(
         engine=_engine(f),
         sms=sms,
         complete=dialer_core.Completion(c.number, c.token, outcome),
-        record=_record(campaign, c, f, clock, dtmf=f.pressed, answers=dict(f.results)),
+        record=record,
         outcome=outcome, answered=f.answered_at is not None,
-        agreed=sms is not None or f.results.get("agreed") == "yes",
+        agreed=sms is not None or sms_requested or f.results.get("agreed") == "yes",
     )
 
 

@@ -35,9 +35,11 @@ class IvrOutcome:
 
 
 class _IvrCall:
-    def __init__(self, runner: IvrRunner, on_answered: Callable[[], None] | None) -> None:
+    def __init__(self, runner: IvrRunner, on_answered: Callable[[], None] | None,
+                 on_sms: Callable[[], None] | None = None) -> None:
         self.runner = runner
         self.on_answered = on_answered
+        self.on_sms = on_sms
         self.session = IvrSession(runner.script)
         self.media = 0
         self.call: OutboundCall | None = None
@@ -89,6 +91,8 @@ class _IvrCall:
                     self.timer.cancel()
                 self.timer = self.runner.loop.call_at(a.deadline, self._on_timer)
             elif isinstance(a, SendSms):
+                if not self.sms and self.on_sms is not None:
+                    self.on_sms()
                 self.sms = True
             elif isinstance(a, Hangup):
                 self._hangup("script")
@@ -126,11 +130,13 @@ class IvrRunner:
         self.loop = asyncio.get_running_loop()
 
     async def call(self, number: str, cfg: TrunkConfig | None = None,
-                   on_answered: Callable[[], None] | None = None, admit: Callable[[], bool] | None = None) -> IvrOutcome:
+                   on_answered: Callable[[], None] | None = None, admit: Callable[[], bool] | None = None,
+                   on_sms: Callable[[], None] | None = None) -> IvrOutcome:
         """Dial `number` (with `cfg`'s caller ID and ring timeout, the UAC's by default) and run
-        the script if answered; `on_answered` is called at the answer. `admit` is asked right
-        before the INVITE leaves (`NotPlaced` if it says no)."""
-        ivr = _IvrCall(self, on_answered)
+        the script if answered; `on_answered` is called at the answer, `on_sms` when the script
+        first reaches a node with `sms = true`. `admit` is asked right before the INVITE leaves
+        (`NotPlaced` if it says no)."""
+        ivr = _IvrCall(self, on_answered, on_sms)
         ivr.media, port = self.hub.open(ivr)
         try:
             result = await self.uac.call(

@@ -201,9 +201,9 @@ def test_a_killed_dialer_is_replaced_and_every_subscriber_handled_once(redis_url
                 interrupted = [x for x in archive.calls(cid, c["number"]) if "interrupted" in (x["detail"] or "")]
                 if interrupted:
                     cut.add(c["number"].lstrip("+"))
-            # One SMS for each subscriber who pressed 1 in a call that ended normally, none doubled.
-            # (A presser whose call the kill cut gets none: the script's result is written when the
-            # call ends - docs/architecture.md, "Dial marks".)
+            # One SMS for each subscriber who pressed 1, none doubled: requested when the script
+            # reaches its SMS node, so a presser whose call the kill cut afterwards has it too; one
+            # cut before pressing is not called again (answered) and has none.
             pressed = {"84" + n[1:] for n in numbers if n.endswith("8")} - cut
             msgs = wait_for("SMS", lambda: (lambda m: m if len(m) >= len(pressed) else None)(sms_centre.messages()), 30)
             time.sleep(1.0)

@@ -36,6 +36,17 @@ def test_ivr_subscriber_who_pressed_1_gets_the_sms_once_requested() -> None:
     assert r.detail == "200 OK; ended by script"
 
 
+def test_the_sms_is_requested_when_the_script_reaches_it_and_not_again_at_the_end() -> None:
+    early = transitions.sms_reached("c", SPEC, CONTACT)
+    assert early.sms is not None and early.sms.text == "Hi An, install: https://x.vn/+84901000001"
+    assert early.complete is None and early.record is None and early.engine is None  # only the SMS, at once
+    assert transitions.sms_reached("c", {}, CONTACT).sms is None  # a campaign without an SMS
+    end = transitions.ivr_call_ended("c", SPEC, CONTACT, answered(pressed="1", sms=True, ended_by="script"), CLOCK,
+                                     sms_requested=True)
+    assert end.sms is None and end.agreed
+    assert end.record is not None and end.record.sms_status == "requested"
+
+
 def test_ivr_no_answer_is_retried_by_the_queue_and_tells_the_engine_why() -> None:
     f = CallFacts(call_id="x", outcome="no_answer", code=None, reason="ring timeout", dialled_at=990.0, ended_at=1020.0)
     plan = transitions.ivr_call_ended("c", SPEC, CONTACT, f, CLOCK)
