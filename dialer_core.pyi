@@ -536,9 +536,20 @@ class MediaStats(TypedDict):
     frames_received: int
     #: Frames relayed from a bridged call to its peer.
     frames_relayed: int
-    #: Datagrams on an RTP port that were not RTP.
+    #: Datagrams on an RTP port that were not RTP (from anyone), and the far end's
+    #: telephone-events whose payload does not parse.
     malformed: int
     digits: int
+    #: RTP dropped as not from the far end: another IP than the one connected to, another port
+    #: than the latched one, or before `connect`.
+    rejected_source: int
+    #: RTP dropped from the far end's address with another SSRC than its pinned stream.
+    rejected_ssrc: int
+    #: Times a socket's read budget for a frame was used up (a flood, or a burst left for the
+    #: next frame).
+    budget_exhausted: int
+    #: Datagrams read past a socket's budget, after a slot's frames left (up to half the slot).
+    backlog_reads: int
     send_errors: int
     #: How late frames left against their 20 ms schedule (100 µs resolution).
     late_p50_ms: float
@@ -552,9 +563,14 @@ MediaEvent = tuple[Literal["played", "digit", "inactive"], int, str]
 @final
 class MediaEngine:
     """The RTP media engine: one thread plays prompts to, and hears RFC 4733 DTMF from, every
-    call. Each call has its own UDP socket; every `ptime_ms` the thread reads what arrived and
-    sends each connected call one frame (its prompt, a digit being sent, or silence unless
-    `send_silence` is off). Methods hand a command to the thread and return at once.
+    call. Each call has its own UDP socket; every `ptime_ms` the thread reads what arrived (at
+    most 8 datagrams a socket per 10 ms of frame before the frames, more only in up to half of
+    each 2 ms slot after them: a flood waits in, or overflows, its socket's buffer) and sends each connected call one frame (its prompt, a digit being sent, or silence
+    unless `send_silence` is off). Methods hand a command to the thread and return at once.
+
+    A call hears only its far end: RTP from the IP it was connected to, from the port of the
+    first such packet (symmetric RTP) and with that packet's SSRC (another SSRC is taken once
+    the pinned one was silent for 0.5 s). The rest is dropped and counted in `stats()`.
 
     `inactivity_s`: report a connected call that received no RTP for that long. `ports`: bind
     even ports in this inclusive range (default: any free port).
@@ -582,7 +598,8 @@ class MediaEngine:
         self, call: int, host: str, port: int, payload_type: int = 0, dtmf_payload_type: int | None = 101
     ) -> None:
         """Send the call's RTP to `host:port` in `payload_type` (0 PCMU, 8 PCMA);
-        `dtmf_payload_type` is the far end's telephone-event type (None: no RFC 4733)."""
+        `dtmf_payload_type` is the far end's telephone-event type (None: no RFC 4733). From now on
+        only RTP from `host` counts, latched anew to the port and SSRC of its first packet."""
     def play(self, call: int, prompts: list[str]) -> None:
         """Play prompts in order, replacing what plays now; a "played" event follows each one
         played to its end (a prompt cut short is not reported)."""

@@ -2,7 +2,9 @@
 
 Request latency is a histogram per route template (never per raw path: ids would explode the
 label set). Campaign figures (calls by outcome, queue depth, campaigns by state, and the pacer's
-live figures while one runs) are read from Redis at scrape time.
+live figures while one runs) are read from Redis at scrape time; the media engines' totals (RTP
+packets refused as not the far end's, malformed, digits) from the engines of this process, so
+only where the API runs beside the dial role (the default `dialer serve`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,42 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+
+from sip_gateway.media import MediaHub
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: The media engines' totals as counters: name, help, and the `MediaStats` keys by label value.
+MEDIA_COUNTERS = (
+    ("dialer_media_rtp_rejected", "RTP packets dropped as not the far end's (reason: another source address, another SSRC)",
+     "reason", {"source": "rejected_source", "ssrc": "rejected_ssrc"}),
+    ("dialer_media_rtp_malformed", "Datagrams on RTP ports that were not RTP", "", {"": "malformed"}),
+    ("dialer_media_digits", "RFC 4733 keys heard from the far ends", "", {"": "digits"}),
+    ("dialer_media_read_budget_exhausted", "Times a call's socket had more to read than its per-frame budget",
+     "", {"": "budget_exhausted"}),
+)
+
+
+class MediaCollector:
+    """The totals of the media engines open in this process, read at scrape time."""
+
+    def collect(self) -> list[Metric]:
+        stats = [hub.engine.stats() for hub in list(MediaHub.running)]
+        if not stats:
+            return []
+        out: list[Metric] = []
+        for name, help_text, label, keys in MEDIA_COUNTERS:
+            family = CounterMetricFamily(name, help_text, labels=[label] if label else [])
+            for value, key in keys.items():
+                family.add_metric([value] if label else [], sum(s[key] for s in stats))  # type: ignore[literal-required]
+            out.append(family)
+        return out
+
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -35,6 +67,7 @@ class Metrics:
             "dialer_event_loop_lag_seconds", "How late the event loop ran a timer (a busy or blocked loop delays every request)",
             registry=self.registry, buckets=BUCKETS,
         )
+        self.registry.register(MediaCollector())
 
     async def watch_loop(self, stop: asyncio.Event, every_s: float = 0.1) -> None:
         loop = asyncio.get_running_loop()

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+import weakref
+from typing import ClassVar, Protocol
 
 import dialer_core
 
@@ -19,11 +20,15 @@ class MediaListener(Protocol):
 
 
 class MediaHub:
+    #: The hubs of this process until their shutdown (`/metrics` reads their engines' totals).
+    running: ClassVar[weakref.WeakSet[MediaHub]] = weakref.WeakSet()
+
     def __init__(self, engine: dialer_core.MediaEngine) -> None:
         self.engine = engine
         self.listeners: dict[int, MediaListener] = {}
         self.loop = asyncio.get_running_loop()
         self.loop.add_reader(engine.fileno(), self._drain)
+        MediaHub.running.add(self)
 
     def open(self, listener: MediaListener) -> tuple[int, int]:
         """A call's media: (engine call id, local RTP port)."""
@@ -46,5 +51,6 @@ class MediaHub:
                 log.exception("media event %s for call %d", kind, call)
 
     def shutdown(self) -> None:
+        MediaHub.running.discard(self)
         self.loop.remove_reader(self.engine.fileno())
         self.engine.shutdown()

@@ -13,6 +13,27 @@ use super::g711::Codec;
 use super::prompt::{Prompt, PER_MS};
 use super::rtp;
 
+/// How long the pinned SSRC must have been silent before a new SSRC from the latched address is
+/// taken instead. Carriers do switch streams within a call (an announcement or early media, then
+/// the far end's phone; an SBC that re-anchors): the new stream comes from the same address with a
+/// new SSRC and the old one stops. 500 ms is 25 packets of 20 ms: far longer than the gap between
+/// two packets of a live stream, so a second stream sent beside the live one never takes over,
+/// and short enough that after a genuine switch at most half a second of audio (or a key pressed
+/// in it) is lost.
+pub(super) const SSRC_HANDOVER: Duration = Duration::from_millis(500);
+
+/// Where the far end's RTP comes from and which stream is its: learnt from the first packet
+/// accepted after `connect` (symmetric RTP: behind a NAT, or from an SBC, it need not come from
+/// the answer's `m=` port, only from its `c=` address).
+#[derive(Clone, Copy)]
+struct Latch {
+    /// Its source, the IP in canonical form (an IPv4-mapped IPv6 address as IPv4).
+    from: SocketAddr,
+    ssrc: u32,
+    /// When the pinned SSRC was last heard.
+    last: Instant,
+}
+
 /// The RFC 4733 digit being sent.
 struct DigitTx {
     event: u8,
@@ -39,9 +60,14 @@ pub(super) struct Call {
     digit: Option<DigitTx>,
     /// Frames of silence still due between two digits.
     gap: u32,
+    /// The last packet accepted from the far end (what inactivity counts from).
     last_rx: Instant,
     told_inactive: bool,
-    last_event_ts: Option<u32>,
+    /// The far end's source and stream, once its first packet came (`None`: not yet).
+    latch: Option<Latch>,
+    /// The SSRC and timestamp of the last RFC 4733 event heard (one event = one timestamp of
+    /// one stream).
+    last_event: Option<(u32, u32)>,
     /// The call this one's audio is relayed to (and from), while bridged.
     peer: Option<u64>,
 }
@@ -58,6 +84,18 @@ pub(super) enum Heard {
     Repeat,
     /// A telephone-event payload that does not parse.
     Malformed,
+    /// Not the far end's: dropped (no liveness, no relay, no digit) and counted.
+    Rejected(Reject),
+}
+
+/// Why a packet was not taken as the far end's.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(super) enum Reject {
+    /// Not from the IP the call was connected to, or (once latched) from another port; also
+    /// anything before `connect`.
+    Source,
+    /// From the latched address, but another SSRC than the pinned one while that one is live.
+    Ssrc,
 }
 
 impl Call {
@@ -80,7 +118,8 @@ impl Call {
             gap: 0,
             last_rx: now,
             told_inactive: false,
-            last_event_ts: None,
+            latch: None,
+            last_event: None,
             peer: None,
         }
     }
@@ -90,7 +129,9 @@ impl Call {
     }
 
     /// Where its RTP goes, in which codec, and the far end's telephone-event payload type; the
-    /// far end's silence counts from `now`.
+    /// far end's silence counts from `now`. Only packets from `remote`'s IP count from now on,
+    /// and the first of them latches the source port and pins the SSRC again (a re-INVITE's new
+    /// answer may move the far end).
     pub(super) fn connect(
         &mut self,
         remote: SocketAddr,
@@ -103,6 +144,7 @@ impl Call {
         self.dtmf = dtmf;
         self.last_rx = now;
         self.told_inactive = false;
+        self.latch = None;
     }
 
     /// Play these prompts in order, replacing whatever plays now.
@@ -162,8 +204,37 @@ impl Call {
         }
     }
 
-    /// A packet received at `now` (any parsed RTP counts as the far end being alive).
-    pub(super) fn heard(&mut self, p: &rtp::Packet<'_>, now: Instant) -> Heard {
+    /// A packet from `from` received at `now`. It counts only from the far end: from the IP the
+    /// call was connected to, and from the port and with the SSRC of the first packet accepted
+    /// since (a new SSRC is taken once the pinned one was silent for [`SSRC_HANDOVER`]). Anything
+    /// else is [`Heard::Rejected`] and changes nothing: no liveness, no relay, no digit.
+    pub(super) fn heard(&mut self, from: SocketAddr, p: &rtp::Packet<'_>, now: Instant) -> Heard {
+        let Some(remote) = self.remote else {
+            return Heard::Rejected(Reject::Source);
+        };
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+        match &mut self.latch {
+            None if from.ip() != remote.ip().to_canonical() => {
+                return Heard::Rejected(Reject::Source);
+            }
+            None => {
+                self.latch = Some(Latch {
+                    from,
+                    ssrc: p.ssrc,
+                    last: now,
+                });
+            }
+            Some(l) if l.from != from => return Heard::Rejected(Reject::Source),
+            Some(l) => {
+                if p.ssrc != l.ssrc {
+                    if now.saturating_duration_since(l.last) < SSRC_HANDOVER {
+                        return Heard::Rejected(Reject::Ssrc);
+                    }
+                    l.ssrc = p.ssrc;
+                }
+                l.last = now;
+            }
+        }
         self.last_rx = now;
         self.told_inactive = false;
         if Some(p.payload_type) != self.dtmf {
@@ -173,10 +244,11 @@ impl Call {
             return Heard::Malformed;
         };
         // One event = one timestamp, over all its packets and the three end packets.
-        if self.last_event_ts == Some(p.timestamp) {
+        let event = Some((p.ssrc, p.timestamp));
+        if self.last_event == event {
             return Heard::Repeat;
         }
-        self.last_event_ts = Some(p.timestamp);
+        self.last_event = event;
         Heard::Event(rtp::dtmf_key(e.event))
     }
 
@@ -350,10 +422,27 @@ mod tests {
     }
 
     fn packet(pt: u8, ts: u32, payload: &[u8]) -> Vec<u8> {
+        from_ssrc(9, pt, ts, payload)
+    }
+
+    fn from_ssrc(ssrc: u32, pt: u8, ts: u32, payload: &[u8]) -> Vec<u8> {
         let mut b = vec![0u8; rtp::HEADER];
-        rtp::write_header(&mut b, false, pt, 1, ts, 9);
+        rtp::write_header(&mut b, false, pt, 1, ts, ssrc);
         b.extend_from_slice(payload);
         b
+    }
+
+    fn addr(ip: [u8; 4], port: u16) -> SocketAddr {
+        SocketAddr::from((ip, port))
+    }
+
+    /// Key 1 (RFC 4733 event 1, start) at RTP timestamp `ts` of stream `ssrc`.
+    fn key1(ssrc: u32, ts: u32) -> Vec<u8> {
+        from_ssrc(ssrc, 101, ts, &[1, 0x0A, 0, 160])
+    }
+
+    fn hear(c: &mut Call, from: SocketAddr, b: &[u8], at: Instant) -> Heard {
+        c.heard(from, &rtp::parse(b).unwrap(), at)
     }
 
     fn ms(n: u64) -> Duration {
@@ -370,7 +459,7 @@ mod tests {
         assert!(c.went_silent(ms(150), t0 + ms(1150)));
         assert!(!c.went_silent(ms(150), t0 + ms(5000)), "reported once");
         let b = packet(0, 0, &[0xFF; 160]);
-        c.heard(&rtp::parse(&b).unwrap(), t0 + ms(6000));
+        c.heard(far(), &rtp::parse(&b).unwrap(), t0 + ms(6000));
         assert!(!c.went_silent(ms(150), t0 + ms(6100)));
         assert!(c.went_silent(ms(150), t0 + ms(6150)), "a new silence");
         // A time earlier than the last packet is no silence (saturates, no panic).
@@ -386,7 +475,7 @@ mod tests {
         let end = packet(101, 800, &[1, 0x8A, 3, 0x20]);
         let next = packet(101, 1600, &[11, 0x0A, 0, 160]);
         let flash = packet(101, 2400, &[16, 0x0A, 0, 160]);
-        let hear = |c: &mut Call, b: &[u8]| c.heard(&rtp::parse(b).unwrap(), t0);
+        let hear = |c: &mut Call, b: &[u8]| c.heard(far(), &rtp::parse(b).unwrap(), t0);
         assert_eq!(hear(&mut c, &start), Heard::Event(Some('1')));
         assert_eq!(hear(&mut c, &start), Heard::Repeat);
         assert_eq!(hear(&mut c, &end), Heard::Repeat);
@@ -494,5 +583,93 @@ mod tests {
         assert_eq!((r.marker, r.payload), (false, &ulaw_in[..]));
         let next = (first_seq.wrapping_add(1), first_ts.wrapping_add(160));
         assert_eq!((r.seq, r.timestamp), next);
+    }
+
+    #[test]
+    fn a_forged_source_is_rejected_and_changes_nothing() {
+        let t0 = Instant::now();
+        let mut c = Call::new(1, t0);
+        let k = key1(9, 800);
+        let rejected = Heard::Rejected(Reject::Source);
+        assert_eq!(hear(&mut c, far(), &k, t0), rejected, "not connected yet");
+        c.connect(far(), Codec::Pcmu, Some(101), t0);
+        c.bridge(7);
+        // Any other IP: nothing counts, not even audio for the bridge.
+        for from in [addr([127, 0, 0, 2], 4000), addr([10, 0, 0, 1], 4000)] {
+            assert_eq!(hear(&mut c, from, &k, t0 + ms(100)), rejected);
+            let audio = packet(0, 0, &[0xFF; 160]);
+            assert_eq!(hear(&mut c, from, &audio, t0 + ms(100)), rejected, "not relayed");
+        }
+        assert!(c.went_silent(ms(150), t0 + ms(150)), "no liveness from forged packets");
+        // The far end's IP counts, also as an IPv4-mapped IPv6 address (a dual-stack socket).
+        let v4_mapped = SocketAddr::new("::ffff:127.0.0.1".parse().unwrap(), 4000);
+        assert_eq!(hear(&mut c, v4_mapped, &k, t0 + ms(200)), Heard::Event(Some('1')));
+    }
+
+    #[test]
+    fn the_first_packet_latches_the_source_port() {
+        let t0 = Instant::now();
+        let mut c = connected(t0);
+        // sipp and NATs send from a port other than the answer's m= port: the first packet wins.
+        let sending = addr([127, 0, 0, 1], 4010);
+        assert_eq!(hear(&mut c, sending, &key1(9, 800), t0), Heard::Event(Some('1')));
+        for port in [4000, 4011, 5000] {
+            let other = addr([127, 0, 0, 1], port);
+            let got = hear(&mut c, other, &key1(9, 1600), t0 + ms(20));
+            assert_eq!(got, Heard::Rejected(Reject::Source), "port {port}");
+        }
+        assert_eq!(hear(&mut c, sending, &key1(9, 1600), t0 + ms(40)), Heard::Event(Some('1')));
+    }
+
+    #[test]
+    fn a_forged_ssrc_from_the_latched_address_is_rejected() {
+        let t0 = Instant::now();
+        let mut c = connected(t0);
+        let audio = |ssrc: u32| from_ssrc(ssrc, 0, 0, &[0xFF; 160]);
+        assert_eq!(hear(&mut c, far(), &audio(9), t0), Heard::Audio(None));
+        // A second stream beside the live one never takes over, however long it goes on.
+        for i in 1..100u64 {
+            let at = t0 + ms(20 * i);
+            let forged = hear(&mut c, far(), &key1(66, 800 + i as u32), at);
+            assert_eq!(forged, Heard::Rejected(Reject::Ssrc), "packet {i}");
+            assert_eq!(hear(&mut c, far(), &audio(9), at), Heard::Audio(None));
+        }
+    }
+
+    #[test]
+    fn a_new_ssrc_is_taken_after_the_pinned_one_went_silent() {
+        let t0 = Instant::now();
+        let mut c = connected(t0);
+        // An announcement (SSRC 9), then the subscriber's phone (SSRC 10) from the same address.
+        assert_eq!(hear(&mut c, far(), &key1(9, 800), t0), Heard::Event(Some('1')));
+        let early = t0 + SSRC_HANDOVER - ms(1);
+        let rejected = Heard::Rejected(Reject::Ssrc);
+        assert_eq!(hear(&mut c, far(), &key1(10, 800), early), rejected);
+        // The same timestamp in a new stream is a new event, not a repeat of the old one's.
+        let later = t0 + SSRC_HANDOVER;
+        assert_eq!(hear(&mut c, far(), &key1(10, 800), later), Heard::Event(Some('1')));
+        assert_eq!(hear(&mut c, far(), &key1(10, 800), later), Heard::Repeat);
+        // Now 10 is pinned and live: the old stream coming back is the one refused.
+        assert_eq!(hear(&mut c, far(), &key1(9, 1600), later + ms(20)), rejected);
+    }
+
+    #[test]
+    fn connect_starts_a_new_latch() {
+        let t0 = Instant::now();
+        let mut c = connected(t0);
+        let old = addr([127, 0, 0, 1], 4010);
+        assert_eq!(hear(&mut c, old, &key1(9, 800), t0), Heard::Event(Some('1')));
+        // A re-INVITE's answer moves the far end to another host: only that host counts now,
+        // from whatever port and SSRC it sends first.
+        let moved = addr([127, 0, 0, 5], 6000);
+        c.connect(moved, Codec::Pcmu, Some(101), t0 + ms(20));
+        let src = Heard::Rejected(Reject::Source);
+        assert_eq!(hear(&mut c, old, &key1(9, 1600), t0 + ms(40)), src);
+        let new_port = addr([127, 0, 0, 5], 6002);
+        assert_eq!(hear(&mut c, new_port, &key1(77, 800), t0 + ms(60)), Heard::Event(Some('1')));
+        assert_eq!(hear(&mut c, moved, &key1(77, 1600), t0 + ms(80)), src);
+        // Connected again to the same address: the same stream goes on, its event heard once.
+        c.connect(moved, Codec::Pcmu, Some(101), t0 + ms(100));
+        assert_eq!(hear(&mut c, new_port, &key1(77, 800), t0 + ms(120)), Heard::Repeat);
     }
 }

@@ -16,12 +16,24 @@ pub struct Stats {
     /// Ticks that began more than one frame late (the thread could not keep up).
     pub overruns: u64,
     pub frames_sent: u64,
+    /// RTP packets taken from the calls' far ends (rejected ones not counted).
     pub frames_received: u64,
     /// Frames relayed from one bridged call to its peer.
     pub frames_relayed: u64,
-    /// Datagrams on an RTP port that were not RTP.
+    /// Datagrams on an RTP port that were not RTP (from anyone), and telephone-events from the
+    /// far end whose payload does not parse.
     pub malformed: u64,
     pub digits: u64,
+    /// RTP packets dropped as not from the far end: from another IP than the one the call was
+    /// connected to, from another port than the latched one, or before `connect`.
+    pub rejected_source: u64,
+    /// RTP packets dropped from the far end's address with another SSRC than its pinned stream.
+    pub rejected_ssrc: u64,
+    /// Times a socket's read budget for a frame was used up (more may have been waiting: a flood,
+    /// or a burst that waits for the next frame).
+    pub budget_exhausted: u64,
+    /// Datagrams read past a socket's budget, after a slot's frames left (up to half the slot).
+    pub backlog_reads: u64,
     pub send_errors: u64,
     /// How late frames left against their schedule, in 100 µs buckets.
     lateness: Vec<u64>,

@@ -1,4 +1,5 @@
-//! Two engines on loopback talk to each other: prompts, digits, inactivity, lateness.
+//! Two engines on loopback talk to each other: prompts, digits, inactivity, lateness; raw
+//! sockets forge keys at a call, and flood it past its read budget.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -328,4 +329,83 @@ fn a_bridge_relays_each_side_to_the_other_and_transcodes() {
     assert!(e.bridge(c1, c1).is_err());
     e.close(c1).unwrap();
     assert!(e.bridge(c1, c2).is_err());
+}
+
+/// Key 1 as the first packet of an RFC 4733 event (payload type 101) at `ts` of stream `ssrc`.
+fn key1(ssrc: u32, ts: u32) -> [u8; rtp::HEADER + 4] {
+    let mut p = [0u8; rtp::HEADER + 4];
+    rtp::write_header(&mut p, true, 101, 1, ts, ssrc);
+    p[rtp::HEADER..].copy_from_slice(&[1, 0x0A, 0, 160]);
+    p
+}
+
+/// An engine with one call connected to a raw socket of the test's own (its far end).
+fn one_call() -> (MediaEngine, u64, SocketAddr, UdpSocket) {
+    let e = MediaEngine::start(Config::default()).unwrap();
+    let far = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (id, port) = e.open().unwrap();
+    e.connect(id, far.local_addr().unwrap(), Codec::Pcmu, Some(101))
+        .unwrap();
+    (e, id, SocketAddr::from(([127, 0, 0, 1], port)), far)
+}
+
+/// The engine's totals once `done` holds for them (or after 5 s: the caller's assert says why).
+fn stats_when(e: &MediaEngine, done: impl Fn(&Stats) -> bool) -> Stats {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = e.stats();
+        if done(&s) || Instant::now() > until {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn keys_from_any_socket_but_the_far_ends_are_dropped_and_counted() {
+    let (e, id, ours, far) = one_call();
+    // Another host (127.0.0.2 is this host's loopback too, but not the far end's IP).
+    let other_host = UdpSocket::bind("127.0.0.2:0").unwrap();
+    for i in 0..5 {
+        other_host.send_to(&key1(9, 800 + i * 800), ours).unwrap();
+    }
+    let s = stats_when(&e, |s| s.rejected_source == 5);
+    assert_eq!((s.rejected_source, s.digits), (5, 0), "{s:?}");
+    // The far end latches with its first packet; then another port of its host counts no more.
+    far.send_to(&key1(9, 8000), ours).unwrap();
+    let s = stats_when(&e, |s| s.digits == 1);
+    assert_eq!(e.events(), vec![Event::Digit { call: id, key: '1' }], "{s:?}");
+    let other_port = UdpSocket::bind("127.0.0.1:0").unwrap();
+    other_port.send_to(&key1(9, 8800), ours).unwrap();
+    let s = stats_when(&e, |s| s.rejected_source == 6);
+    assert_eq!((s.digits, s.rejected_source, s.rejected_ssrc), (1, 6, 0), "{s:?}");
+    // A second stream from the far end's own socket, while its first one is live: dropped.
+    far.send_to(&key1(10, 800), ours).unwrap();
+    let s = stats_when(&e, |s| s.rejected_ssrc == 1);
+    assert_eq!((s.digits, s.rejected_ssrc), (1, 1), "{s:?}");
+    assert!(e.events().is_empty());
+}
+
+#[test]
+fn a_socket_is_read_at_most_its_budget_per_frame() {
+    assert_eq!(worker::read_budget(Duration::from_millis(20)), 16);
+    assert_eq!(worker::read_budget(Duration::from_millis(10)), 8);
+    assert_eq!(worker::read_budget(Duration::from_millis(60)), 48);
+    let (e, id, ours, far) = one_call();
+    let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
+    // 64 datagrams land at once: 16 are read before the frames go out, the rest after them
+    // (a budget at a time, in up to half of the slot).
+    for i in 0..64 {
+        stranger.send_to(&key1(9, i * 800), ours).unwrap();
+    }
+    let s = stats_when(&e, |s| s.rejected_source == 64);
+    assert_eq!(s.rejected_source, 64, "{s:?}");
+    // Read 16 at a time: each frame's first read stops at the budget, and the rest is read past
+    // it in the slot's spare half, or, on a thread running late (a loaded machine), in the next
+    // frames. Only the first read can be short (the burst was still arriving).
+    let budgeted = 16 * s.budget_exhausted + s.backlog_reads;
+    assert!(s.budget_exhausted >= 1 && budgeted >= 64 - 15, "{s:?}");
+    far.send_to(&key1(1, 800), ours).unwrap();
+    let got = wait_for(&e, 1, Duration::from_secs(5));
+    assert_eq!(got, vec![Event::Digit { call: id, key: '1' }]);
 }

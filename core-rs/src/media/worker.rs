@@ -2,11 +2,13 @@
 //!
 //! Calls are spread over the slots of a frame (2 ms each: ten for 20 ms frames), so that a
 //! frame's sends are not one burst. Every 2 ms the thread wakes at a fixed schedule and, for the
-//! calls of that slot, drains what each socket received (RFC 4733 telephone-events become
-//! [`Event::Digit`]), then sends each connected call one frame: the next 20 ms of its prompt, an
-//! RFC 4733 digit being sent, or silence. Commands are applied while the thread waits for the
-//! next tick. `now` is stamped once per tick (and when a command arrives) and handed to the
-//! calls' state ([`Call`]); how late each frame left is read after its send.
+//! calls of that slot, reads what each socket received, at most [`read_budget`] datagrams a
+//! socket (RFC 4733 telephone-events from the far end become [`Event::Digit`]; packets from
+//! anyone else are dropped and counted, see [`Call::heard`]), then sends each connected call
+//! one frame: the next 20 ms of its prompt, an RFC 4733 digit being sent, or silence. Up to half
+//! of the slot then goes to the sockets whose budget ran out. Commands are applied while the
+//! thread waits for the next tick. `now` is stamped once per tick (and when a command arrives)
+//! and handed to the calls' state ([`Call`]); how late each frame left is read after its send.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Write};
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::call::{Call, Heard};
+use super::call::{Call, Heard, Reject};
 use super::channel::{lock, Cmd, Event, Shared};
 use super::config::Config;
 use super::g711::Codec;
@@ -27,10 +29,93 @@ use super::stats::Stats;
 /// One slot of a frame's schedule.
 const SLOT: Duration = Duration::from_millis(2);
 
+/// Datagrams read from one call's socket per frame, for each 10 ms of the frame (16 at 20 ms).
+/// In one 20 ms frame a far end sends at most two audio packets (10 ms is the shortest ptime),
+/// as many telephone-event packets, and an event's end three times at once (RFC 4733 2.5.1.4):
+/// seven. Sixteen leaves room for jitter that bunches two frames' worth, and what is not read in
+/// this frame waits in the kernel's buffer for the next one, so a burst is late, not lost. A
+/// flood at one port costs the thread sixteen reads a frame (~20 µs) before the frames are sent,
+/// not every packet sent; after them, only a share of the slot ([`Worker::read_backlog`]). The
+/// rest waits in, or overflows, that socket's buffer while the other calls go on time.
+const READS_PER_10MS: usize = 8;
+
+/// The part of each slot that reads past the budget may use, after the slot's frames left: half.
+/// A flooded call then still hears its far end (half of a 2 ms slot reads some 500 datagrams, a
+/// frame's worth of a 25,000 packets/s flood), and a flood at every port at once costs at most
+/// half a core, never the frames' time nor the wait in which commands are applied.
+const BACKLOG_SHARE: u32 = 2;
+
+/// The datagrams read from one socket per frame of `ptime` ([`READS_PER_10MS`]).
+pub(super) fn read_budget(ptime: Duration) -> usize {
+    (ptime.as_millis() as usize / 10).max(1) * READS_PER_10MS
+}
+
+/// What one pass over a slot's sockets counted, added to [`Stats`] under one lock.
+#[derive(Default)]
+struct Counts {
+    read: u64,
+    backlog_reads: u64,
+    received: u64,
+    malformed: u64,
+    digits: u64,
+    rejected_source: u64,
+    rejected_ssrc: u64,
+    budget_exhausted: u64,
+}
+
 /// A call's socket and its media state.
 struct Leg {
     sock: UdpSocket,
     call: Call,
+    /// Its socket's budget was used up this frame: more may be waiting ([`Worker::read_backlog`]).
+    backlog: bool,
+}
+
+/// Read up to `budget` datagrams from `leg`'s socket at `now`: digits into `events`, bridged
+/// audio into `relay`, the rest counted in `n`. Returns how many were read.
+fn read(
+    id: u64,
+    leg: &mut Leg,
+    budget: usize,
+    now: Instant,
+    n: &mut Counts,
+    events: &mut Vec<Event>,
+    relay: &mut Vec<(u64, Codec, bool, Vec<u8>)>,
+) -> usize {
+    let mut buf = [0u8; 2048];
+    let mut reads = 0;
+    while reads < budget {
+        let (len, from) = match leg.sock.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => break, // WouldBlock, or an ICMP error from an earlier send
+        };
+        reads += 1;
+        let Some(p) = rtp::parse(&buf[..len]) else {
+            n.malformed += 1;
+            continue;
+        };
+        match leg.call.heard(from, &p, now) {
+            Heard::Rejected(Reject::Source) => n.rejected_source += 1,
+            Heard::Rejected(Reject::Ssrc) => n.rejected_ssrc += 1,
+            Heard::Audio(Some((peer, codec))) => {
+                n.received += 1;
+                relay.push((peer, codec, p.marker, p.payload.to_vec()));
+            }
+            Heard::Audio(None) | Heard::Event(None) | Heard::Repeat => n.received += 1,
+            Heard::Malformed => {
+                n.received += 1;
+                n.malformed += 1;
+            }
+            Heard::Event(Some(key)) => {
+                n.received += 1;
+                n.digits += 1;
+                events.push(Event::Digit { call: id, key });
+            }
+        }
+    }
+    n.read += reads as u64;
+    reads
 }
 
 pub(super) struct Worker {
@@ -43,6 +128,8 @@ pub(super) struct Worker {
     events: Vec<Event>,
     late: Vec<u32>,
     frame: usize,
+    /// Datagrams read from one socket per frame ([`read_budget`]).
+    budget: usize,
     /// Audio received on bridged calls this slot: (peer, codec, marker, payload).
     relay: Vec<(u64, Codec, bool, Vec<u8>)>,
 }
@@ -57,6 +144,7 @@ impl Worker {
             .unwrap_or(1)
             | 1;
         Worker {
+            budget: read_budget(cfg.ptime),
             cfg,
             rx,
             shared,
@@ -103,6 +191,7 @@ impl Worker {
             let overran = now > tick + ptime;
             self.receive(slot, now);
             self.send_frames(slot, tick);
+            self.read_backlog(slot, tick + step / BACKLOG_SHARE);
             self.publish(overran, slot == 0);
             tick += step;
             slot = (slot + 1) % self.slots.len();
@@ -119,7 +208,12 @@ impl Worker {
             Cmd::Add { id, sock } => {
                 let call = Call::new(self.random(), now);
                 let n = self.slots.len() as u64;
-                self.slots[(id % n) as usize].insert(id, Leg { sock, call });
+                let leg = Leg {
+                    sock,
+                    call,
+                    backlog: false,
+                };
+                self.slots[(id % n) as usize].insert(id, leg);
             }
             Cmd::Connect {
                 id,
@@ -183,45 +277,57 @@ impl Worker {
         }
     }
 
-    /// Drain the sockets of the calls of `slot`; `now` is this tick's time.
+    /// Read the sockets of the calls of `slot`, each up to the budget; `now` is this tick's time.
     fn receive(&mut self, slot: usize, now: Instant) {
-        let mut buf = [0u8; 2048];
-        let (mut received, mut malformed, mut digits) = (0u64, 0u64, 0u64);
+        let mut n = Counts::default();
         for (&id, leg) in self.slots[slot].iter_mut() {
-            loop {
-                let n = match leg.sock.recv_from(&mut buf) {
-                    Ok((n, _)) => n,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(_) => break, // WouldBlock, or an ICMP error from an earlier send
-                };
-                let Some(p) = rtp::parse(&buf[..n]) else {
-                    malformed += 1;
-                    continue;
-                };
-                received += 1;
-                match leg.call.heard(&p, now) {
-                    Heard::Audio(Some((peer, codec))) => {
-                        self.relay.push((peer, codec, p.marker, p.payload.to_vec()));
-                    }
-                    Heard::Audio(None) | Heard::Event(None) | Heard::Repeat => {}
-                    Heard::Malformed => malformed += 1,
-                    Heard::Event(Some(key)) => {
-                        digits += 1;
-                        self.events.push(Event::Digit { call: id, key });
-                    }
-                }
-            }
+            let reads = read(id, leg, self.budget, now, &mut n, &mut self.events, &mut self.relay);
+            leg.backlog = reads == self.budget;
+            n.budget_exhausted += leg.backlog as u64;
             if let Some(limit) = self.cfg.inactivity {
                 if leg.call.went_silent(limit, now) {
                     self.events.push(Event::Inactive { call: id });
                 }
             }
         }
+        self.count(n);
+    }
+
+    /// After the slot's frames left, spend the time until `deadline` (half the slot) on the
+    /// sockets that used up their budget, a budget each in turn: a flooded call still hears its
+    /// far end while the thread has time for it, never at the other calls' expense. `now` is
+    /// stamped again after each budget read.
+    fn read_backlog(&mut self, slot: usize, deadline: Instant) {
+        let mut n = Counts::default();
+        let mut now = Instant::now();
+        let mut more = true;
+        while more && now < deadline {
+            more = false;
+            for (&id, leg) in self.slots[slot].iter_mut().filter(|(_, l)| l.backlog) {
+                let reads = read(id, leg, self.budget, now, &mut n, &mut self.events, &mut self.relay);
+                leg.backlog = reads == self.budget;
+                more |= leg.backlog;
+                now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+            }
+        }
+        n.backlog_reads = n.read;
+        self.count(n);
+    }
+
+    /// Add what was read to the totals, and relay the bridged calls' audio.
+    fn count(&mut self, n: Counts) {
         let relayed = self.forward();
         let mut s = lock(&self.shared.stats);
-        s.frames_received += received;
-        s.malformed += malformed;
-        s.digits += digits;
+        s.frames_received += n.received;
+        s.malformed += n.malformed;
+        s.digits += n.digits;
+        s.rejected_source += n.rejected_source;
+        s.rejected_ssrc += n.rejected_ssrc;
+        s.budget_exhausted += n.budget_exhausted;
+        s.backlog_reads += n.backlog_reads;
         s.frames_relayed += relayed.0;
         s.send_errors += relayed.1;
     }

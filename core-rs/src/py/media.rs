@@ -116,7 +116,8 @@ impl PyMediaEngine {
     }
 
     /// Send the call's RTP to `host:port` in `payload_type` (0 PCMU, 8 PCMA); `dtmf_payload_type`
-    /// is the far end's telephone-event type (None: it did not offer RFC 4733).
+    /// is the far end's telephone-event type (None: it did not offer RFC 4733). From now on only
+    /// RTP from `host` counts, latched anew to the port and SSRC of its first packet.
     #[pyo3(
         signature = (call, host, port, payload_type=0, dtmf_payload_type=Some(101)),
         text_signature = "($self, call, host, port, payload_type=0, dtmf_payload_type=101)"
@@ -203,8 +204,9 @@ impl PyMediaEngine {
         self.inner.notify_fd()
     }
 
-    /// Totals: calls, ticks, overruns, frames sent/received, malformed, digits, send errors,
-    /// and frame lateness (p50/p99/p999/max in ms, frames later than 20 ms).
+    /// Totals: calls, ticks, overruns, frames sent/received, malformed, digits, packets rejected
+    /// as not the far end's (source, SSRC), read budgets used up and the reads past them, send
+    /// errors, and frame lateness (p50/p99/p999/max in ms, frames later than 20 ms).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s: Stats = self.inner.stats();
         let d = PyDict::new(py);
@@ -216,6 +218,10 @@ impl PyMediaEngine {
         d.set_item("frames_relayed", s.frames_relayed)?;
         d.set_item("malformed", s.malformed)?;
         d.set_item("digits", s.digits)?;
+        d.set_item("rejected_source", s.rejected_source)?;
+        d.set_item("rejected_ssrc", s.rejected_ssrc)?;
+        d.set_item("budget_exhausted", s.budget_exhausted)?;
+        d.set_item("backlog_reads", s.backlog_reads)?;
         d.set_item("send_errors", s.send_errors)?;
         d.set_item("late_p50_ms", s.lateness_ms(0.5))?;
         d.set_item("late_p99_ms", s.lateness_ms(0.99))?;
