@@ -48,7 +48,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 channels=args.channels, inactivity_s=args.rtp_timeout, max_call_s=args.max_call,
                 prompt_cache=settings.state_dir / "prompts", claim_lease_s=args.claim_lease,
                 tls_ca=str(args.trunk_ca) if args.trunk_ca else None, tls_server_name=args.trunk_tls_name,
-                named=named,
+                named=named, partition_lease_s=args.partition_lease,
             )
         except ValueError as e:
             print(f"dialer: {e}", file=sys.stderr)
@@ -92,6 +92,16 @@ def named_trunk(text: str, env: Mapping[str, str]) -> NamedTrunk:
     var = "DIALER_TRUNK_" + name.upper().replace("-", "_")
     return NamedTrunk(name=name, address=host_port("--named-trunk", rest), transport=scheme.upper(),
                       username=env.get(var + "_USERNAME") or None, password=env.get(var + "_PASSWORD") or None)
+
+
+def partition_lease(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds, e.g. 6") from None
+    if not 2.0 <= v <= 120.0:
+        raise argparse.ArgumentTypeError(f"{text}: between 2 and 120 seconds")
+    return v
 
 
 def port_range(text: str) -> tuple[int, int]:
@@ -153,5 +163,10 @@ def add_serve_parser(sub: Any) -> None:
     p.add_argument("--claim-lease", type=float, default=45.0, metavar="SECONDS",
                    help="lease on claimed contacts past the ring timeout, renewed while their calls go on: a dead node's "
                    "contacts are dialled again after it (default 45)")
+    p.add_argument("--partition-lease", type=partition_lease, default=6.0, metavar="SECONDS",
+                   help="a campaign partition's lease, renewed every second while this node dials it: a dead node's "
+                   "partitions are taken over this long after its last renewal (default 6; 2 to 120). Shorter takes "
+                   "over sooner, but a node stalled longer than this (a slow Redis, a paused VM) loses its partitions "
+                   "to another node; the contacts its calls hold stay leased to it, so nobody is called twice")
     p.set_defaults(func=cmd_serve)
 

@@ -53,6 +53,9 @@ class GatewaySettings:
     #: A claim's lease past the ring timeout, renewed while its calls go on: how soon a dead
     #: node's contacts are dialled again by another.
     claim_lease_s: float = 45.0
+    #: A partition's lease (renewed every scan, each second): a dead node's partitions are taken
+    #: over this long after its last scan (`dialer serve --partition-lease`).
+    partition_lease_s: float = 6.0
     #: More trunks, by name; each with its own SIP transport and its own cps and channel caps
     #: (`cps`, `channels`).
     named: tuple[NamedTrunk, ...] = ()

@@ -22,7 +22,6 @@ from store.errors import StoreError
 
 log = logging.getLogger("dialer.runtime")
 
-RENEW_S = 5.0
 SCAN_S = 1.0
 
 __all__ = ["Dialer", "GatewaySettings", "NamedTrunk"]
@@ -40,6 +39,9 @@ class Dialer:
         #: Campaigns naming a trunk this node does not have (said once, in the log and the
         #: campaign's events).
         self.no_trunk: set[str] = set()
+        self.lease_ms = int(settings.partition_lease_s * 1000)
+        #: Renewed three times a lease: two renewals may fail (a slow Redis) before it is lost.
+        self.renew_s = max(SCAN_S, settings.partition_lease_s / 3)
 
     async def run(self, stop: asyncio.Event) -> None:
         store = Store(self.redis_url)
@@ -53,7 +55,7 @@ class Dialer:
             while not stop.is_set():
                 try:
                     await self._scan(store)
-                    if loop.time() - last_renew >= RENEW_S:
+                    if loop.time() - last_renew >= self.renew_s:
                         last_renew = loop.time()
                         await self._renew(store)
                 except StoreError as e:
@@ -112,7 +114,7 @@ class Dialer:
             for p in range(partitions):
                 if (cid, p) in self.runners or len(mine) >= fair:
                     continue
-                if await store.nodes.take(cid, p, self.node):
+                if await store.nodes.take(cid, p, self.node, self.lease_ms):
                     mine.append(p)
                     runner = PartitionRunner(self.redis_url, store, self.gateway, cid, p, self.node)
                     s = asyncio.Event()
@@ -121,6 +123,6 @@ class Dialer:
 
     async def _renew(self, store: Store) -> None:
         for (cid, p), (_, _, s) in self.runners.items():
-            if not await store.nodes.take(cid, p, self.node):
+            if not await store.nodes.take(cid, p, self.node, self.lease_ms):
                 log.warning("campaign %s partition %d: lease lost; no new calls from this node", cid, p)
                 s.set()

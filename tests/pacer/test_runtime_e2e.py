@@ -181,10 +181,16 @@ def test_a_killed_dialer_is_replaced_and_every_subscriber_handled_once(redis_url
             archive = Archive(state / "cdr.sqlite3")
             wait_for("a few calls done", lambda: len(dialled(archive, cid, numbers)) >= 4, 60)
             assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # calls in progress die with it
+        killed_at = time.monotonic()
         with api_server(redis_url, state, extra=extra) as second:
             api = httpx.Client(base_url=second.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
             defer(api.close)
-            # The partition lease (15 s) and the dead node's claim leases (ring timeout + 3 s) expire first.
+            # The dead node's partition is taken over once its lease (--partition-lease, 6 s) runs out.
+            wait_for("partition taken over", lambda: f"campaign {cid} partition 0: taken by" in second.log_text(), 20)
+            took = time.monotonic() - killed_at
+            print(f"partition taken over {took:.1f} s after the SIGKILL")
+            assert took < 12, f"take-over took {took:.1f} s"
+            # The partition lease (6 s) and the dead node's claim leases (ring timeout + 3 s) expire first.
             wait_for("campaign completed", lambda: api.get(f"/v1/campaigns/{cid}").json()["state"] == "completed", 150)
             # The carrier is the judge: with max_attempts 1, nobody got a second INVITE - the calls
             # cut by the kill were counted (dial marks), not placed again.
