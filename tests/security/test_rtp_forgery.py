@@ -140,7 +140,8 @@ def test_keys_sprayed_from_another_host_or_port_are_not_the_subscribers(
 
 def test_the_far_end_may_send_from_another_port_than_its_sdp(engine: dialer_core.MediaEngine,
                                                               leg: Callable[[int], Leg]) -> None:
-    # As sipp's pcap play does, and a phone behind a NAT: the c= IP counts, from any first port.
+    # As a phone behind a NAT does, or an SBC that sends from another port than it receives on:
+    # the c= IP counts, from whatever port its first packet comes.
     sub = leg(0x1111)
     sub.sender = udp(LOCAL)
     sub.audio(3)

@@ -610,7 +610,7 @@ mod tests {
     fn the_first_packet_latches_the_source_port() {
         let t0 = Instant::now();
         let mut c = connected(t0);
-        // sipp and NATs send from a port other than the answer's m= port: the first packet wins.
+        // A NAT, or an SBC, may send from another port than the answer's m=: the first packet wins.
         let sending = addr([127, 0, 0, 1], 4010);
         assert_eq!(hear(&mut c, sending, &key1(9, 800), t0), Heard::Event(Some('1')));
         for port in [4000, 4011, 5000] {

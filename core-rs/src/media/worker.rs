@@ -39,10 +39,10 @@ const SLOT: Duration = Duration::from_millis(2);
 /// rest waits in, or overflows, that socket's buffer while the other calls go on time.
 const READS_PER_10MS: usize = 8;
 
-/// The part of each slot that reads past the budget may use, after the slot's frames left: half.
-/// A flooded call then still hears its far end (half of a 2 ms slot reads some 500 datagrams, a
-/// frame's worth of a 25,000 packets/s flood), and a flood at every port at once costs at most
-/// half a core, never the frames' time nor the wait in which commands are applied.
+/// Reads past the budget, once a slot's frames left, go on until the middle of the slot (its
+/// first 1/`BACKLOG_SHARE`). A flooded call then still hears its far end (most of 1 ms reads
+/// some 500 datagrams: a frame's worth of a 25,000 packets/s flood), and a flood at every port at
+/// once costs at most half a core, never the frames' time nor the wait in which commands apply.
 const BACKLOG_SHARE: u32 = 2;
 
 /// The datagrams read from one socket per frame of `ptime` ([`READS_PER_10MS`]).
@@ -293,7 +293,7 @@ impl Worker {
         self.count(n);
     }
 
-    /// After the slot's frames left, spend the time until `deadline` (half the slot) on the
+    /// After the slot's frames left, spend the time until `deadline` (mid-slot) on the
     /// sockets that used up their budget, a budget each in turn: a flooded call still hears its
     /// far end while the thread has time for it, never at the other calls' expense. `now` is
     /// stamped again after each budget read.
