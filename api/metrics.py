@@ -3,8 +3,9 @@
 Request latency is a histogram per route template (never per raw path: ids would explode the
 label set). Campaign figures (calls by outcome, queue depth, campaigns by state, and the pacer's
 live figures while one runs) are read from Redis at scrape time; the media engines' totals (RTP
-packets refused as not the far end's, malformed, digits) from the engines of this process, so
-only where the API runs beside the dial role (the default `dialer serve`).
+packets refused as not the far end's, malformed, digits) and the SIP UACs' counters (malformed,
+refused and stray messages) from the engines and UACs of this process, so only where the API
+runs beside the dial role (the default `dialer serve`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from sip_gateway.media import MediaHub
+from sip_gateway.uac import Uac
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,6 +54,30 @@ class MediaCollector:
         return out
 
 
+#: What the SIP UACs counted of the messages they received (`sip_gateway.uac.Counters`).
+SIP_KINDS = ("malformed", "failed", "stray", "rejected_source", "rejected_dialog", "rejected_cseq", "retransmissions",
+             "forks")
+
+
+class SipCollector:
+    """The SIP UACs' counters of this process (one per trunk; summed), read at scrape time:
+    messages received, and those dropped or refused by kind."""
+
+    def collect(self) -> list[Metric]:
+        counters = [u.counters for u in list(Uac.running)]
+        if not counters:
+            return []
+        received = CounterMetricFamily("dialer_sip_received", "SIP messages received from the trunks")
+        received.add_metric([], sum(c.received for c in counters))
+        kinds = CounterMetricFamily(
+            "dialer_sip_refused", "SIP messages dropped or refused (malformed: unparsable; failed: its handling raised; "
+            "stray: for no call or transaction of ours; rejected_source/dialog/cseq: not the call's trunk, tags or order; "
+            "retransmissions answered again; forks: a second 2xx hung up)", labels=["kind"])
+        for k in SIP_KINDS:
+            kinds.add_metric([k], sum(getattr(c, k) for c in counters))
+        return [received, kinds]
+
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -68,6 +94,7 @@ class Metrics:
             registry=self.registry, buckets=BUCKETS,
         )
         self.registry.register(MediaCollector())
+        self.registry.register(SipCollector())
 
     async def watch_loop(self, stop: asyncio.Event, every_s: float = 0.1) -> None:
         loop = asyncio.get_running_loop()

@@ -61,7 +61,7 @@ class Ops(FastHttpUser):
     def on_start(self) -> None:
         random_phase()
         self.h = {"Authorization": f"Bearer {SETUP['ops_token']}"}
-        self.rate = 0.03
+        self.ratio = 3.0
 
     @task(6)
     def stats(self) -> None:
@@ -73,8 +73,10 @@ class Ops(FastHttpUser):
 
     @task(1)
     def tune(self) -> None:
-        self.rate = 0.02 if self.rate == 0.03 else 0.03
-        self.client.patch(f"/v1/campaigns/{CAMPAIGN}/pacing", json={"target_abandon_rate": self.rate}, headers=self.h,
+        # The dial ratio, not the abandon target: after approval a supervisor may lower the target
+        # but only an admin raises it again (the four-eyes rule), and this flips back and forth.
+        self.ratio = 2.5 if self.ratio == 3.0 else 3.0
+        self.client.patch(f"/v1/campaigns/{CAMPAIGN}/pacing", json={"max_dial_ratio": self.ratio}, headers=self.h,
                           name="pacing PATCH")
 
     @task(1)

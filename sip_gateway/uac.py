@@ -16,9 +16,10 @@ import logging
 import re
 import socket
 import ssl
+import weakref
 from dataclasses import dataclass
 from collections.abc import Callable
-from typing import cast
+from typing import ClassVar, cast
 
 from sip_gateway.call import CallState, OutboundCall, TrunkConfig
 from sip_gateway.dialog import Note
@@ -72,10 +73,14 @@ class Counters:
 
 
 class Uac(asyncio.DatagramProtocol):
+    #: The UACs of this process (`/metrics` reads their counters at scrape time).
+    running: ClassVar[weakref.WeakSet[Uac]] = weakref.WeakSet()
+
     def __init__(self, cfg: TrunkConfig, limit: RateLimit | None = None) -> None:
         self.cfg = cfg
         self.limit = limit or RateLimit()
         self.counters = Counters()
+        Uac.running.add(self)
         self.transport: asyncio.DatagramTransport | None = None
         self.calls: dict[str, OutboundCall] = {}
         # One timer per call, armed at a deadline: kept when the call's next deadline is later

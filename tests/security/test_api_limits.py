@@ -42,12 +42,18 @@ def raw_request(base_url: str, head: str, body_part: bytes, timeout: float = 5.0
         s.settimeout(timeout)
         out = b""
         try:
-            while b"\r\n\r\n" not in out:
+            while True:  # the head, then as much body as its Content-Length says
+                head, sep, body = out.partition(b"\r\n\r\n")
+                if sep:
+                    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), 0)
+                    if len(body) >= length:
+                        break
                 chunk = s.recv(65536)
                 if not chunk:
                     break
                 out += chunk
-        except TimeoutError:
+        except (TimeoutError, ConnectionResetError):
             pass
         return out
 
