@@ -321,11 +321,15 @@ impl PyCallQueue {
         let now = now_ms(now)?;
         let lease = seconds_to_ms("lease_s", lease_s)?;
         let claims = self.with(py, |q| {
-            if dialling {
-                q.claim_dialling(partition, n, now, lease, with_attrs, agents.as_deref())
-            } else {
-                q.claim_for(partition, n, now, lease, with_attrs, agents.as_deref())
-            }
+            q.claim_with(
+                partition,
+                n,
+                now,
+                lease,
+                with_attrs,
+                agents.as_deref(),
+                dialling,
+            )
         })?;
         Ok(claims.into_iter().map(PyClaim::from).collect())
     }

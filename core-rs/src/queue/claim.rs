@@ -81,23 +81,11 @@ impl CallQueue {
         self.claim_with(partition, n, now_ms, lease_ms, with_attrs, agents, false)
     }
 
-    /// [`claim_for`](Self::claim_for) by a dialer about to place every claimed call: each is
-    /// marked dialled in the same script (no round trip more), so that if the dialer dies from
-    /// now on its expired lease is an attempt ([`Mark::Dialled`](super::Mark)).
-    pub fn claim_dialling(
-        &mut self,
-        partition: u32,
-        n: usize,
-        now_ms: u64,
-        lease_ms: u64,
-        with_attrs: bool,
-        agents: Option<&[String]>,
-    ) -> Result<Vec<Claim>> {
-        self.claim_with(partition, n, now_ms, lease_ms, with_attrs, agents, true)
-    }
-
+    /// [`claim_for`](Self::claim_for); with `dialling`, by a dialer about to place every claimed
+    /// call: each is marked dialled in the same script (no round trip more), so that if the dialer
+    /// dies from now on its expired lease is an attempt ([`Mark::Dialled`](super::Mark)).
     #[allow(clippy::too_many_arguments)]
-    fn claim_with(
+    pub fn claim_with(
         &mut self,
         partition: u32,
         n: usize,
