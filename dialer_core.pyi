@@ -187,12 +187,22 @@ class CallQueue:
         self, *, max_attempts: int | None = None, retry_delay_s: float | None = None, retry_on: Sequence[str] | None = None
     ) -> None:
         """Change the outcome policy (attempts, retry delay, retried outcomes) for later completions."""
-    def mark(self, claims: list[Claim], *, answered: bool = False) -> int:
+    def mark(self, claims: list[Claim], *, answered: bool = False, details: list[str] | None = None) -> int:
         """Mark claims whose INVITE is leaving (`answered=False`: from now on an attempt, if the
         dialer dies: the expired lease comes back as outcome "interrupted") or whose call was
         answered (`answered=True`: final if the dialer dies: nobody who answered is called again
         because of it). One round trip per partition among the claims; a claim whose lease is no
-        longer live is not marked. Returns how many were."""
+        longer live is not marked. Returns how many were. `details` (answered marks only, aligned
+        with `claims`): what is kept with each mark (see `marks`)."""
+    def marks(self, *, partition: int = 0) -> list[tuple[str, int, Literal["dialled", "answered"], str]]:
+        """Every dial mark of `partition`'s live leases: (number, token, kind, detail) each, kind
+        "dialled" or "answered", detail what the dialler kept with it (the claim's `owner`, an
+        answer's `details`), in token order. For a node taking a partition over: a dead
+        dialler's calls, to end them."""
+    def expire_leases(self, tokens: list[int], *, partition: int = 0) -> int:
+        """End now the leases of the claim batches holding these tokens of `partition`: the next
+        claim counts their contacts by their marks (`take_interrupted`) instead of waiting for
+        the leases to run out. Returns how many batches were ended."""
     def take_interrupted(self) -> list[tuple[str, int, int, str]]:
         """The dialled contacts whose expired leases this queue's claims found since the last call
         (their dialer died or lost them): (number, partition, attempts, result) each, result one
@@ -207,12 +217,15 @@ class CallQueue:
         with_attrs: bool = False,
         agents: list[str] | None = None,
         dialling: bool = False,
+        owner: str | None = None,
     ) -> list[Claim]:
         """Claim up to `n` due contacts of `partition`: due callbacks first, then due retries, then
         fresh contacts. Each is leased for `lease_s` seconds. With `agents`, only callbacks
         reserved for one of them are taken (the others wait for their agent); `[]` takes none.
         `dialling`: the caller places every claimed call now, so each is marked dialled in the
-        same script (see `mark`). Expired leases are handed back first: by their marks, as
+        same script (see `mark`), with `owner` (the dialler's name for itself: up to 64 ASCII
+        letters, digits, '-', '.', ':', '_') kept in the mark (see `marks`). Expired leases are
+        handed back first: by their marks, as
         attempts (`take_interrupted`), or uncounted when never dialled."""
     def renew(self, batches: list[int], *, partition: int = 0, lease_s: float = 60.0, now: float | None = None) -> int:
         """Extend the leases of claim batches (`Claim.batch`) of `partition` to `lease_s` from now:

@@ -66,14 +66,27 @@ class Queue:
             await asyncio.to_thread(q.configure, max_attempts=max_attempts, retry_delay_s=retry_delay_s, retry_on=retry_on)
 
     async def claim(self, n: int, *, partition: int = 0, lease_s: float = 60.0, with_attrs: bool = False,
-                    agents: list[str] | None = None, dialling: bool = False) -> list[dialer_core.Claim]:
+                    agents: list[str] | None = None, dialling: bool = False,
+                    owner: str | None = None) -> list[dialer_core.Claim]:
         return await asyncio.to_thread(self._q().claim, n, partition=partition, lease_s=lease_s, with_attrs=with_attrs,
-                                       agents=agents, dialling=dialling)
+                                       agents=agents, dialling=dialling, owner=owner)
 
-    async def mark(self, claims: list[dialer_core.Claim], *, answered: bool = False) -> int:
+    async def mark(self, claims: list[dialer_core.Claim], *, answered: bool = False,
+                   details: list[str] | None = None) -> int:
         """Mark claims dialled (their INVITEs are leaving) or answered: if this node dies, their
-        expired leases come back as attempts (`interrupted`) or as final `answered` calls."""
-        return await asyncio.to_thread(self._q().mark, claims, answered=answered) if claims else 0
+        expired leases come back as attempts (`interrupted`) or as final `answered` calls.
+        `details`: kept with each answered mark (the dialog to end if this node dies)."""
+        if not claims:
+            return 0
+        return await asyncio.to_thread(self._q().mark, claims, answered=answered, details=details)
+
+    async def marks(self, partition: int) -> list[tuple[str, int, str, str]]:
+        """The partition's dial marks: (number, token, "dialled" | "answered", detail)."""
+        return list(await asyncio.to_thread(self._q().marks, partition=partition))
+
+    async def expire_leases(self, partition: int, tokens: list[int]) -> int:
+        """End the claim leases holding these tokens now (a dead node's, its calls ended)."""
+        return await asyncio.to_thread(self._q().expire_leases, tokens, partition=partition) if tokens else 0
 
     async def take_interrupted(self) -> list[tuple[str, int, int, str]]:
         """What the claims found of dialled contacts whose dialer died (no Redis call: the claims

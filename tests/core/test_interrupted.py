@@ -6,6 +6,7 @@ called three times, and one who had answered was called again."""
 from __future__ import annotations
 
 import dialer_core as dc
+import pytest
 
 T0 = 1_800_000_000.0
 
@@ -91,3 +92,47 @@ def test_a_dialling_claim_marks_its_contacts_in_the_same_script(redis_url: str, 
     q.mark([claims[1]], answered=True)
     q.claim(1, lease_s=10, now=T0 + 11)
     assert sorted(q.take_interrupted()) == [(claims[0].number, 0, 1, "retry"), (claims[1].number, 0, 1, "answered")]
+
+
+def test_marks_keep_who_dialled_and_the_answered_dialog(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    q = queue(redis_url, write, retry_delay_s=60.0)
+    a, b, c = q.claim(3, lease_s=10, now=T0, dialling=True, owner="inc-1")
+    assert q.mark([b], answered=True, details=['inc-1|["call@h","x|y"]']) == 1
+    assert q.marks() == [(a.number, a.token, "dialled", "inc-1"), (b.number, b.token, "answered", 'inc-1|["call@h","x|y"]'),
+                         (c.number, c.token, "dialled", "inc-1")]
+    # An answered mark with its detail is still an answered mark: never turned back, final.
+    assert q.mark([b]) == 0
+    q.complete([(c, "busy")], now=T0 + 1)
+    assert [m[0] for m in q.marks()] == [a.number, b.number]  # a completion takes its mark
+    q.claim(1, lease_s=10, now=T0 + 11)
+    assert sorted(q.take_interrupted()) == [(a.number, 0, 1, "retry"), (b.number, 0, 1, "answered")]
+    assert q.marks() == []
+
+
+def test_an_owner_is_a_plain_name(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    q = queue(redis_url, write)
+    for bad in ("a|b", "x" * 65, "spa ce", "é"):
+        with pytest.raises(dc.InvalidInput, match="owner"):
+            q.claim(1, now=T0, dialling=True, owner=bad)
+    assert q.stats(now=T0)["leased"] == 0  # refused before anything was claimed
+    with pytest.raises(dc.InvalidInput, match="details"):
+        q.mark(q.claim(1, now=T0), details=["x"])  # a dialled mark keeps no detail
+
+
+def test_leases_of_a_dead_dialler_end_at_once_by_token(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    path = write("e.txt", "".join(f"09010000{i:02d}\n" for i in range(6)))
+    assert dc.import_contacts(redis_url, path, "e1", country="VN")["accepted"] == 6
+    q = dc.CallQueue(redis_url, "e1", retry_delay_s=60.0)
+    first = q.claim(2, lease_s=100, now=T0, dialling=True, owner="dead")
+    second = q.claim(2, lease_s=100, now=T0, dialling=True, owner="live")
+    third = q.claim(2, lease_s=100, now=T0, dialling=True, owner="dead")
+    # One token of the first batch and one of the third: both batches end, the second lives on.
+    assert q.expire_leases([first[1].token, third[0].token]) == 2
+    assert q.expire_leases([]) == 0
+    assert q.claim(1, lease_s=100, now=T0 + 1) == []  # nothing fresh left; the expired are counted
+    found = sorted(q.take_interrupted())
+    assert found == sorted((c.number, 0, 1, "retry") for c in first + third)
+    assert [m[0] for m in q.marks()] == [c.number for c in second]
+    # Renewing an ended batch does not revive it.
+    assert q.renew([first[0].batch], lease_s=100, now=T0 + 2) == 0
+    assert q.renew([second[0].batch], lease_s=100, now=T0 + 2) == 1

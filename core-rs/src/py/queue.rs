@@ -304,8 +304,9 @@ impl PyCallQueue {
     /// fresh contacts. Each is leased for `lease_s` seconds. With `agents`, only callbacks reserved
     /// for one of them are taken (the others wait for their agent); `[]` takes no callback.
     /// `dialling`: the caller places every claimed call now, so each is marked dialled in the
-    /// same script (see `mark`).
-    #[pyo3(signature = (n, *, partition=0, lease_s=60.0, now=None, with_attrs=false, agents=None, dialling=false))]
+    /// same script (see `mark`), with `owner` (the dialler's name for itself) kept in the mark
+    /// (see `marks`).
+    #[pyo3(signature = (n, *, partition=0, lease_s=60.0, now=None, with_attrs=false, agents=None, dialling=false, owner=None))]
     #[allow(clippy::too_many_arguments)]
     fn claim(
         &self,
@@ -317,7 +318,9 @@ impl PyCallQueue {
         with_attrs: bool,
         agents: Option<Vec<String>>,
         dialling: bool,
+        owner: Option<String>,
     ) -> PyResult<Vec<PyClaim>> {
+        let marking = dialling.then(|| owner.as_deref().unwrap_or(""));
         let now = now_ms(now)?;
         let lease = seconds_to_ms("lease_s", lease_s)?;
         let claims = self.with(py, |q| {
@@ -328,7 +331,7 @@ impl PyCallQueue {
                 lease,
                 with_attrs,
                 agents.as_deref(),
-                dialling,
+                marking,
             )
         })?;
         Ok(claims.into_iter().map(PyClaim::from).collect())
@@ -338,24 +341,60 @@ impl PyCallQueue {
     /// dialer dies: the expired lease comes back as outcome "interrupted") or whose call was
     /// answered (`answered=True`: final if the dialer dies: nobody who answered is called again
     /// because of it). One round trip per partition among the claims; a claim whose lease is no
-    /// longer live is not marked. Returns how many were.
-    #[pyo3(signature = (claims, *, answered=false))]
+    /// longer live is not marked. Returns how many were. `details` (answered marks only, aligned
+    /// with `claims`): what is kept with each mark (see `marks`).
+    #[pyo3(signature = (claims, *, answered=false, details=None))]
     fn mark(
         &self,
         py: Python<'_>,
         claims: Vec<PyRef<'_, PyClaim>>,
         answered: bool,
+        details: Option<Vec<String>>,
     ) -> PyResult<usize> {
         let items: Vec<(u32, u64, u64)> = claims
             .iter()
             .map(|c| (c.partition, c.packed, c.token))
             .collect();
-        let mark = if answered {
-            Mark::Answered
-        } else {
-            Mark::Dialled
-        };
-        self.with(py, |q| q.mark(&items, mark))
+        match (answered, details) {
+            (true, details) => {
+                let details = details.unwrap_or_default();
+                self.with(py, |q| q.mark_answered(&items, &details))
+            }
+            (false, None) => self.with(py, |q| q.mark(&items, Mark::Dialled)),
+            (false, Some(_)) => self.with(py, |_| {
+                Err(crate::Error::invalid(
+                    "details",
+                    "only answered marks keep details",
+                ))
+            }),
+        }
+    }
+
+    /// Every dial mark of `partition`'s live leases: (number, token, kind, detail) each, kind
+    /// "dialled" or "answered", detail what the dialler kept with it (the claim's `owner`, an
+    /// answer's `details`), in token order. For a node taking a partition over: a dead
+    /// dialler's calls, to end them.
+    #[pyo3(signature = (*, partition=0))]
+    fn marks(&self, py: Python<'_>, partition: u32) -> PyResult<Vec<(String, u64, &'static str, String)>> {
+        let all = self.with(py, |q| q.marks(partition))?;
+        Ok(all
+            .into_iter()
+            .map(|m| {
+                let kind = match m.mark {
+                    Mark::Dialled => "dialled",
+                    Mark::Answered => "answered",
+                };
+                (format_e164(m.number), m.token, kind, m.detail)
+            })
+            .collect())
+    }
+
+    /// End now the leases of the claim batches holding these tokens of `partition`: the next
+    /// claim counts their contacts by their marks (`take_interrupted`) instead of waiting for
+    /// the leases to run out. Returns how many batches were ended.
+    #[pyo3(signature = (tokens, *, partition=0))]
+    fn expire_leases(&self, py: Python<'_>, tokens: Vec<u64>, partition: u32) -> PyResult<usize> {
+        self.with(py, |q| q.expire_leases(partition, &tokens))
     }
 
     /// The dialled contacts whose expired leases this queue's claims found since the last call

@@ -78,12 +78,15 @@ impl CallQueue {
         with_attrs: bool,
         agents: Option<&[String]>,
     ) -> Result<Vec<Claim>> {
-        self.claim_with(partition, n, now_ms, lease_ms, with_attrs, agents, false)
+        self.claim_with(partition, n, now_ms, lease_ms, with_attrs, agents, None)
     }
 
     /// [`claim_for`](Self::claim_for); with `dialling`, by a dialer about to place every claimed
     /// call: each is marked dialled in the same script (no round trip more), so that if the dialer
-    /// dies from now on its expired lease is an attempt ([`Mark::Dialled`](super::Mark)).
+    /// dies from now on its expired lease is an attempt ([`Mark::Dialled`](super::Mark)). The
+    /// string is the dialler's name for itself, kept in each mark (`""`: none), so that whoever
+    /// takes the partition over can tell a dead dialler's calls from a live one's
+    /// ([`marks`](Self::marks)); at most 64 bytes of ASCII letters, digits, `-`, `.`, `:`, `_`.
     #[allow(clippy::too_many_arguments)]
     pub fn claim_with(
         &mut self,
@@ -93,9 +96,12 @@ impl CallQueue {
         lease_ms: u64,
         with_attrs: bool,
         agents: Option<&[String]>,
-        dialling: bool,
+        dialling: Option<&str>,
     ) -> Result<Vec<Claim>> {
         self.check_partition(partition)?;
+        if let Some(owner) = dialling {
+            check_owner(owner)?;
+        }
         let cb_agents = match agents {
             None => "*".to_string(),
             Some(list) => {
@@ -130,7 +136,8 @@ impl CallQueue {
             })
             .arg(self.policy.max_attempts)
             .arg(now_ms + self.policy.retry_delay_ms)
-            .arg(u8::from(dialling));
+            .arg(u8::from(dialling.is_some()))
+            .arg(dialling.unwrap_or(""));
         let reply = self.store.invoke(&inv, "claim", &base)?;
         let (lists, checked, mut claims, interrupted) = parse_claims(&reply, partition, &base)?;
         self.interrupted.extend(interrupted);
@@ -261,4 +268,20 @@ fn parse_claims(reply: &Value, partition: u32, base: &str) -> Result<Parsed> {
         c.agent = text(agent).filter(|a| !a.is_empty());
     }
     Ok((lists, checked, claims, interrupted))
+}
+
+/// A dialler's name as dial marks keep it: nothing the marks' `|` layout could be confused by.
+pub(crate) fn check_owner(owner: &str) -> Result<()> {
+    let ok = owner.len() <= 64
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "owner",
+            format!("{owner:?}: at most 64 ASCII letters, digits, '-', '.', ':' or '_'"),
+        ))
+    }
 }

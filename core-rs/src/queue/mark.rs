@@ -6,7 +6,7 @@
 
 use super::scripts::MARK;
 use super::CallQueue;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys;
 use crate::store::int;
 
@@ -19,6 +19,17 @@ pub struct Interrupted {
     pub attempts: u32,
     /// `answered` (final), `retry`, `interrupted` (final: not retried) or `exhausted`.
     pub result: String,
+}
+
+/// A dial mark as [`CallQueue::marks`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialMark {
+    pub number: u64,
+    /// The lease it is for.
+    pub token: u64,
+    pub mark: Mark,
+    /// What the dialler keeps with it: the claim's owner (dialled), the answer's detail.
+    pub detail: String,
 }
 
 /// How far a claimed contact's call got.
@@ -36,7 +47,7 @@ impl CallQueue {
     /// marked. Returns how many were.
     pub fn mark(&mut self, claims: &[(u32, u64, u64)], mark: Mark) -> Result<usize> {
         if mark == Mark::Answered {
-            return self.mark_answered(claims);
+            return self.mark_answered(claims, &[]);
         }
         let kind = "d";
         let mut parts: Vec<u32> = claims.iter().map(|c| c.0).collect();
@@ -60,19 +71,99 @@ impl CallQueue {
     /// time, and a script's call costs Redis several times an HSET). Not checked against the live
     /// lease: the call is in progress, so its lease is; a mark left behind by a call completed
     /// meanwhile names a token no later lease has, and goes with the contact's next completion.
-    fn mark_answered(&mut self, claims: &[(u32, u64, u64)]) -> Result<usize> {
+    /// `details`, when given, is aligned with `claims`: what the dialler keeps with each mark
+    /// (who it is, the dialog to end if it dies: [`marks`](Self::marks) gives it back).
+    pub fn mark_answered(
+        &mut self,
+        claims: &[(u32, u64, u64)],
+        details: &[String],
+    ) -> Result<usize> {
+        if !details.is_empty() && details.len() != claims.len() {
+            return Err(Error::invalid(
+                "details",
+                format!("{} details for {} claims", details.len(), claims.len()),
+            ));
+        }
         let mut pipe = redis::pipe();
-        for (p, number, token) in claims {
+        for (i, (p, number, token)) in claims.iter().enumerate() {
             self.check_partition(*p)?;
+            let value = match details.get(i) {
+                Some(d) if !d.is_empty() => format!("{token}|a|{d}"),
+                _ => format!("{token}|a"),
+            };
             pipe.cmd("HSET")
                 .arg(format!("{}:dm", keys::partition(&self.campaign, *p)))
                 .arg(*number)
-                .arg(format!("{token}|a"))
+                .arg(value)
                 .ignore();
         }
         self.store
             .pipe::<()>(&pipe, "mark answered", &self.campaign)?;
         Ok(claims.len())
+    }
+
+    /// Every dial mark of `partition`: the calls of its live leases that were dialled (and maybe
+    /// answered), with what their dialler keeps in each (the `owner` of the claim, an answered
+    /// call's detail). One HGETALL: for a node taking a partition over, to find a dead node's
+    /// calls and end them.
+    pub fn marks(&mut self, partition: u32) -> Result<Vec<DialMark>> {
+        self.check_partition(partition)?;
+        let key = format!("{}:dm", keys::partition(&self.campaign, partition));
+        let all: Vec<(String, String)> =
+            self.store
+                .query(redis::cmd("HGETALL").arg(&key), "read dial marks", &key)?;
+        let mut out: Vec<DialMark> = all
+            .into_iter()
+            .filter_map(|(number, value)| {
+                let number = number.parse().ok()?;
+                let mut parts = value.splitn(3, '|');
+                let token = parts.next()?.parse().ok()?;
+                let mark = match parts.next()? {
+                    "d" => Mark::Dialled,
+                    "a" => Mark::Answered,
+                    _ => return None,
+                };
+                let detail = parts.next().unwrap_or("").to_string();
+                Some(DialMark {
+                    number,
+                    token,
+                    mark,
+                    detail,
+                })
+            })
+            .collect();
+        out.sort_by_key(|m| m.token);
+        Ok(out)
+    }
+
+    /// End now the leases of the claim batches holding these `tokens` (of `partition`): the
+    /// next claim finds them expired and counts their contacts by their marks. For a node that
+    /// has ended a dead node's calls: their contacts are accounted for at once, not when the
+    /// dead node's leases would have run out. Returns how many batches were ended.
+    pub fn expire_leases(&mut self, partition: u32, tokens: &[u64]) -> Result<usize> {
+        self.check_partition(partition)?;
+        if tokens.is_empty() {
+            return Ok(0);
+        }
+        let key = format!("{}:lb", keys::partition(&self.campaign, partition));
+        let firsts: Vec<String> =
+            self.store
+                .query(redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1), "read lease batches", &key)?;
+        let mut firsts: Vec<u64> = firsts.iter().filter_map(|f| f.parse().ok()).collect();
+        firsts.sort_unstable();
+        // A batch is the run of tokens from its first to the next batch's first.
+        let mut ended: Vec<u64> = tokens
+            .iter()
+            .filter_map(|t| firsts.iter().rev().find(|f| *f <= t).copied())
+            .collect();
+        ended.sort_unstable();
+        ended.dedup();
+        let mut pipe = redis::pipe();
+        for first in &ended {
+            pipe.cmd("ZADD").arg(&key).arg("XX").arg(0).arg(*first).ignore();
+        }
+        self.store.pipe::<()>(&pipe, "end lease batches", &key)?;
+        Ok(ended.len())
     }
 
     /// The dialled contacts whose expired leases the claims since the last call found.

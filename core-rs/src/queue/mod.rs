@@ -57,7 +57,7 @@ pub use complete::Completed;
 pub use contact::ContactState;
 pub use handle::CallQueue;
 pub use listing::{ContactPage, STATES};
-pub use mark::{Interrupted, Mark};
+pub use mark::{DialMark, Interrupted, Mark};
 pub use policy::{Action, Completion, OutcomePolicy};
 pub(crate) use scripts::{script, IMPORT};
 pub use stats::QueueStats;

@@ -6,14 +6,16 @@
 --       agents (the others stay queued for theirs; "||" takes none),
 --       interrupted: "R" retried (the policy's retry_on has it) or "F" final, max_attempts,
 --       retry_at_ms (when a retried interrupted contact is due),
---       dialling (0/1): mark every claimed contact dialled (its INVITE leaves next: mark.lua)
+--       dialling (0/1): mark every claimed contact dialled (its INVITE leaves next: mark.lua),
+--       owner: written into each dial mark ("token|d|owner"; '' none): whose calls they are
 --
 -- Leases: the contacts of one claim share a deadline and a run of tokens first..first+n-1.
 --   :lh            hash  number -> "token|attempts|agent[|ref]" of every live lease (the truth);
 --                        ref = "page.offset.length" of the contact's attributes in :ap:<page>
 --   :lb            zset  first token of a claim batch -> its deadline
 --   :lb:<first>    list  the numbers of that batch (read only when the batch expires)
---   :dm            hash  number -> "token|d" (its INVITE left) or "token|a" (answered): mark.lua
+--   :dm            hash  number -> "token|d[|owner]" (its INVITE left) or "token|a[|detail]"
+--                        (answered): mark.lua; what follows the kind is the dialler's, unread here
 -- Completing a contact deletes its :lh and :dm fields; when a batch's deadline passes, its
 -- numbers whose :lh token is still in the batch's run were never completed (the dialer died, or
 -- lost them). By their mark for that token:
@@ -44,6 +46,7 @@ local retry_interrupted = ARGV[7] == 'R'
 local max_attempts = tonumber(ARGV[8] or '1')
 local retry_at = ARGV[9] or ARGV[1]
 local dialling = ARGV[10] == '1'
+local owner = ARGV[11] or ''
 local BUCKETS = @BUCKETS@
 local CHUNK = 1000
 local LH, LB, DM = P .. ':lh', P .. ':lb', P .. ':dm'
@@ -82,7 +85,7 @@ for b = 1, #batches, 2 do
       if t and t >= first and t <= last then
         -- The lease field goes, so a late completion with the old token is stale.
         if ref == '' then ref = '0' end
-        local mt, mk = string.match(marks[i] or '', '^(%d+)|(%a)$')
+        local mt, mk = string.match(marks[i] or '', '^(%d+)|(%a)')
         local kkey = P .. ':k:' .. bucket(num)
         if mt and tonumber(mt) == t then
           local a = tonumber(attempts) + 1
@@ -214,9 +217,10 @@ end
 batched('HSET', LH, hset, 1, 2 * CHUNK)
 if dialling then
   local dm = {}
+  local tail = owner ~= '' and ('|d|' .. owner) or '|d'
   for i, num in ipairs(picked) do
     dm[#dm + 1] = num
-    dm[#dm + 1] = (first + i - 1) .. '|d'
+    dm[#dm + 1] = (first + i - 1) .. tail
   end
   batched('HSET', DM, dm, 1, 2 * CHUNK)
 end
