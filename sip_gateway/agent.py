@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sip_gateway import sdp
-from sip_gateway.call import OutboundCall, TrunkConfig
+from sip_gateway.call import CallIds, OutboundCall, TrunkConfig
 from sip_gateway.media import MediaHub
 from sip_gateway.outcomes import CallResult, Outcome
 from sip_gateway.uac import CallHooks, Uac
@@ -222,14 +222,15 @@ class AgentDialer:
     async def call(self, number: str, reserve: Reserve, *, cfg: TrunkConfig | None = None,
                    on_answered: Callable[[], None] | None = None, on_connected: Callable[[Agent], None] | None = None,
                    on_abandoned: Callable[[], None] | None = None,
-                   admit: Callable[[], bool] | None = None) -> AgentOutcome:
+                   admit: Callable[[], bool] | None = None, ids: CallIds | None = None) -> AgentOutcome:
         """Dial `number`; once answered, `reserve()` an agent and connect them. Returns when both
-        legs have ended. `admit` is asked right before the INVITE leaves (`NotPlaced`)."""
+        legs have ended. `admit` is asked right before the INVITE leaves (`NotPlaced`); `ids`:
+        the customer call's derived ids (`CallIds`), random by default."""
         c = _Connect(self, reserve, on_connected, on_abandoned, on_answered)
         c.customer_media, port = self.hub.open(c)
         try:
             result = await self.uac.call(number, media=(self.hub.engine.bind, port), cfg=cfg,
-                                         hooks=CallHooks(answered=c.answered), admit=admit)
+                                         hooks=CallHooks(answered=c.answered), admit=admit, ids=ids)
             if not c.ended_by and result.outcome in (Outcome.ANSWERED, Outcome.ANSWERED_THEN_DROPPED):
                 c.ended_by = "customer"
             c._hangup_agent()

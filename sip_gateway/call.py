@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -45,6 +46,30 @@ MAX_FORKS = 16
 
 def new_id(n: int = 8) -> str:
     return os.urandom(n).hex()
+
+
+@dataclass(frozen=True)
+class CallIds:
+    """A call's Call-ID, From tag and INVITE branches, derived (`derive`) rather than drawn at
+    random, so that another process that knows the secret and the name can rebuild them: a node
+    taking over a dead node's calls CANCELs the INVITEs it left ringing (RFC 3261 9.1: the CANCEL
+    carries the INVITE's Call-ID, tags and Via branch) without that node having written a word per
+    call before its INVITE left."""
+
+    call_id: str
+    local_tag: str
+    #: The INVITE with CSeq n has branch `z9hG4bK<branch_base>.<n>`.
+    branch_base: str
+
+    @classmethod
+    def derive(cls, secret: bytes, name: str, host: str) -> CallIds:
+        """The ids of call `name` (unique among the secret's calls) placed from `host`. Keyed
+        BLAKE2b: nobody without the secret (it never goes on the wire) can predict them."""
+        h = hashlib.blake2b(name.encode(), key=secret, digest_size=20).hexdigest()
+        return cls(call_id=f"{h[:16]}@{host}", local_tag=h[16:24], branch_base=h[24:40])
+
+    def invite_branch(self, cseq: int) -> str:
+        return f"z9hG4bK{self.branch_base}.{cseq}"
 
 
 @dataclass(frozen=True)
@@ -87,14 +112,16 @@ class CallState(enum.Enum):
 
 
 class OutboundCall:
-    def __init__(self, number: str, cfg: TrunkConfig, now: float, media: Addr | None = None) -> None:
+    def __init__(self, number: str, cfg: TrunkConfig, now: float, media: Addr | None = None,
+                 ids: CallIds | None = None) -> None:
         self.cfg = cfg
         #: Where our RTP is received (the media engine's address and the call's port).
         self.media: Addr = media or (cfg.local[0], cfg.rtp_port)
         host, port = cfg.local
         domain = cfg.domain or cfg.trunk[0]
-        self.call_id = f"{new_id()}@{host}"
-        self.local_tag = new_id(4)
+        self.ids = ids
+        self.call_id = ids.call_id if ids is not None else f"{new_id()}@{host}"
+        self.local_tag = ids.local_tag if ids is not None else new_id(4)
         self.uri = f"sip:{number}@{domain}"
         self.from_hdr = f'"{cfg.caller_id}" <sip:{cfg.caller_id}@{host}>;tag={self.local_tag}'
         self.to_hdr = f"<{self.uri}>"
@@ -134,10 +161,10 @@ class OutboundCall:
 
     # --- building requests -----------------------------------------------------------------
 
-    def _request(self, method: str, uri: str, to: str, cseq: int, routes: list[str]) -> Request:
+    def _request(self, method: str, uri: str, to: str, cseq: int, routes: list[str], branch: str | None = None) -> Request:
         host, port = self.cfg.local
         r = Request(method=method, uri=uri)
-        r.add("Via", f"SIP/2.0/{self.cfg.transport} {host}:{port};branch=z9hG4bK{new_id()};rport")
+        r.add("Via", f"SIP/2.0/{self.cfg.transport} {host}:{port};branch={branch or 'z9hG4bK' + new_id()};rport")
         for route in routes:
             r.add("Route", route)
         r.add("Max-Forwards", "70")
@@ -161,7 +188,8 @@ class OutboundCall:
         return self._invite(now, None)
 
     def _invite(self, now: float, credentials: tuple[str, str] | None) -> list[Send]:
-        inv = self._request("INVITE", self.uri, self.to_hdr, self.cseq, [])
+        branch = self.ids.invite_branch(self.cseq) if self.ids is not None else None
+        inv = self._request("INVITE", self.uri, self.to_hdr, self.cseq, [], branch)
         if credentials is not None:
             inv.add(*credentials)
         inv.add("Contact", self.contact)
@@ -380,7 +408,19 @@ class OutboundCall:
 
     def _cancel(self, now: float) -> list[Send]:
         assert self.invite_tx is not None
-        inv = self.invite_tx.request
+        c = self.cancel_of(self.invite_tx.request)
+        self.state = CallState.CANCELLING
+        return self._run(NonInviteClientTransaction(c, self.cfg.trunk, self.reliable), now)
+
+    def sent_invite(self, cseq: int) -> Request:
+        """This call's INVITE with CSeq `cseq` as it left, for a call with derived ids
+        (`CallIds`), less its body: what a CANCEL is built from (RFC 3261 9.1)."""
+        assert self.ids is not None
+        return self._request("INVITE", self.uri, self.to_hdr, cseq, [], self.ids.invite_branch(cseq))
+
+    def cancel_of(self, inv: Request) -> Request:
+        """The CANCEL of `inv`: its Request-URI, top Via, Route set, From, To, Call-ID and CSeq
+        number (RFC 3261 9.1)."""
         c = Request(method="CANCEL", uri=inv.uri)
         c.add("Via", inv.top_via)
         for route in inv.get_all("Route"):
@@ -390,8 +430,7 @@ class OutboundCall:
         c.add("To", inv.get("To") or "")
         c.add("Call-ID", self.call_id)
         c.add("CSeq", f"{inv.cseq[0]} CANCEL")
-        self.state = CallState.CANCELLING
-        return self._run(NonInviteClientTransaction(c, self.cfg.trunk, self.reliable), now)
+        return c
 
     def _bye(self, now: float) -> list[Send]:
         assert self.dialog is not None

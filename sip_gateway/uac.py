@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from collections.abc import Callable
 from typing import ClassVar, cast
 
-from sip_gateway.call import CallState, OutboundCall, TrunkConfig
+from sip_gateway.call import CallIds, CallState, OutboundCall, TrunkConfig
 from sip_gateway.dialog import Note
 from sip_gateway.errors import NotPlaced, SipParseError
 from sip_gateway.message import MAX_MESSAGE, Request, Response, parse
+from sip_gateway.orphans import Ending
 from sip_gateway.outcomes import CallResult
 from sip_gateway.rate import RateLimit
 from sip_gateway.transaction import Addr, Send
@@ -93,6 +94,9 @@ class Uac(asyncio.DatagramProtocol):
         self.unlimited: set[str] = set()
         self.loop = asyncio.get_running_loop()
         self.stream: asyncio.Transport | None = None
+        #: A dead dialer's calls being ended (`end`), by Call-ID, with their timers and waiters.
+        self.endings: dict[str, tuple[Ending, asyncio.Future[str]]] = {}
+        self.ending_timers: dict[str, asyncio.TimerHandle] = {}
 
     @classmethod
     async def open(cls, cfg: TrunkConfig, limit: RateLimit | None = None) -> Uac:
@@ -133,6 +137,8 @@ class Uac(asyncio.DatagramProtocol):
     def close(self) -> None:
         for _, h in self.timers.values():
             h.cancel()
+        for h in self.ending_timers.values():
+            h.cancel()
         if self.transport is not None:
             self.transport.close()
         if self.stream is not None:
@@ -140,14 +146,15 @@ class Uac(asyncio.DatagramProtocol):
 
     async def call(self, number: str, hold_s: float | None = None, media: Addr | None = None,
                    hooks: CallHooks | None = None, cfg: TrunkConfig | None = None, limited: bool = True,
-                   admit: Callable[[], bool] | None = None) -> CallResult:
+                   admit: Callable[[], bool] | None = None, ids: CallIds | None = None) -> CallResult:
         """Dial `number`; if answered, hang up after `hold_s` seconds (None: when the far end
         does, or `hangup`). `media`: where our RTP is received (the SDP offer's address);
         `hooks`: told of the answer and of DTMF sent by SIP INFO; `cfg`: this call's settings
         (a campaign's caller ID and ring timeout; or another destination, such as an agent's
         phone). Waits first for the trunk's rate limit (CPS, channels, a 503's Retry-After)
         unless `limited` is False (calls to agents' phones do not use the trunk); then, if
-        `admit()` says no, raises `NotPlaced` and sends nothing. Returns when the call has ended."""
+        `admit()` says no, raises `NotPlaced` and sends nothing. `ids`: the call's Call-ID, tag and
+        branches, derived (`CallIds`; random by default). Returns when the call has ended."""
         if limited:
             while (again := self.limit.admit(self.loop.time())) is not None:
                 await asyncio.sleep(max(0.0, again - self.loop.time()))
@@ -156,7 +163,7 @@ class Uac(asyncio.DatagramProtocol):
                 self.limit.release()
             raise NotPlaced(f"call to {number} not placed: refused at the last moment")
         now = self.loop.time()
-        c = OutboundCall(number, cfg or self.cfg, now, media)
+        c = OutboundCall(number, cfg or self.cfg, now, media, ids)
         if not limited:
             self.unlimited.add(c.call_id)
         if hooks is not None:
@@ -170,6 +177,41 @@ class Uac(asyncio.DatagramProtocol):
         self.counters.calls += 1
         self._apply(c, c.start(now))
         return await fut
+
+    def end(self, endings: list[Ending]) -> list[asyncio.Future[str]]:
+        """Send a dead dialer's CANCELs and BYEs (`orphans.py`) now and run them to their answers:
+        futures of what became of each call, in order. A Call-ID already in hand (ours, or being
+        ended) is left alone."""
+        futs: list[asyncio.Future[str]] = []
+        for e in endings:
+            fut: asyncio.Future[str] = self.loop.create_future()
+            futs.append(fut)
+            if e.call_id in self.calls or e.call_id in self.endings or e.finished:
+                fut.set_result(e.outcome or "not ended: already in hand")
+                continue
+            self.endings[e.call_id] = (e, fut)
+            self._apply_ending(e, e.start(self.loop.time()))
+        return futs
+
+    def _apply_ending(self, e: Ending, sends: list[Send]) -> None:
+        self._send(sends)
+        h = self.ending_timers.pop(e.call_id, None)
+        if h is not None:
+            h.cancel()
+        if e.finished:
+            _, fut = self.endings.pop(e.call_id)
+            if not fut.done():
+                fut.set_result(e.outcome)
+            return
+        deadline = e.deadline
+        if deadline is not None:
+            self.ending_timers[e.call_id] = self.loop.call_at(deadline, self._on_ending_timer, e.call_id)
+
+    def _on_ending_timer(self, call_id: str) -> None:
+        self.ending_timers.pop(call_id, None)
+        found = self.endings.get(call_id)
+        if found is not None:
+            self._apply_ending(found[0], found[0].on_timer(self.loop.time()))
 
     def hangup(self, call_id: str) -> None:
         c = self.calls.get(call_id)
@@ -212,7 +254,11 @@ class Uac(asyncio.DatagramProtocol):
     def _handle(self, msg: Request | Response, addr: Addr, now: float) -> None:
         c = self.calls.get(msg.call_id)
         if c is None:
-            self.counters.stray += 1
+            ending = self.endings.get(msg.call_id)
+            if ending is not None:
+                self._apply_ending(ending[0], ending[0].on_message(msg, addr[:2], now))
+            else:
+                self.counters.stray += 1
             return
         answered_before = c.result.answered_at is not None
         try:
@@ -247,7 +293,7 @@ class Uac(asyncio.DatagramProtocol):
             c.transport_error(now, f"connection to the trunk lost ({exc or 'closed'})")
             self._apply(c, [])
 
-    def _apply(self, c: OutboundCall, sends: list[Send]) -> None:
+    def _send(self, sends: list[Send]) -> None:
         if self.stream is not None:
             for s in sends:
                 self.stream.write(s.data)  # one connection: in-dialog requests go on it too
@@ -255,6 +301,9 @@ class Uac(asyncio.DatagramProtocol):
             for s in sends:
                 self.transport.sendto(s.data, s.addr)
         self.counters.sent += len(sends)
+
+    def _apply(self, c: OutboundCall, sends: list[Send]) -> None:
+        self._send(sends)
         if c.finished:
             fut = self.waiters.pop(c.call_id, None)
             if fut is not None and not fut.done():

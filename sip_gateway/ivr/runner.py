@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sip_gateway import sdp
-from sip_gateway.call import OutboundCall, TrunkConfig
+from sip_gateway.call import CallIds, OutboundCall, TrunkConfig
 from sip_gateway.ivr.script import Action, CollectUntil, Hangup, IvrSession, Play, Script, SendSms
 from sip_gateway.media import MediaHub
 from sip_gateway.outcomes import CallResult
@@ -131,17 +131,17 @@ class IvrRunner:
 
     async def call(self, number: str, cfg: TrunkConfig | None = None,
                    on_answered: Callable[[], None] | None = None, admit: Callable[[], bool] | None = None,
-                   on_sms: Callable[[], None] | None = None) -> IvrOutcome:
+                   on_sms: Callable[[], None] | None = None, ids: CallIds | None = None) -> IvrOutcome:
         """Dial `number` (with `cfg`'s caller ID and ring timeout, the UAC's by default) and run
         the script if answered; `on_answered` is called at the answer, `on_sms` when the script
         first reaches a node with `sms = true`. `admit` is asked right before the INVITE leaves
-        (`NotPlaced` if it says no)."""
+        (`NotPlaced` if it says no). `ids`: the call's derived ids (`CallIds`), random by default."""
         ivr = _IvrCall(self, on_answered, on_sms)
         ivr.media, port = self.hub.open(ivr)
         try:
             result = await self.uac.call(
                 number, media=(self.hub.engine.bind, port), hooks=CallHooks(answered=ivr.answered, dtmf=ivr.info_digit),
-                cfg=cfg, admit=admit,
+                cfg=cfg, admit=admit, ids=ids,
             )
         finally:
             self.hub.close(ivr.media)
