@@ -78,12 +78,13 @@ class Calls:
         assert r.uac is not None and r.view is not None
         runner = IvrRunner(r.uac, r.gateway.hub, script, max_call_s=r.gateway.settings.max_call_s)
         contact = contact_of(claim)
+        ids = r.orphans.ids(claim.token)
 
         def answered() -> None:
             t = r.loop.time()
             r.engine.call_answered(call_id, t)
             r.engine.call_connected(call_id, t)  # an IVR port takes every answered call
-            r.answered(claim)
+            r.answered(claim, ids.call_id)
 
         # The SMS is requested when the script reaches its SMS node, not when the call ends: a
         # presser whose call is then cut by this node's death still gets it (at most once).
@@ -96,7 +97,7 @@ class Calls:
         try:
             try:
                 out: IvrOutcome = await runner.call(dial_string(claim.number), cfg=r.cfg, on_answered=answered,
-                                                    admit=self._admit(), on_sms=sms_reached)
+                                                    admit=self._admit(), on_sms=sms_reached, ids=ids)
             except NotPlaced:
                 # Paused, stopped or out of the window while it waited for the trunk: not dialled.
                 await self._run(transitions.not_placed(contact, call_id))
@@ -131,6 +132,7 @@ class Calls:
         record = {"campaign": r.cid, "number": claim.number, "token": str(claim.token),
                   "partition": str(r.partition), "attempts": str(claim.attempts)}
         contact = contact_of(claim)
+        ids = r.orphans.ids(claim.token)
 
         async def reserve() -> Agent | None:
             while True:  # until an agent is free; the dialer gives up at the connect limit
@@ -144,7 +146,7 @@ class Calls:
 
         def answered() -> None:
             r.engine.call_answered(call_id, t())
-            r.answered(claim)
+            r.answered(claim, ids.call_id)
 
         try:
             try:
@@ -153,7 +155,7 @@ class Calls:
                     on_answered=answered,
                     on_connected=lambda agent: r.engine.call_connected(call_id, t()),
                     on_abandoned=lambda: r.engine.call_abandoned(call_id, t()),
-                    admit=self._admit())
+                    admit=self._admit(), ids=ids)
             except NotPlaced:
                 await self._run(transitions.not_placed(contact, call_id))
                 return

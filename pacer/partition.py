@@ -25,6 +25,7 @@ from pacer.agents import AgentPool
 from pacer.calls import Calls
 from pacer.campaign import CampaignFollower, apply_pacing, live_figures
 from pacer.gateway import Gateway
+from pacer.orphans import Incarnation, Orphans
 from pacer.windows import CallingWindows
 from sip_gateway.agent import AgentDialer
 from sip_gateway.call import TrunkConfig
@@ -68,7 +69,8 @@ class Counts:
 
 
 class PartitionRunner:
-    def __init__(self, redis_url: str, store: Store, gateway: Gateway, cid: str, partition: int, node: str = "") -> None:
+    def __init__(self, redis_url: str, store: Store, gateway: Gateway, cid: str, partition: int, node: str = "",
+                 inc: Incarnation | None = None) -> None:
         self.redis_url = redis_url
         #: This node's name, as in the partition's lease.
         self.node = node
@@ -99,8 +101,10 @@ class PartitionRunner:
         self.uac: Uac | None = None
         self.trunk_name: str | None = None
         self.calls = Calls(self)
-        #: Answered calls whose mark is not written yet (`answered`).
-        self.answers: list[dialer_core.Claim] = []
+        #: This process as its dial marks name it; a dead one's calls found here are ended.
+        self.orphans = Orphans(self, inc or Incarnation.new(node))
+        #: Answered calls whose mark is not written yet (`answered`), with what the mark keeps.
+        self.answers: list[tuple[dialer_core.Claim, str]] = []
         #: Why the last claim was refused (a suppression list missing), reported once.
         self.refused: str | None = None
         #: A changed retry policy, not yet given to the queue.
@@ -185,6 +189,8 @@ class PartitionRunner:
         if self.pool is not None:
             self.pool.allowed = set(v.spec.get("agents") or ()) or None if v is not None else None
             await self.pool.sync()
+        if self.queue is not None:
+            await self.orphans.sweep(now)
         if v is not None and self.queue is not None and self.dialling_allowed(datetime.now(UTC)):
             if v.mode in HANDS_OUT:
                 await self.calls.place_handed()
@@ -227,11 +233,12 @@ class PartitionRunner:
         lease_s = float(spec["ring_timeout_s"]) + self.gateway.settings.claim_lease_s
         # Agent modes: a due callback is dialled only while the agent it is reserved for is ready.
         agents = self.pool.ready_agents() if mode in AGENT_MODES and self.pool is not None else None
+        await self.orphans.register()  # how this node places its calls, before the first leaves
         try:
             # Marked dialled in the same script: if this node dies from now on, each is an attempt
             # (`interrupted`), never a free call again.
             claims = await self.queue.claim(n, partition=self.partition, lease_s=lease_s, with_attrs=bool(spec.get("sms")),
-                                            agents=agents, dialling=True)
+                                            agents=agents, dialling=True, owner=self.orphans.inc.id)
         except dialer_core.ListMissing as e:
             # Fail closed: nobody is dialled while a list the campaign honours is gone.
             if str(e) != self.refused:
@@ -256,23 +263,27 @@ class PartitionRunner:
         if not found:
             return
         now = time.time()
+        ended = self.orphans.ended
         records = [CallRecord(campaign=self.cid, number=number, outcome="answered" if result == "answered" else "interrupted",
                               attempt=attempts, call_id=f"{self.cid}/{number}/{attempts}", ended_at=now,
-                              detail=f"interrupted: the node placing the call stopped; {result}")
+                              detail=f"interrupted: the node placing the call stopped; {result}"
+                                     + (f"; {ended.pop(number)}" if number in ended else ""))
                    for number, _, attempts, result in found]
         await self.store.cdr.append(*records)
         log.warning("campaign %s/%d: %d calls of a stopped node found interrupted", self.cid, self.partition, len(found))
 
-    def spawn(self, work: Any) -> None:
+    def spawn(self, work: Any) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
         self.in_flight.add(task)
         task.add_done_callback(self._call_done)
+        return task
 
-    def answered(self, claim: dialer_core.Claim) -> None:
+    def answered(self, claim: dialer_core.Claim, call_id: str) -> None:
         """A call was answered: marked so within `ANSWER_MARK_S` (the answers of that time in one
         write), so that if this node dies before the outcome is recorded the contact is final,
-        never called again for it."""
-        self.answers.append(claim)
+        never called again for it, and the node that takes over hangs it up (the mark keeps
+        its dialog)."""
+        self.answers.append((claim, self.orphans.detail(call_id)))
         if len(self.answers) == 1:
             self.spawn(self._mark_answers())
 
@@ -281,7 +292,7 @@ class PartitionRunner:
         batch, self.answers = self.answers, []
         try:
             assert self.queue is not None
-            await self.queue.mark(batch, answered=True)
+            await self.queue.mark([c for c, _ in batch], answered=True, details=[d for _, d in batch])
         except (StoreError, dialer_core.RedisError) as e:
             log.warning("campaign %s/%d: %d answers not marked: %s", self.cid, self.partition, len(batch), e)
 

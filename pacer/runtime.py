@@ -1,10 +1,11 @@
 """The dial role: `Dialer` dials running campaigns through this node's SIP gateway.
 
 Every second it looks at the campaigns that are running or paused and takes the lease of each
-free partition (`store.nodes`: a key with a 15 s expiry, renewed every 5 s by its owner):
-several dialing nodes on one Redis share the work, and a partition whose owner died is taken
-over once its lease expires. Contacts the dead owner had claimed come back by themselves when
-their claim leases run out. Each partition it holds runs a `PartitionRunner` (pacer/partition.py).
+free partition (`store.nodes`: a key with a `--partition-lease` expiry, 6 s by default, renewed
+three times a lease by its owner): several dialing nodes on one Redis share the work, and a
+partition whose owner died is taken over once its lease expires. The runner that takes it ends
+the dead owner's calls and counts their contacts (`pacer/orphans.py`). Each partition it holds
+runs a `PartitionRunner` (pacer/partition.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import socket
 
 from pacer.cdr import sleep_or_stop
 from pacer.gateway import Gateway, GatewaySettings, NamedTrunk
+from pacer.orphans import Incarnation
 from pacer.partition import PartitionRunner
 from store import Store
 from store.errors import StoreError
@@ -34,6 +36,8 @@ class Dialer:
         self.redis_url = redis_url
         self.settings = settings
         self.node = node or f"{socket.gethostname()}:{os.getpid()}"
+        #: New at every start: the calls a dead incarnation leaves are ended by whoever takes over.
+        self.inc = Incarnation.new(self.node)
         self.runners: dict[tuple[str, int], tuple[PartitionRunner, asyncio.Task[None], asyncio.Event]] = {}
         self.gateway: Gateway | None = None
         #: Campaigns naming a trunk this node does not have (said once, in the log and the
@@ -46,7 +50,8 @@ class Dialer:
     async def run(self, stop: asyncio.Event) -> None:
         store = Store(self.redis_url)
         self.gateway = await Gateway.open(self.settings)
-        log.info("dialling through %s:%d over %s, as %s", *self.settings.trunk, self.settings.transport, self.node)
+        log.info("dialling through %s:%d over %s from %s:%d, as %s (incarnation %s)", *self.settings.trunk,
+                 self.settings.transport, *self.gateway.uac.cfg.local, self.node, self.inc.id)
         for t in self.settings.named:
             log.info("trunk %s: %s:%d over %s", t.name, *t.address, t.transport)
         last_renew = 0.0
@@ -54,21 +59,29 @@ class Dialer:
         try:
             while not stop.is_set():
                 try:
-                    await self._scan(store)
                     if loop.time() - last_renew >= self.renew_s:
                         last_renew = loop.time()
                         await self._renew(store)
+                    await self._scan(store)
                 except StoreError as e:
                     log.warning("runtime: Redis: %s", e)
                 await sleep_or_stop(stop, SCAN_S)
         finally:
             for _, task, s in self.runners.values():
                 s.set()
-            await asyncio.gather(*(t for _, t, _ in self.runners.values()), return_exceptions=True)
+            tasks = {t for _, t, _ in self.runners.values()}
+            while tasks:  # their calls end; this incarnation is alive meanwhile, or they are orphans
+                _, tasks = await asyncio.wait(tasks, timeout=self.renew_s)
+                if tasks:
+                    try:
+                        await store.nodes.alive(self.inc.id, self.node, self.lease_ms)
+                    except StoreError as e:
+                        log.warning("runtime: Redis: %s", e)
             try:
                 for (cid, p) in list(self.runners):
                     await store.nodes.release(cid, p, self.node)
                 await store.nodes.leave(self.node)
+                await store.nodes.gone(self.inc.id)
             except StoreError as e:
                 log.warning("runtime: leases not given back (they expire by themselves): %s", e)
             self.gateway.close()
@@ -88,7 +101,7 @@ class Dialer:
             await store.nodes.release(*key, self.node)
             if not task.cancelled() and task.exception() is not None:
                 log.error("campaign %s/%d stopped on an error: %r", key[0], key[1], task.exception())
-        nodes = await store.nodes.announce(self.node)
+        nodes = await store.nodes.announce(self.node, max(self.lease_ms, 2000))
         for view in await store.campaigns.dialing():
             cid = view.id
             partitions = int(view.spec.get("partitions", 1))
@@ -116,12 +129,15 @@ class Dialer:
                     continue
                 if await store.nodes.take(cid, p, self.node, self.lease_ms):
                     mine.append(p)
-                    runner = PartitionRunner(self.redis_url, store, self.gateway, cid, p, self.node)
+                    runner = PartitionRunner(self.redis_url, store, self.gateway, cid, p, self.node, self.inc)
                     s = asyncio.Event()
                     self.runners[(cid, p)] = (runner, asyncio.create_task(runner.run(s)), s)
                     log.info("campaign %s partition %d: taken by %s", cid, p, self.node)
 
     async def _renew(self, store: Store) -> None:
+        # First: alive a little less long than the leases it holds, so that whoever takes one
+        # over finds this incarnation dead, and ends its calls.
+        await store.nodes.alive(self.inc.id, self.node, self.lease_ms)
         for (cid, p), (_, _, s) in self.runners.items():
             if not await store.nodes.take(cid, p, self.node, self.lease_ms):
                 log.warning("campaign %s partition %d: lease lost; no new calls from this node", cid, p)

@@ -111,6 +111,19 @@ def queue_meta(cid: str) -> str:
     return dialer_core.campaign_meta_key(cid)
 
 
+def partition_runs(cid: str, partition: int) -> str:
+    """hash: incarnation id -> how it places the partition's calls (JSON: `pacer/orphans.py`
+    `RunInfo`), for whoever ends its calls if it dies. In the partition's slot, beside the dial
+    marks that name the incarnation; removed with the queue."""
+    return dialer_core.partition_key(cid, partition) + ":run"
+
+
+def incarnation(inc: str) -> str:
+    """string: a dialer process alive (its node name), expiring unless renewed (like a partition
+    lease): the calls its dial marks name are not orphans while it exists."""
+    return f"dialer:incarnation:{inc}"
+
+
 def queue_partition_pattern(cid: str, partition: int) -> str:
     """A SCAN pattern matching every queue key of one partition."""
     return dialer_core.partition_key(cid, partition) + "*"

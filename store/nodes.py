@@ -4,6 +4,11 @@ Nodes announce themselves in `keys.NODES` (a zset of last scans; silent for `LEA
 Each campaign partition is owned by one node through a lease (`keys.partition_owner`, the node's
 name with an expiry, renewed by a compare-and-set script): a dead owner's partitions are taken
 over once their leases run out.
+
+Each dialer process is also an *incarnation* (a random id, new at every start: a restarted node
+is not the one that died), alive while `keys.incarnation` exists. The dial marks of the calls it
+places name it, and `keys.partition_runs` says how it placed them, so that whoever holds the
+partition after it died can end them (`pacer/orphans.py`).
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ class Nodes:
         self.redis = redis
         self._scripts = Scripts(redis)
 
-    async def announce(self, node: str) -> int:
-        """This node is alive; answers how many are (at least 1)."""
+    async def announce(self, node: str, ms: int = LEASE_MS) -> int:
+        """This node is alive; answers how many are (at least 1): those heard from in the last
+        `ms` (the partition lease: a node gone that long has lost its partitions too)."""
         now_ms = int(time.time() * 1000)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(keys.NODES, {node: now_ms})
-            pipe.zremrangebyscore(keys.NODES, "-inf", now_ms - LEASE_MS)
+            pipe.zremrangebyscore(keys.NODES, "-inf", now_ms - ms)
             pipe.zcard(keys.NODES)
             _, _, n = await pipe.execute()
         return max(1, int(n))
@@ -45,6 +51,34 @@ class Nodes:
     async def release(self, cid: str, partition: int, node: str) -> None:
         """Let a partition's lease go if it is still the node's."""
         await self._scripts.run("lease_release", [keys.partition_owner(cid, partition)], [node])
+
+    async def alive(self, inc: str, node: str, ms: int = LEASE_MS) -> None:
+        """Incarnation `inc` (of `node`) is alive for `ms` more."""
+        await self.redis.set(keys.incarnation(inc), node, px=ms)
+
+    async def gone(self, inc: str) -> None:
+        await self.redis.delete(keys.incarnation(inc))
+
+    async def living(self, incs: list[str]) -> set[str]:
+        """Which of these incarnations are alive."""
+        if not incs:
+            return set()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for inc in incs:
+                pipe.exists(keys.incarnation(inc))
+            found = await pipe.execute()
+        return {inc for inc, n in zip(incs, found, strict=True) if n}
+
+    async def register_run(self, cid: str, partition: int, inc: str, info: str) -> None:
+        """How incarnation `inc` places the partition's calls (written before it places one)."""
+        await self.redis.hset(keys.partition_runs(cid, partition), inc, info)
+
+    async def runs(self, cid: str, partition: int) -> dict[str, str]:
+        return cast(dict[str, str], await self.redis.hgetall(keys.partition_runs(cid, partition)))
+
+    async def forget_runs(self, cid: str, partition: int, incs: list[str]) -> None:
+        if incs:
+            await self.redis.hdel(keys.partition_runs(cid, partition), *incs)
 
     async def owner(self, cid: str, partition: int) -> str | None:
         return cast(str | None, await self.redis.get(keys.partition_owner(cid, partition)))

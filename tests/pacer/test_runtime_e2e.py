@@ -165,8 +165,9 @@ def test_pause_resume_and_stop_place_no_new_calls(redis_url: str, tmp_path: Path
 
 @pytest.mark.timeout(240)
 def test_a_killed_dialer_is_replaced_and_every_subscriber_handled_once(redis_url: str, tmp_path: Path, defer: Any) -> None:
-    # ...8 answers and presses 1 (about 5 s a call), ...1 is busy, ...0 answers and stays silent (15 s).
-    numbers = [f"0902{i:05d}{d}" for i in range(8) for d in "810"]
+    # ...8 answers and presses 1 (about 5 s a call), ...1 is busy, ...0 answers and stays silent (15 s),
+    # ...2 rings until it is CANCELled (the 25 s ring timeout).
+    numbers = [f"0902{i:05d}{d}" for i in range(8) for d in "8102"]
     sipp = Sipp("uas_carrier.xml", 1000, tmp_path, timeout_s=230, extra=["-trace_msg"]).start()
     defer(sipp.stop)
     token, _ = create_token(redis_url, "admin", "e2e", None)
@@ -182,6 +183,10 @@ def test_a_killed_dialer_is_replaced_and_every_subscriber_handled_once(redis_url
             wait_for("a few calls done", lambda: len(dialled(archive, cid, numbers)) >= 4, 60)
             assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # calls in progress die with it
         killed_at = time.monotonic()
+        restarted_at = time.time()
+        time.sleep(0.5)  # the carrier's trace has what it had when the node died
+        cut_off = {cid_: c for cid_, c in sipp.traced().items() if c.left_up}
+        assert cut_off, "the kill cut no call in progress: the test shows nothing"
         with api_server(redis_url, state, extra=extra) as second:
             api = httpx.Client(base_url=second.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
             defer(api.close)
@@ -191,22 +196,39 @@ def test_a_killed_dialer_is_replaced_and_every_subscriber_handled_once(redis_url
             print(f"partition taken over {took:.1f} s after the SIGKILL")
             assert took < 12, f"take-over took {took:.1f} s"
             # The partition lease (6 s) and the dead node's claim leases (ring timeout + 3 s) expire first.
-            wait_for("campaign completed", lambda: api.get(f"/v1/campaigns/{cid}").json()["state"] == "completed", 150)
+            try:
+                wait_for("campaign completed", lambda: api.get(f"/v1/campaigns/{cid}").json()["state"] == "completed", 150)
+            except AssertionError:
+                print("the node that took over logged:\n", second.log_text()[-6000:])
+                print(api.get(f"/v1/campaigns/{cid}/stats").json())
+                raise
             # The carrier is the judge: with max_attempts 1, nobody got a second INVITE - the calls
             # cut by the kill were counted (dial marks), not placed again.
             invited = sipp.invited()
             assert len(invited) == len(numbers) and max(invited.values()) == 1, invited
+            # No call left hanging: every call the kill left answered got its BYE, every one it
+            # left ringing its CANCEL, from the node that took over, within 10 s of the restart.
+            traced = sipp.traced()
+            late = {k: c for k, c in traced.items() if c.left_up}
+            assert not late, late
+            ended = {k: (traced[k].bye_at if traced[k].answered else traced[k].cancel_at) for k in cut_off}
+            print(f"{len(cut_off)} calls cut by the kill ({sum(traced[k].answered for k in cut_off)} answered); "
+                  f"ended {max(t or 0 for t in ended.values()) - restarted_at:.1f} s after the restart at the latest")
+            assert all(t is not None and t - restarted_at < 10 for t in ended.values()), (ended, restarted_at)
             contacts = api.get(f"/v1/campaigns/{cid}/contacts", params={"limit": 100}).json()["contacts"]
             assert len(contacts) == len(numbers)
             cut = set()
             for c in contacts:
-                want = {"8": "answered", "1": "busy", "0": "answered"}[c["number"][-1]]
+                want = {"8": "answered", "1": "busy", "0": "answered", "2": "no_answer"}[c["number"][-1]]
                 # A call the kill cut while it rang ends `interrupted` (an attempt: not retried
                 # past max_attempts); one it cut after the answer ends `answered`, final.
                 assert c["state"] == "done" and c["attempts"] == 1 and c["last_outcome"] in (want, "interrupted"), c
                 interrupted = [x for x in archive.calls(cid, c["number"]) if "interrupted" in (x["detail"] or "")]
                 if interrupted:
                     cut.add(c["number"].lstrip("+"))
+                    # The CDR says how the cut call was ended (a call never sent has no ending).
+                    if c["number"].lstrip("+") in {traced[k].number for k in cut_off}:
+                        assert any(("BYE sent" in x["detail"]) or ("CANCEL sent" in x["detail"]) for x in interrupted), interrupted
             # One SMS for each subscriber who pressed 1, none doubled: requested when the script
             # reaches its SMS node, so a presser whose call the kill cut afterwards has it too; one
             # cut before pressing is not called again (answered) and has none.
@@ -217,6 +239,56 @@ def test_a_killed_dialer_is_replaced_and_every_subscriber_handled_once(redis_url
             sent = [m["to"] for m in msgs]
             assert len(sent) == len(set(sent)), "an SMS doubled"
             assert pressed <= set(sent) <= pressed | cut, (sorted(sent), sorted(pressed), sorted(cut))
+
+
+@pytest.mark.timeout(240)
+def test_a_node_killed_beside_another_has_its_calls_ended_by_the_other(redis_url: str, tmp_path: Path,
+                                                                       defer: Any) -> None:
+    """Two nodes share a campaign's two partitions; one is SIGKILLed with calls in progress. The
+    other takes its partition once the lease runs out and ends the dead node's calls - BYE for
+    the answered, CANCEL for the ringing, from the carrier's own trace - and nobody is called
+    twice or left on the line."""
+    import re
+
+    numbers = [f"0905{i:05d}{d}" for i in range(8) for d in "802"]
+    sipp = Sipp("uas_carrier.xml", 1000, tmp_path, timeout_s=230, extra=["-trace_msg"]).start()
+    defer(sipp.stop)
+    token, _ = create_token(redis_url, "admin", "e2e", None)
+    extra = ["--trunk", f"127.0.0.1:{sipp.port}", "--claim-lease", "3"]
+    with smsc(tmp_path) as sms_centre, api_server(redis_url, tmp_path / "b", extra=[*extra, "--smsc", sms_centre.address]) as b:
+        with api_server(redis_url, tmp_path / "a", extra=[*extra, "--smsc", sms_centre.address]) as a:
+            api = httpx.Client(base_url=b.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            defer(api.close)
+            cid = create_running(api, numbers, partitions=2, pacing={"max_channels": 40, "max_cps": 3})
+            port_of = {}
+            for name, server in (("a", a), ("b", b)):
+                m = re.search(r"dialling through \S+ over \w+ from [\d.]+:(\d+)", server.log_text())
+                assert m, server.log_text()
+                port_of[name] = m[1]
+
+            def a_has_calls_up() -> bool:
+                return len([c for c in sipp.traced().values() if c.left_up and c.via.endswith(":" + port_of["a"])]) >= 3
+
+            wait_for("node a has calls in progress", a_has_calls_up, 60)
+            assert a.stop(signal.SIGKILL) == -signal.SIGKILL
+            killed_at = time.time()
+        time.sleep(0.5)
+        cut_off = {k for k, c in sipp.traced().items() if c.left_up and c.via.endswith(":" + port_of["a"])}
+        wait_for("campaign completed", lambda: api.get(f"/v1/campaigns/{cid}").json()["state"] == "completed", 150)
+        traced = sipp.traced()
+        assert not [c for c in traced.values() if c.left_up], [c for c in traced.values() if c.left_up]
+        ended = [traced[k].bye_at if traced[k].answered else traced[k].cancel_at for k in cut_off]
+        print(f"{len(cut_off)} calls of the killed node cut; ended by the other node "
+              f"{max(t or 0 for t in ended) - killed_at:.1f} s after the kill at the latest")
+        # The partition lease (6 s) runs out, then a scan and a sweep.
+        assert all(t is not None and t - killed_at < 10 for t in ended), (ended, killed_at)
+        invited = sipp.invited()
+        assert len(invited) == len(numbers) and max(invited.values()) == 1, invited
+        contacts = api.get(f"/v1/campaigns/{cid}/contacts", params={"limit": 100}).json()["contacts"]
+        assert len(contacts) == len(numbers) and all(c["state"] == "done" and c["attempts"] == 1 for c in contacts)
+        time.sleep(1.0)
+        sent = [m["to"] for m in sms_centre.messages()]
+        assert len(sent) == len(set(sent)), "an SMS doubled"
 
 
 @pytest.mark.timeout(120)

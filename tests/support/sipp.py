@@ -56,6 +56,30 @@ def tcp_listening(port: int) -> bool:
 
 
 @dataclass
+class TracedCall:
+    """One call as the carrier's own trace shows it."""
+
+    number: str
+    invited_at: float
+    #: The INVITE's top Via sent-by ("host:port"): which of our nodes placed it.
+    via: str = ""
+    #: The first final response the carrier sent to the INVITE (None: none yet, still ringing).
+    final: int | None = None
+    #: When our BYE, or our CANCEL, first arrived.
+    bye_at: float | None = None
+    cancel_at: float | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.final is not None and 200 <= self.final < 300
+
+    @property
+    def left_up(self) -> bool:
+        """Answered with no BYE, or left ringing with no CANCEL: a call left hanging."""
+        return (self.bye_at is None) if self.answered else (self.final is None and self.cancel_at is None)
+
+
+@dataclass
 class Sipp:
     """A running sipp UAS. `wait()` returns its exit code: 0 when every call went as scripted
     (every final response ACKed, every expected request received)."""
@@ -113,30 +137,58 @@ class Sipp:
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
 
-    def invites(self) -> list[float]:
-        """When each INVITE arrived (epoch seconds), from the -trace_msg log."""
+    def _trace(self) -> list[tuple[float, str, str]]:
+        """Every message of the -trace_msg log: (epoch seconds, "received" | "sent", text)."""
         out = []
         for log in self.workdir.glob(f"{self.port}-*_messages.log"):
-            stamp = None
-            for line in log.read_text(errors="replace").splitlines():
-                m = re.match(r"^-+\s+(\d{4}-\d\d-\d\d)\s+(\d\d:\d\d:\d\d\.\d+)", line)
-                if m:
-                    stamp = time.mktime(time.strptime(f"{m[1]} {m[2].split('.')[0]}", "%Y-%m-%d %H:%M:%S")) + float("0." + m[2].split(".")[1])
-                elif line.startswith("INVITE ") and stamp is not None:
-                    out.append(stamp)
-        return sorted(out)
+            parts = re.split(r"^-{5,}\s+(\d{4}-\d\d-\d\d)\s+(\d\d:\d\d:\d\d)(\.\d+)\s*$",
+                             log.read_text(errors="replace"), flags=re.M)
+            for i in range(1, len(parts) - 3, 4):
+                stamp = time.mktime(time.strptime(f"{parts[i]} {parts[i + 1]}", "%Y-%m-%d %H:%M:%S")) + float(parts[i + 2])
+                body = parts[i + 3]
+                direction = "sent" if re.search(r"^\w+ message sent", body, flags=re.M) else "received"
+                text = body.split("\n\n", 1)[1] if "\n\n" in body else body
+                out.append((stamp, direction, text.lstrip("\n")))
+        return sorted(out, key=lambda m: m[0])
+
+    def invites(self) -> list[float]:
+        """When each INVITE arrived (epoch seconds), from the -trace_msg log."""
+        return [t for t, d, text in self._trace() if d == "received" and text.startswith("INVITE ")]
 
     def invited(self) -> dict[str, int]:
         """How many calls (distinct Call-IDs of INVITEs, so retransmissions count once) each
         dialled number received (the Request-URI's user), from the -trace_msg log."""
-        calls: dict[str, set[str]] = {}
-        for log in self.workdir.glob(f"{self.port}-*_messages.log"):
-            for block in re.split(r"^-{5,}.*$", log.read_text(errors="replace"), flags=re.M):
-                m = re.search(r"^INVITE sip:([^@;>\s]+)@", block, flags=re.M)
-                cid = re.search(r"^Call-ID:\s*(\S+)", block, flags=re.M | re.I)
-                if m and cid:
-                    calls.setdefault(m[1], set()).add(cid[1])
-        return {n: len(ids) for n, ids in calls.items()}
+        counts: dict[str, int] = {}
+        for c in self.traced().values():
+            counts[c.number] = counts.get(c.number, 0) + 1
+        return counts
+
+    def traced(self) -> dict[str, TracedCall]:
+        """Each call (by Call-ID) as the carrier saw it, from the -trace_msg log: the number it
+        was for, whether the carrier answered it, and when our BYE or CANCEL came."""
+        out: dict[str, TracedCall] = {}
+        for stamp, direction, text in self._trace():
+            cid = re.search(r"^Call-ID:\s*(\S+)", text, flags=re.M | re.I)
+            cseq = re.search(r"^CSeq:\s*\d+\s+(\w+)", text, flags=re.M | re.I)
+            if cid is None:
+                continue
+            m = re.match(r"INVITE sip:([^@;>\s]+)@", text)
+            if direction == "received" and m and cid[1] not in out:
+                via = re.search(r"^Via:\s*SIP/2.0/\w+\s+([^;\s]+)", text, flags=re.M | re.I)
+                out[cid[1]] = TracedCall(number=m[1], invited_at=stamp, via=via[1] if via else "")
+            c = out.get(cid[1])
+            if c is None:
+                continue
+            status = re.match(r"SIP/2.0 (\d{3})", text)
+            if direction == "sent" and status and cseq and cseq[1] == "INVITE" and int(status[1]) >= 200 and c.final is None:
+                c.final = int(status[1])
+            method = re.match(r"(BYE|CANCEL) ", text)
+            if direction == "received" and method:
+                if method[1] == "BYE" and c.bye_at is None:
+                    c.bye_at = stamp
+                elif method[1] == "CANCEL" and c.cancel_at is None:
+                    c.cancel_at = stamp
+        return out
 
     def errors(self) -> str:
         p = self.workdir / f"sipp-{self.port}-errors.log"
