@@ -62,6 +62,10 @@ class RedisUnavailable(RedisError, ConnectionError):
 class RedisFull(RedisError):
     """Redis refused a write: maxmemory is reached."""
 
+class RedisRewound(RedisError):
+    """Redis lost writes it had acknowledged (a restart from an AOF missing its last second):
+    a claim refused until the calls in progress are re-asserted (`CallQueue.reassert`)."""
+
 class ImportInterrupted(DialerError):
     """An import stopped part-way; `.report` says what was loaded (running it again completes it)."""
 
@@ -203,6 +207,16 @@ class CallQueue:
         """End now the leases of the claim batches holding these tokens of `partition`: the next
         claim counts their contacts by their marks (`take_interrupted`) instead of waiting for
         the leases to run out. Returns how many batches were ended."""
+    def reassert(self, claims: list[Claim], marks: list[str], *, partition: int = 0, lease_s: float = 60.0,
+                 now: float | None = None) -> list[Literal["held", "restored", "done", "taken"]]:
+        """After Redis lost writes it had acknowledged (a claim raised `RedisRewound`, or the
+        server's run id changed): write back the leases and dial marks of `claims`, the calls
+        still in progress and those completed in the last seconds, so that none is handed out
+        again. `marks` is aligned with `claims`: each one's dial mark after "token|" ("d", "d|owner",
+        "a|detail"; "" for none). Answers per claim "held" (Redis had it), "restored" (its claim
+        was lost; written back), "done" (it moved on: completed, or counted when its lease
+        expired) or "taken" (claimed by someone else meanwhile). Completing a restored claim again
+        applies its completion. Claims work again afterwards."""
     def take_interrupted(self) -> list[tuple[str, int, int, str]]:
         """The dialled contacts whose expired leases this queue's claims found since the last call
         (their dialer died or lost them): (number, partition, attempts, result) each, result one

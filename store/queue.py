@@ -88,6 +88,12 @@ class Queue:
         """End the claim leases holding these tokens now (a dead node's, its calls ended)."""
         return await asyncio.to_thread(self._q().expire_leases, tokens, partition=partition) if tokens else 0
 
+    async def reassert(self, claims: list[dialer_core.Claim], marks: list[str], *, partition: int,
+                       lease_s: float) -> list[str]:
+        """After Redis lost writes: the leases and dial marks of these claims written back (see
+        `dialer_core.CallQueue.reassert`); "held", "restored", "done" or "taken" each."""
+        return list(await asyncio.to_thread(self._q().reassert, claims, marks, partition=partition, lease_s=lease_s))
+
     async def take_interrupted(self) -> list[tuple[str, int, int, str]]:
         """What the claims found of dialled contacts whose dialer died (no Redis call: the claims
         brought it; a thread all the same, as a claim may hold the connection), from every

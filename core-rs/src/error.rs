@@ -130,6 +130,23 @@ pub enum Error {
         lists: Vec<String>,
     },
 
+    /// A partition's token sequence is behind a token this queue handed out: Redis lost writes
+    /// it had acknowledged (restarted from an AOF or a snapshot missing its last writes, or a
+    /// replica promoted before it had them). Nothing was claimed: the calls still in progress
+    /// must be re-asserted first ([`CallQueue::reassert`](crate::queue::CallQueue::reassert)),
+    /// or their contacts could be handed out again.
+    #[error(
+        "campaign {campaign:?} partition {partition}: Redis lost writes (its token sequence is at \
+         {seq}, this queue has handed out up to {floor}); nothing claimed until the calls in \
+         progress are re-asserted"
+    )]
+    Rewound {
+        campaign: String,
+        partition: u32,
+        seq: u64,
+        floor: u64,
+    },
+
     /// An import stopped part-way: `report` says what was loaded before `source` happened.
     /// Loading is idempotent, so running the same import again completes it.
     #[error(

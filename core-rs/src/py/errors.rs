@@ -10,7 +10,8 @@
 //! ├── MediaError(DialerError, OSError)             a media engine socket failed (RTP port bind)
 //! ├── RedisError(DialerError, OSError)             Redis answered an error
 //! │   ├── RedisUnavailable(RedisError, ConnectionError)
-//! │   └── RedisFull(RedisError)                   maxmemory reached
+//! │   ├── RedisFull(RedisError)                   maxmemory reached
+//! │   └── RedisRewound(RedisError)                Redis lost acknowledged writes
 //! └── ImportInterrupted(DialerError)               .report: what was loaded before the failure
 //! ```
 //! `create_exception!` takes one base, so the classes are defined by a few lines of Python when
@@ -70,6 +71,10 @@ class RedisUnavailable(RedisError, ConnectionError):
 class RedisFull(RedisError):
     """Redis refused a write: maxmemory is reached."""
 
+class RedisRewound(RedisError):
+    """Redis lost writes it had acknowledged (a restart from an AOF missing its last second):
+    a claim refused until the calls in progress are re-asserted (`CallQueue.reassert`)."""
+
 class ImportInterrupted(DialerError):
     """An import stopped part-way; `.report` says what was loaded (running it again completes it)."""
     report: dict
@@ -92,6 +97,7 @@ pub const NAMES: &[&str] = &[
     "RedisError",
     "RedisUnavailable",
     "RedisFull",
+    "RedisRewound",
     "ImportInterrupted",
 ];
 
@@ -138,6 +144,7 @@ fn class_of(e: &Error) -> &'static str {
         Error::BadRule { .. } => "BadRule",
         Error::InvalidArgument { .. } | Error::PartitionMismatch { .. } => "InvalidInput",
         Error::ListMissing { .. } => "ListMissing",
+        Error::Rewound { .. } => "RedisRewound",
         Error::ImportInterrupted { .. } => "ImportInterrupted",
         Error::UnknownCall { .. } => "UnknownCall",
         Error::UnexpectedEvent { .. } | Error::TimeWentBackwards { .. } => "OutOfOrderEvent",

@@ -7,7 +7,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::{detach, errors::raise, now_ms, seconds_to_ms};
 use crate::contacts::e164::{format_e164, parse_e164};
-use crate::queue::{CallQueue, Claim, Completed, Completion, Mark, OutcomePolicy};
+use crate::queue::{CallQueue, Claim, Completed, Completion, Held, Mark, OutcomePolicy};
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCallQueue>()?;
@@ -375,7 +375,11 @@ impl PyCallQueue {
     /// answer's `details`), in token order. For a node taking a partition over: a dead
     /// dialler's calls, to end them.
     #[pyo3(signature = (*, partition=0))]
-    fn marks(&self, py: Python<'_>, partition: u32) -> PyResult<Vec<(String, u64, &'static str, String)>> {
+    fn marks(
+        &self,
+        py: Python<'_>,
+        partition: u32,
+    ) -> PyResult<Vec<(String, u64, &'static str, String)>> {
         let all = self.with(py, |q| q.marks(partition))?;
         Ok(all
             .into_iter()
@@ -395,6 +399,48 @@ impl PyCallQueue {
     #[pyo3(signature = (tokens, *, partition=0))]
     fn expire_leases(&self, py: Python<'_>, tokens: Vec<u64>, partition: u32) -> PyResult<usize> {
         self.with(py, |q| q.expire_leases(partition, &tokens))
+    }
+
+    /// After Redis lost writes it had acknowledged (a claim raised `RedisRewound`, or the
+    /// server's run id changed): write back the leases and dial marks of `claims`, the calls
+    /// still in progress and those completed in the last seconds, so that none is handed out
+    /// again. `marks` is aligned with `claims`: each one's dial mark after "token|" ("d", "d|owner",
+    /// "a|detail"; "" for none). Answers per claim "held" (Redis had it), "restored" (its claim
+    /// was lost; written back), "done" (it moved on: completed, or counted when its lease
+    /// expired) or "taken" (claimed by someone else meanwhile). Completing a restored claim again
+    /// applies its completion. Claims work again afterwards.
+    #[pyo3(signature = (claims, marks, *, partition=0, lease_s=60.0, now=None))]
+    fn reassert(
+        &self,
+        py: Python<'_>,
+        claims: Vec<PyRef<'_, PyClaim>>,
+        marks: Vec<String>,
+        partition: u32,
+        lease_s: f64,
+        now: Option<f64>,
+    ) -> PyResult<Vec<String>> {
+        if marks.len() != claims.len() {
+            return Err(crate::Error::invalid(
+                "marks",
+                format!("{} marks for {} claims", marks.len(), claims.len()),
+            )
+            .into());
+        }
+        let held: Vec<Held> = claims
+            .iter()
+            .zip(marks)
+            .map(|(c, mark)| Held {
+                number: c.packed,
+                token: c.token,
+                batch: c.batch,
+                attempts: c.attempts,
+                agent: c.agent.clone(),
+                mark,
+            })
+            .collect();
+        let now = now_ms(now)?;
+        let lease = seconds_to_ms("lease_s", lease_s)?;
+        self.with(py, |q| q.reassert(partition, &held, now, lease))
     }
 
     /// The dialled contacts whose expired leases this queue's claims found since the last call

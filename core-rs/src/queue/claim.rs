@@ -137,9 +137,22 @@ impl CallQueue {
             .arg(self.policy.max_attempts)
             .arg(now_ms + self.policy.retry_delay_ms)
             .arg(u8::from(dialling.is_some()))
-            .arg(dialling.unwrap_or(""));
+            .arg(dialling.unwrap_or(""))
+            .arg(self.floor[partition as usize]);
         let reply = self.store.invoke(&inv, "claim", &base)?;
+        if let Some(seq) = rewound(&reply) {
+            return Err(Error::Rewound {
+                campaign: self.campaign.clone(),
+                partition,
+                seq,
+                floor: self.floor[partition as usize],
+            });
+        }
         let (lists, checked, mut claims, interrupted) = parse_claims(&reply, partition, &base)?;
+        if let Some(last) = claims.last() {
+            let f = &mut self.floor[partition as usize];
+            *f = (*f).max(last.token);
+        }
         self.interrupted.extend(interrupted);
         if with_attrs {
             let mut all: Vec<_> = claims.iter_mut().map(|c| &mut c.attrs).collect();
@@ -189,6 +202,19 @@ impl CallQueue {
             .collect();
         self.complete(partition, &done, now_ms)?;
         Ok(keep.into_iter().map(|(c, _)| c).collect())
+    }
+}
+
+/// `{ 'rewound', seq }`: the claim script found the partition's sequence behind this queue's floor.
+fn rewound(reply: &Value) -> Option<u64> {
+    let Value::Array(items) = reply else {
+        return None;
+    };
+    match items.as_slice() {
+        [tag, seq] if text(tag).as_deref() == Some("rewound") => {
+            Some(int(seq).unwrap_or(0).max(0) as u64)
+        }
+        _ => None,
     }
 }
 

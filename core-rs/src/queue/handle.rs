@@ -4,7 +4,7 @@
 
 use super::mark::Interrupted;
 use super::policy::OutcomePolicy;
-use super::scripts::{CLAIM, COMPLETE, IMPORT, MARK};
+use super::scripts::{CLAIM, COMPLETE, IMPORT, MARK, REASSERT};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::store::Store;
@@ -17,6 +17,9 @@ pub struct CallQueue {
     /// Dialled contacts whose leases the claims found expired (the dialer died or lost them),
     /// until [`CallQueue::take_interrupted`].
     pub(super) interrupted: Vec<Interrupted>,
+    /// Per partition, the highest token this queue's claims handed out: a claim is refused
+    /// ([`Error::Rewound`]) while the partition's sequence is behind it (Redis lost writes).
+    pub(super) floor: Vec<u64>,
 }
 
 impl CallQueue {
@@ -53,13 +56,14 @@ impl CallQueue {
         keys::check_name("campaign id", campaign)?;
         let mut store = Store::connect(url)?;
         let partitions = ensure_partitions(&mut store, campaign, partitions, record)?;
-        store.load_scripts(&[&CLAIM, &COMPLETE, &IMPORT, &MARK])?;
+        store.load_scripts(&[&CLAIM, &COMPLETE, &IMPORT, &MARK, &REASSERT])?;
         Ok(CallQueue {
             store,
             campaign: campaign.to_string(),
             partitions,
             policy,
             interrupted: Vec::new(),
+            floor: vec![0; partitions as usize],
         })
     }
 

@@ -1,10 +1,13 @@
-//! Renewing leases: a dialer's heartbeat for the claim batches whose calls are in progress.
+//! Renewing leases: a dialer's heartbeat for the claim batches whose calls are in progress; and
+//! re-asserting them after Redis lost writes.
 
-use super::scripts::RENEW;
+use redis::Value;
+
+use super::scripts::{REASSERT, RENEW};
 use super::CallQueue;
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::store::int;
+use crate::store::{int, text};
 
 impl CallQueue {
     /// Extend the leases of claim batches of `partition` (their
@@ -34,5 +37,85 @@ impl CallQueue {
         }
         let reply = self.store.invoke(&inv, "renew", &base)?;
         Ok(int(&reply).unwrap_or(0).max(0) as usize)
+    }
+}
+
+/// A claim a dialer still has in progress (or completed moments ago), for
+/// [`CallQueue::reassert`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub number: u64,
+    pub token: u64,
+    pub batch: u64,
+    /// Attempts before this call (the claim's).
+    pub attempts: u32,
+    pub agent: Option<String>,
+    /// Its dial mark's value after `token|`: `d[|owner]`, `a[|detail]`, or empty for none.
+    pub mark: String,
+}
+
+/// How many claims one reassert script takes.
+const REASSERT_CHUNK: usize = 500;
+
+impl CallQueue {
+    /// After Redis lost writes it had acknowledged (a restart from an AOF missing its last
+    /// second; [`Error::Rewound`] from a claim says so), write back the leases and dial marks of
+    /// the calls still in progress, so that none of their contacts is handed out again
+    /// (`lua/reassert.lua`). Give it the claims completed in the last seconds too: one whose
+    /// completion was lost is held again, and completing it again applies the completion (one
+    /// whose completion survived answers `done`, and completing it again is `stale`). Answers,
+    /// per claim, `held`, `restored`, `done` or `taken` (claimed by someone else meanwhile).
+    /// Raises the partition's token sequence to this queue's floor: claims work again after it.
+    pub fn reassert(
+        &mut self,
+        partition: u32,
+        held: &[Held],
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Vec<String>> {
+        self.check_partition(partition)?;
+        if lease_ms == 0 {
+            return Err(Error::invalid("lease", "must be longer than 0 ms"));
+        }
+        if let Some(bad) = held.iter().find(|h| h.token < h.batch) {
+            return Err(Error::invalid(
+                "held",
+                format!("token {} is before its batch {}", bad.token, bad.batch),
+            ));
+        }
+        let base = keys::partition(&self.campaign, partition);
+        let floor = self.floor[partition as usize];
+        let mut out = Vec::with_capacity(held.len());
+        let chunks: Vec<&[Held]> = if held.is_empty() {
+            vec![&[]]
+        } else {
+            held.chunks(REASSERT_CHUNK).collect()
+        };
+        for chunk in chunks {
+            let mut inv = REASSERT.prepare_invoke();
+            inv.key(&base).arg(now_ms).arg(lease_ms).arg(floor);
+            for h in chunk {
+                inv.arg(h.number)
+                    .arg(h.token)
+                    .arg(h.batch)
+                    .arg(h.attempts)
+                    .arg(h.agent.as_deref().unwrap_or(""))
+                    .arg(&h.mark);
+            }
+            let reply = self.store.invoke(&inv, "reassert", &base)?;
+            let Value::Array(items) = reply else {
+                return Err(Error::protocol(
+                    "reassert",
+                    &base,
+                    "expected an array".to_string(),
+                ));
+            };
+            out.extend(items.iter().map(|v| text(v).unwrap_or_default()));
+        }
+        if let Some(top) = held.iter().map(|h| h.token).max() {
+            let f = &mut self.floor[partition as usize];
+            *f = (*f).max(top);
+        }
+        Ok(out)
     }
 }

@@ -34,7 +34,8 @@
 //! - `claim`: claiming due contacts under a lease ([`Claim`]); suppression checked at claim.
 //! - `complete`: completing them with an outcome ([`Completed`]); [`policy`] says what each
 //!   outcome does.
-//! - `lease`: renewing the leases of calls in progress.
+//! - `lease`: renewing the leases of calls in progress; re-asserting them after Redis lost writes
+//!   ([`Held`]).
 //! - `suppression`: the lists a campaign's claims check.
 //! - `stats`: queue depth and counters ([`QueueStats`]).
 //! - `contact`: one contact's state ([`ContactState`]); `listing`: paging through them.
@@ -56,6 +57,7 @@ pub use claim::{Claim, Source};
 pub use complete::Completed;
 pub use contact::ContactState;
 pub use handle::CallQueue;
+pub use lease::Held;
 pub use listing::{ContactPage, STATES};
 pub use mark::{DialMark, Interrupted, Mark};
 pub use policy::{Action, Completion, OutcomePolicy};

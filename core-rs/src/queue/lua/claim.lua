@@ -7,7 +7,11 @@
 --       interrupted: "R" retried (the policy's retry_on has it) or "F" final, max_attempts,
 --       retry_at_ms (when a retried interrupted contact is due),
 --       dialling (0/1): mark every claimed contact dialled (its INVITE leaves next: mark.lua),
---       owner: written into each dial mark ("token|d|owner"; '' none): whose calls they are
+--       owner: written into each dial mark ("token|d|owner"; '' none): whose calls they are,
+--       floor: the highest token the caller's earlier claims got (0: none). While :seq is
+--       behind it, Redis lost acknowledged writes (a restart from an AOF missing its last
+--       second): nothing is claimed and { 'rewound', seq } is returned, so that the caller
+--       re-asserts its calls in progress (reassert.lua) before their contacts are handed out.
 --
 -- Leases: the contacts of one claim share a deadline and a run of tokens first..first+n-1.
 --   :lh            hash  number -> "token|attempts|agent[|ref]" of every live lease (the truth);
@@ -47,9 +51,14 @@ local max_attempts = tonumber(ARGV[8] or '1')
 local retry_at = ARGV[9] or ARGV[1]
 local dialling = ARGV[10] == '1'
 local owner = ARGV[11] or ''
+local floor = tonumber(ARGV[12] or '0') or 0
 local BUCKETS = @BUCKETS@
 local CHUNK = 1000
 local LH, LB, DM = P .. ':lh', P .. ':lb', P .. ':dm'
+if floor > 0 then
+  local seq = tonumber(redis.call('GET', P .. ':seq') or '0')
+  if seq < floor then return { 'rewound', seq } end
+end
 local HAS_ATTRS = redis.call('EXISTS', P .. ':apseq') == 1
 
 local function bucket(num) return tostring(math.fmod(tonumber(num), BUCKETS)) end
