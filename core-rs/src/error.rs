@@ -190,7 +190,11 @@ impl Error {
     /// Classify a Redis client error: unreachable, full, or an answered error.
     #[cold]
     pub(crate) fn redis(url: &str, op: &'static str, target: &str, e: &redis::RedisError) -> Self {
-        let detail = e.to_string();
+        let detail = if e.is_timeout() {
+            format!("no reply within the command timeout ({e})")
+        } else {
+            e.to_string()
+        };
         if e.is_io_error()
             || e.is_connection_refusal()
             || e.is_connection_dropped()

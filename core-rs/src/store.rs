@@ -6,6 +6,9 @@ use redis::{Cmd, Pipeline, Script, ScriptInvocation, Value};
 use crate::contacts::e164::decimal_digits;
 use crate::error::{Error, Result};
 
+/// The longest a command may take (as `store/connection.py`'s `COMMAND_TIMEOUT_S`).
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Store {
     url: String,
     client: redis::Client,
@@ -49,6 +52,12 @@ impl Store {
                 .client
                 .get_connection_with_timeout(std::time::Duration::from_secs(5))
                 .map_err(|e| Error::redis(&self.url, "connect", &self.url, &e))?;
+            // A Redis that stops answering (a network cut, a paused server) fails the command
+            // instead of blocking its thread forever; the connection is dropped (`fail`), so a
+            // late reply is never read as the next command's.
+            for timeout in [con.set_read_timeout(Some(COMMAND_TIMEOUT)), con.set_write_timeout(Some(COMMAND_TIMEOUT))] {
+                timeout.map_err(|e| Error::redis(&self.url, "connect", &self.url, &e))?;
+            }
             for s in &self.scripts {
                 s.load(&mut con)
                     .map_err(|e| Error::redis(&self.url, "SCRIPT LOAD", "scripts", &e))?;
