@@ -30,7 +30,7 @@ from api.metrics import Metrics, TimingMiddleware, campaign_lines
 from api.routes import agents, campaigns, lists, tokens
 from pacer.cdr import Archive
 from store import Store
-from store.errors import Conflict, Missing, NotAllowed, Unavailable
+from store.errors import Conflict, Missing, NotAllowed, Slow, Unavailable
 from store.queue import Queues
 
 log = logging.getLogger("dialer.api")
@@ -154,6 +154,7 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
 
     @app.exception_handler(dialer_core.RedisUnavailable)
     @app.exception_handler(Unavailable)  # the same outage met by the asyncio client
+    @app.exception_handler(Slow)  # ... or Redis not answering within the command timeout
     async def redis_down(request: Request, e: Exception) -> JSONResponse:
         log.error("redis unavailable: %s", e)
         return JSONResponse({"detail": "the dialer's Redis is unavailable; retry shortly"}, status_code=503,
@@ -181,7 +182,7 @@ def create_app(redis_url: str, state_dir: Path, *, cdr_path: Path | None = None,
         store: Store = request.app.state.store
         try:
             await store.ping()
-        except (OSError, Unavailable) as e:
+        except (OSError, Unavailable, Slow) as e:
             return JSONResponse({"status": "unavailable", "redis": str(e)}, status_code=503)
         return JSONResponse({"status": "ok", "redis": "ok"})
 

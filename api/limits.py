@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from store.errors import Unavailable
+from store.errors import Unreachable
 
 if TYPE_CHECKING:
     from api.auth import Principal
@@ -139,7 +139,7 @@ class Gate:
         state = scope["app"].state
         try:
             principal: Principal | None = await state.tokens.lookup(state.store, token)
-        except Unavailable:
+        except Unreachable:
             return _problem(503, "the dialer's Redis is unavailable; retry shortly", {"Retry-After": "1"})
         if principal is None:
             return _problem(401, "unknown, expired or revoked token", challenge)

@@ -14,6 +14,8 @@ roles and stopped after them. SIGTERM and SIGINT stop it in phases: the API take
 connections and finishes the requests in flight (live event streams end within a second) while
 the dial role places no new call and waits for the calls in progress to end; then the recorder
 and the SMS sender stop. A second SIGTERM or SIGINT hangs the calls up (their outcomes recorded).
+A role other than the API that ends by itself (a failure its own retries did not cover) is
+logged with its traceback and started again, never left dead.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Collection, Generator
+import time
+from collections.abc import Callable, Collection, Coroutine, Generator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import uvicorn
 import uvloop
@@ -45,6 +48,8 @@ from sip_gateway.ivr.script import preload_shipped
 log = logging.getLogger("dialer.serve")
 
 ROLES: Final = ("api", "dial", "record", "sms")
+#: A role that keeps ending is started again after at most this long.
+RESTART_MAX_S: Final = 30.0
 
 
 class MaskNumbers(logging.Filter):
@@ -134,16 +139,26 @@ class Node:
         calls_stop, rest_stop = asyncio.Event(), asyncio.Event()
         first: dict[str, asyncio.Task[object]] = {}  # stopped first: the API and the calls
         last: dict[str, asyncio.Task[object]] = {}   # then: the recorder and the SMS sender
+        #: How to start each role again if it ends by itself (not the API: see `_until_stopped`).
+        starts: dict[str, Callable[[], Coroutine[Any, Any, object]]] = {}
         app_stopping: asyncio.Event | None = None
         if "dial" in self.roles:
-            assert self.gateway is not None
-            self.dialer = Dialer(self.redis_url, self.gateway)
-            first["dial"] = asyncio.create_task(self.dialer.run(calls_stop))
+            gateway = self.gateway
+            assert gateway is not None
+
+            async def dial() -> None:
+                self.dialer = Dialer(self.redis_url, gateway)  # a new incarnation each time
+                await self.dialer.run(calls_stop)
+
+            starts["dial"] = dial
         if "record" in self.roles:
-            last["record"] = asyncio.create_task(Recorder(self.redis_url, self.cdr_path).run(rest_stop))
+            starts["record"] = lambda: Recorder(self.redis_url, self.cdr_path).run(rest_stop)
         if "sms" in self.roles:
-            assert self.smsc is not None
-            last["sms"] = asyncio.create_task(SmsSender(self.redis_url, self.smsc).run(rest_stop))
+            smsc = self.smsc
+            assert smsc is not None
+            starts["sms"] = lambda: SmsSender(self.redis_url, smsc).run(rest_stop)
+        for name, start in starts.items():
+            (first if name == "dial" else last)[name] = asyncio.create_task(start())
         if self.app is not None:
             app_stopping = self.app.state.stopping
             config = uvicorn.Config(self.app, host=self.host, port=self.port, loop="none", http="httptools", lifespan="on",
@@ -155,7 +170,7 @@ class Node:
         where = f"http://{self.host}:{self.port} (OpenAPI at /docs), " if "api" in self.roles else ""
         log.info("dialer serve: roles %s; %sredis %s, state %s", ",".join(r for r in ROLES if r in self.roles), where,
                  shown, self.settings.state_dir)
-        failed = await self._until_stopped([*first.values(), *last.values()])
+        failed = await self._until_stopped(first, last, starts)
         # Phase 1: no new requests, no new calls; the calls in progress end.
         calls_stop.set()
         if app_stopping is not None:
@@ -170,15 +185,41 @@ class Node:
             failed = True
         return 1 if failed else 0
 
-    async def _until_stopped(self, tasks: list[asyncio.Task[object]]) -> bool:
-        """Until a stop signal, or a role ends by itself (a failure: every role stops)."""
+    async def _until_stopped(self, first: dict[str, asyncio.Task[object]], last: dict[str, asyncio.Task[object]],
+                             starts: dict[str, Callable[[], Coroutine[Any, Any, object]]]) -> bool:
+        """Until a stop signal. A role that ends by itself (a bug, or a failure its own retries
+        did not cover) is logged with its traceback and started again - after 1 s, doubling up
+        to `RESTART_MAX_S` while it keeps ending within a minute - never left dead. The API
+        ending by itself (its port taken, say) stops every role: True."""
         stop = asyncio.create_task(self.stopping.wait())
-        done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        if stop in done:
-            return False
-        stop.cancel()
-        log.error("a role ended by itself: stopping the others")
-        return True
+        delays: dict[str, float] = {}
+        started = {name: time.monotonic() for name in starts}
+        while True:
+            roles = {t: (group, name) for group in (first, last) for name, t in group.items()}
+            done, _ = await asyncio.wait([stop, *roles], return_when=asyncio.FIRST_COMPLETED)
+            if stop in done:
+                return False
+            for task in done:
+                group, name = roles[task]
+                if name not in starts:
+                    stop.cancel()
+                    log.error("role %s ended by itself: stopping the others", name)
+                    return True
+                e = None if task.cancelled() else task.exception()
+                ran = time.monotonic() - started[name]
+                delay = 1.0 if ran >= 60 else min(delays.get(name, 0.5) * 2, RESTART_MAX_S)
+                delays[name] = delay
+                log.error("role %s ended by itself after %.1f s (%s): started again in %.0f s", name, ran,
+                          "no error" if e is None else repr(e), delay, exc_info=e)
+                group[name] = asyncio.create_task(self._restart(starts[name], delay))
+                started[name] = time.monotonic() + delay
+
+    async def _restart(self, start: Callable[[], Coroutine[Any, Any, object]], delay: float) -> object:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), delay)
+            return None  # stopping meanwhile: not started again
+        except TimeoutError:
+            return await start()
 
 
 async def _wait(tasks: dict[str, asyncio.Task[object]]) -> bool:

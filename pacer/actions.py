@@ -6,11 +6,18 @@ subscriber who pressed 1 is never completed without the request that says so), t
 result goes into the closing event and decides whether a disposition's CDR is written, the CDR
 is appended last. The pacing engine's events and the agent pool's bookkeeping are in-process
 state; `execute` leaves them to the caller (`Plan.engine`, `Plan.wrap`, ...).
+
+A plan's steps are written once each: given a `Progress`, `execute` skips the steps it already
+wrote, so a caller whose write failed (Redis unreachable) runs it again once Redis is back and
+nothing is written twice. Each step is also safe to repeat when its reply was lost: the SMS
+request is created only if absent, a completion is by token (a second one is `stale`), closing a
+call names it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -88,27 +95,52 @@ class Done:
     sms_queued: bool = False
 
 
-async def execute(plan: Plan, store: Store, queue: Queue | None) -> Done:
-    """Carry out the store's part of `plan`: SMS request, completion, closing the agent's call,
-    CDR. `queue` may be None only for a plan without a completion."""
-    queued = False
-    if plan.sms is not None:
-        s = plan.sms
-        queued = await store.sms.request(s.campaign, s.number, s.text, s.sender)
+@dataclass
+class Progress:
+    """The steps of a plan written so far (see `execute`)."""
+
+    sms: bool = False
+    queued: bool = False
+    completed: bool = False
     result: dialer_core.CompleteResult | None = None
-    if plan.complete is not None:
+    closed: bool = False
+    recorded: bool = False
+
+
+async def execute(plan: Plan, store: Store, queue: Queue | None, progress: Progress | None = None, *,
+                  lost: Callable[[dialer_core.Completion], bool] | None = None) -> Done:
+    """Carry out the store's part of `plan`: SMS request, completion, closing the agent's call,
+    CDR; the steps `progress` has are not written again. `queue` may be None only for a plan
+    without a completion. `lost(completion)`: whether a `stale` answer means that Redis lost
+    the claim's lease (its caller holds the claim); then `dialer_core.RedisRewound` is raised
+    before anything else is written, for the caller to re-assert its claims and run the plan
+    again."""
+    p = progress or Progress()
+    if plan.sms is not None and not p.sms:
+        s = plan.sms
+        p.queued = await store.sms.request(s.campaign, s.number, s.text, s.sender)
+        p.sms = True
+    if plan.complete is not None and not p.completed:
         assert queue is not None, "a plan with a completion needs the campaign's queue"
-        (result,) = await queue.complete([plan.complete])
-    if plan.close is not None:
+        (answer,) = await queue.complete([plan.complete])
+        if answer == "stale" and lost is not None and lost(plan.complete):
+            raise dialer_core.RedisRewound(f"the lease of {plan.complete.number} (token {plan.complete.token}) "
+                                           "is gone while its call was in progress: Redis lost writes, or an "
+                                           "earlier try of this completion went through after all")
+        p.result, p.completed = answer, True
+    result = p.result
+    if plan.close is not None and not p.closed:
         c = plan.close
         event = None if c.event is None else ({**c.event, "result": result} if result is not None else c.event)
         await store.agents.close_call(c.call_id, c.agent, campaign=c.campaign, number=c.number, answers=c.answers or None,
                                       event=event, if_open=c.if_open)
-    if plan.record is not None and not (plan.record_unless_stale and result == "stale"):
+        p.closed = True
+    if plan.record is not None and not p.recorded and not (plan.record_unless_stale and result == "stale"):
         record = plan.record
         if plan.sms is not None:
-            record = dataclasses.replace(record, sms_status="requested" if queued else "already_requested")
+            record = dataclasses.replace(record, sms_status="requested" if p.queued else "already_requested")
         if plan.record_detail_is_result and result is not None:
             record = dataclasses.replace(record, detail=result)
         await store.cdr.append(record)
-    return Done(result=result, sms_queued=queued)
+        p.recorded = True
+    return Done(result=result, sms_queued=p.queued)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import dialer_core
 
 from pacer import transitions
-from pacer.actions import CloseCall, Plan, execute
+from pacer.actions import CloseCall, Plan, Progress, execute
 from pacer.transitions import CallFacts, Clock, Contact
 from sip_gateway.agent import Agent, AgentOutcome
 from sip_gateway.errors import NotPlaced
@@ -34,6 +34,9 @@ log = logging.getLogger("dialer.runtime")
 #: An agent who neither sets a disposition nor leaves is waited for this long, then its call is
 #: closed as `no_disposition` (the customer talked to it: final, not dialled again).
 MAX_WRAP_S = 4 * 3600.0
+#: An outcome not written because Redis does not answer is tried again for this long; then the
+#: claim's lease runs out and its contact comes back as `interrupted`.
+OUTCOME_RETRY_S = 300.0
 DISPOSITION_POLL_S = 0.5
 
 
@@ -64,11 +67,39 @@ class Calls:
         return lambda: self.r.dialling_allowed(datetime.now(UTC))
 
     async def _run(self, plan: Plan) -> dialer_core.CompleteResult | None:
-        self.r.apply(plan)
-        if plan.release_reservation is not None and self.r.pool is not None:
-            await self.r.pool.release(plan.release_reservation)
-        done = await execute(plan, self.r.store, self.r.queue)
-        self.r.counts.sms_requested += done.sms_queued
+        """Apply `plan` in process, then write it; while Redis does not answer, written again
+        (the steps not yet written: `Progress`) once it does and the runner has re-asserted its
+        claims, for up to `OUTCOME_RETRY_S`."""
+        r = self.r
+        r.apply(plan)
+        progress = Progress()
+        released = plan.release_reservation is None or r.pool is None
+        give_up = r.loop.time() + OUTCOME_RETRY_S
+        delay = 0.1
+        rewound = False
+        while True:
+            try:
+                await asyncio.wait_for(r.writable.wait(), max(0.0, give_up - r.loop.time()))
+            except TimeoutError:
+                pass  # tried once more below, and given up if it fails
+            try:
+                if not released:
+                    assert r.pool is not None and plan.release_reservation is not None
+                    await r.pool.release(plan.release_reservation)
+                    released = True
+                # A stale completion of a call in progress means its lease was lost: re-asserted,
+                # then tried once more (a second `stale` is true: the lease ran out meanwhile).
+                done = await execute(plan, r.store, r.queue, progress, lost=None if rewound else r.lost)
+                break
+            except (StoreError, dialer_core.RedisError) as e:
+                if r.loop.time() >= give_up:
+                    raise
+                rewound = rewound or isinstance(e, dialer_core.RedisRewound)
+                r.redis_failed(e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        r.written(plan)
+        r.counts.sms_requested += done.sms_queued
         return done.result
 
     # --- IVR ------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from typing import Any, Final
 
 from store import Store, keys
 from store.cdr import CallRecord, group_of
-from store.errors import Refused, Unavailable
+from store.errors import Refused, Slow, Unavailable
 
 log = logging.getLogger("dialer.cdr")
 
@@ -152,7 +152,7 @@ class Recorder:
             while not stop.is_set():
                 try:
                     await self._record(store, db, stop)
-                except (Unavailable, Refused) as e:
+                except (Unavailable, Slow, Refused) as e:
                     log.warning("CDR recorder %s: %s; again in 1 s", self.consumer, e)
                     self.holding = False
                     await sleep_or_stop(stop, 1.0)

@@ -6,11 +6,22 @@ contacts and places each call (`pacer/calls.py`). Pause and stop place no new ca
 progress finish. Claim leases are renewed while their calls go on. A running campaign whose list
 is exhausted (nothing ready, waiting or claimed, no call in progress) or whose end time passed is
 completed through the store's lifecycle (`complete`, by the runtime).
+
+Redis going away is waited out. Nothing is claimed while it does not answer; the calls in
+progress go on, and each one's outcome is written when Redis is back (`pacer/calls.py` retries
+its plan, step by step, for up to `OUTCOME_RETRY_S`). Redis may also come back without its last
+writes (restarted from an AOF missing its last second): a claim then answers `RedisRewound`, or
+the Dialer sees a new server run id, or a completion of a call in progress finds its lease gone.
+After any failure, before it claims or writes an outcome again, the runner re-asserts
+(`CallQueue.reassert`) the leases and dial marks of its calls in progress and of the ones it
+completed in the last `JOURNAL_S`, then writes those completions and SMS requests again (each is
+idempotent): nobody whose claim was lost is handed out twice, no lost outcome is left undone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import time
@@ -20,12 +31,13 @@ from typing import Any
 
 import dialer_core
 
-from pacer.actions import EngineEvent, Plan
+from pacer.actions import EngineEvent, Plan, SmsRequest
 from pacer.agents import AgentPool
 from pacer.calls import Calls
 from pacer.campaign import CampaignFollower, apply_pacing, live_figures
 from pacer.gateway import Gateway
 from pacer.orphans import Incarnation, Orphans
+from pacer.outage import Outage
 from pacer.windows import CallingWindows
 from sip_gateway.agent import AgentDialer
 from sip_gateway.call import TrunkConfig
@@ -46,9 +58,10 @@ TICK_S = 0.1
 LIVE_EVERY_S = 1.0
 #: Claim leases are renewed this often while their calls go on (`GatewaySettings.claim_lease_s`).
 HEARTBEAT_S = 2.0
-#: Answers are marked in Redis this long after the first of them, together (one write): the
-#: window in which an answered call cut by the node's death still counts as `interrupted`.
-ANSWER_MARK_S = 0.02
+#: Claims completed (and SMS requested) this recently are re-asserted and written again after
+#: Redis lost writes: AOF everysec loses up to about two seconds, and a restart is noticed within
+#: a lease renewal (`Dialer.renew_s`, 2 s by default) at the latest.
+JOURNAL_S = 10.0
 
 
 def when(value: Any) -> datetime | None:
@@ -57,6 +70,17 @@ def when(value: Any) -> datetime | None:
         return None
     d = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A completion or an SMS request written moments ago (the journal `_reassert` replays)."""
+
+    at: float
+    claim: dialer_core.Claim | None
+    mark: str
+    complete: dialer_core.Completion | None
+    sms: SmsRequest | None
 
 
 @dataclass
@@ -105,10 +129,21 @@ class PartitionRunner:
         self.orphans = Orphans(self, inc or Incarnation.new(node))
         #: Answered calls whose mark is not written yet (`answered`), with what the mark keeps.
         self.answers: list[tuple[dialer_core.Claim, str]] = []
+        self.marking = False
         #: Why the last claim was refused (a suppression list missing), reported once.
         self.refused: str | None = None
         #: A changed retry policy, not yet given to the queue.
         self.policy: tuple[int, float, list[str]] | None = None
+        #: Token -> (claim, its dial mark after "token|") of every call in progress.
+        self.held: dict[int, tuple[dialer_core.Claim, str]] = {}
+        #: What was written in the last `JOURNAL_S`, oldest first.
+        self.journal: collections.deque[Written] = collections.deque()
+        #: Redis failed since the claims were last re-asserted: nothing is claimed, no outcome
+        #: written, until `_reassert` has run (`writable` is set again).
+        self.suspect = False
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.outage = Outage(log, f"campaign {cid}/{partition}")
 
     # --- following the campaign ------------------------------------------------------------
 
@@ -163,15 +198,20 @@ class PartitionRunner:
                     break
                 try:
                     last_live = await self._tick(last_live)
+                    self.outage.ok()
                 except (StoreError, dialer_core.RedisError) as e:
-                    log.warning("campaign %s/%d: Redis: %s", self.cid, self.partition, e)
+                    self.redis_failed(e)
                 await asyncio.sleep(TICK_S)
             self.stopping = True  # calls still waiting for the trunk are not placed
             if self.in_flight:
                 log.info("campaign %s/%d: waiting for %d calls in progress", self.cid, self.partition, len(self.in_flight))
             while self.in_flight:
                 await asyncio.wait(self.in_flight, timeout=HEARTBEAT_S / 2)
-                await self._heartbeat(self.loop.time())
+                try:
+                    await self._recover()
+                    await self._heartbeat(self.loop.time())
+                except (StoreError, dialer_core.RedisError) as e:
+                    self.redis_failed(e)
         finally:
             follow_stop.set()
             await asyncio.gather(following, return_exceptions=True)
@@ -183,6 +223,7 @@ class PartitionRunner:
             return last_live
         if self.policy is not None:
             await self._apply_policy(*self.policy)
+        await self._recover()  # after a Redis failure: before anything is claimed or completed
         now = self.loop.time()
         if v is not None and v.mode in AGENT_MODES + HANDS_OUT and self.pool is None:
             self.pool = AgentPool(self.store.agents, self.cid, self.engine)
@@ -248,7 +289,9 @@ class PartitionRunner:
             return
         self.refused = None
         await self._record_interrupted()
+        mark = f"d|{self.orphans.inc.id}"
         for c in claims:
+            self.held[c.token] = (c, mark)
             self.batches[c.batch] = self.batches.get(c.batch, 0) + 1
             call_id = f"{self.cid}/{c.number}/{c.attempts + 1}"
             self.dialled(call_id)
@@ -279,22 +322,101 @@ class PartitionRunner:
         return task
 
     def answered(self, claim: dialer_core.Claim, call_id: str) -> None:
-        """A call was answered: marked so within `ANSWER_MARK_S` (the answers of that time in one
-        write), so that if this node dies before the outcome is recorded the contact is final,
-        never called again for it, and the node that takes over hangs it up (the mark keeps
-        its dialog)."""
-        self.answers.append((claim, self.orphans.detail(call_id)))
-        if len(self.answers) == 1:
+        """A call was answered: marked so at once, so that if this node dies before the outcome
+        is recorded the contact is final, never called again for it, and the node that takes
+        over hangs it up (the mark keeps its dialog). Group commit: the answers that come while
+        a mark is being written go together in the next one, so a busy node writes one mark per
+        round trip, not one per answer, and a quiet one adds no delay."""
+        detail = self.orphans.detail(call_id)
+        if claim.token in self.held:
+            self.held[claim.token] = (claim, f"a|{detail}")
+        self.answers.append((claim, detail))
+        if not self.marking:
+            self.marking = True
             self.spawn(self._mark_answers())
 
     async def _mark_answers(self) -> None:
-        await asyncio.sleep(ANSWER_MARK_S)
-        batch, self.answers = self.answers, []
         try:
-            assert self.queue is not None
-            await self.queue.mark([c for c, _ in batch], answered=True, details=[d for _, d in batch])
-        except (StoreError, dialer_core.RedisError) as e:
-            log.warning("campaign %s/%d: %d answers not marked: %s", self.cid, self.partition, len(batch), e)
+            while self.answers:
+                batch, self.answers = self.answers, []
+                try:
+                    assert self.queue is not None
+                    await self.queue.mark([c for c, _ in batch], answered=True, details=[d for _, d in batch])
+                except (StoreError, dialer_core.RedisError) as e:
+                    # Written with the claims re-asserted once Redis is back (`held` has them).
+                    log.warning("campaign %s/%d: %d answers not marked yet: %s", self.cid, self.partition, len(batch), e)
+                    self.redis_failed(e)
+        finally:
+            self.marking = False
+
+    # --- Redis failing, and coming back without its last writes -------------------------------
+
+    def redis_failed(self, e: BaseException) -> None:
+        """A Redis command failed: claims and outcome writes wait for `_reassert`."""
+        self.outage.failed(e)
+        self.suspect = True
+        self.writable.clear()
+
+    def redis_restarted(self) -> None:
+        """The Dialer saw a new Redis server run id: it may have come back without its last writes."""
+        self.suspect = True
+        self.writable.clear()
+
+    def lost(self, completion: dialer_core.Completion) -> bool:
+        """A completion answered `stale`: True if its claim is one of this runner's calls in
+        progress (so its lease should be there: Redis lost it)."""
+        return completion.token in self.held
+
+    def written(self, plan: Plan) -> None:
+        """A plan's completion or SMS request is written: journalled for `JOURNAL_S`."""
+        now = self.loop.time()
+        while self.journal and self.journal[0].at < now - JOURNAL_S:
+            self.journal.popleft()
+        if plan.complete is None and plan.sms is None:
+            return
+        held = self.held.get(plan.complete.token) if plan.complete is not None else None
+        self.journal.append(Written(at=now, claim=held[0] if held else None, mark=held[1] if held else "",
+                                    complete=plan.complete, sms=plan.sms))
+
+    async def _recover(self) -> None:
+        if self.suspect and self.queue is not None:
+            await self._reassert()
+
+    async def _reassert(self) -> None:
+        """Write back the leases and dial marks of the calls in progress and of those completed
+        in the last `JOURNAL_S`, then those completions and SMS requests again."""
+        assert self.queue is not None and self.view is not None
+        now = self.loop.time()
+        while self.journal and self.journal[0].at < now - JOURNAL_S:
+            self.journal.popleft()
+        # A contact's newest claim only: one held again since (a retry) is re-asserted as held.
+        newest: dict[str, tuple[dialer_core.Claim, str]] = {}
+        for w in self.journal:
+            if w.claim is not None:
+                newest[w.claim.number] = (w.claim, w.mark)
+        newest.update({c.number: (c, m) for c, m in self.held.values()})
+        items = {c.token: (c, m) for c, m in newest.values()}
+        lease_s = float(self.view.spec["ring_timeout_s"]) + self.gateway.settings.claim_lease_s
+        found = await self.queue.reassert([c for c, _ in items.values()], [m for _, m in items.values()],
+                                          partition=self.partition, lease_s=lease_s)
+        replayed = sms = 0
+        for w in list(self.journal):
+            if w.complete is not None:
+                (res,) = await self.queue.complete([w.complete])
+                replayed += res != "stale"
+            if w.sms is not None:
+                sms += await self.store.sms.request(w.sms.campaign, w.sms.number, w.sms.text, w.sms.sender)
+        counts = collections.Counter(found)
+        if counts["restored"] or counts["taken"] or replayed or sms:
+            log.warning("campaign %s/%d: Redis had lost writes: %d claims restored, %d taken by another claimer; "
+                        "%d completions and %d SMS requests written again (%d calls in progress, %d completed "
+                        "in the last %.0f s)", self.cid, self.partition, counts["restored"], counts["taken"], replayed,
+                        sms, len(self.held), len(self.journal), JOURNAL_S)
+        else:
+            log.info("campaign %s/%d: after a Redis failure, %d calls in progress and %d just completed "
+                     "re-asserted: nothing was lost", self.cid, self.partition, len(self.held), len(self.journal))
+        self.suspect = False
+        self.writable.set()
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)
@@ -346,6 +468,7 @@ class PartitionRunner:
 
     def batch_done(self, claim: dialer_core.Claim) -> None:
         """One call of a claim batch is over: its lease needs no more renewing."""
+        self.held.pop(claim.token, None)
         left = self.batches.get(claim.batch, 1) - 1
         if left > 0:
             self.batches[claim.batch] = left
@@ -361,6 +484,7 @@ class PartitionRunner:
             await self.queue.renew(list(self.batches), partition=self.partition, lease_s=lease_s)
         except (dialer_core.RedisError, ConnectionError) as e:
             log.warning("campaign %s/%d: leases not renewed: %s", self.cid, self.partition, e)
+            self.redis_failed(e)
 
     async def _maybe_complete(self) -> None:
         assert self.queue is not None and self.view is not None

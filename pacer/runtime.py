@@ -18,6 +18,7 @@ import socket
 from pacer.cdr import sleep_or_stop
 from pacer.gateway import Gateway, GatewaySettings, NamedTrunk
 from pacer.orphans import Incarnation
+from pacer.outage import Outage
 from pacer.partition import PartitionRunner
 from store import Store
 from store.errors import StoreError
@@ -46,6 +47,9 @@ class Dialer:
         self.lease_ms = int(settings.partition_lease_s * 1000)
         #: Renewed three times a lease: two renewals may fail (a slow Redis) before it is lost.
         self.renew_s = max(SCAN_S, settings.partition_lease_s / 3)
+        #: The Redis server's run id when last looked at (each renewal): a new one is a restart.
+        self.redis_run_id: str | None = None
+        self.outage = Outage(log, "runtime")
 
     async def run(self, stop: asyncio.Event) -> None:
         store = Store(self.redis_url)
@@ -63,8 +67,9 @@ class Dialer:
                         last_renew = loop.time()
                         await self._renew(store)
                     await self._scan(store)
+                    self.outage.ok()
                 except StoreError as e:
-                    log.warning("runtime: Redis: %s", e)
+                    self.outage.failed(e)
                 await sleep_or_stop(stop, SCAN_S)
         finally:
             for _, task, s in self.runners.values():
@@ -138,6 +143,15 @@ class Dialer:
         # First: alive a little less long than the leases it holds, so that whoever takes one
         # over finds this incarnation dead, and ends its calls.
         await store.nodes.alive(self.inc.id, self.node, self.lease_ms)
+        run_id = await store.server_id()
+        if self.redis_run_id is not None and run_id != self.redis_run_id:
+            # Restarted: maybe without its last writes. Each runner re-asserts its calls in
+            # progress before it claims again (a claim would refuse anyway once rewound).
+            log.warning("runtime: Redis restarted (run id %s, was %s): the calls in progress are re-asserted",
+                        run_id[:12], self.redis_run_id[:12])
+            for runner, _, _ in self.runners.values():
+                runner.redis_restarted()
+        self.redis_run_id = run_id
         for (cid, p), (_, _, s) in self.runners.items():
             if not await store.nodes.take(cid, p, self.node, self.lease_ms):
                 log.warning("campaign %s partition %d: lease lost; no new calls from this node", cid, p)

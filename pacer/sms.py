@@ -17,12 +17,20 @@ which the next sender turns into "unknown" rather than risking a second message.
 (any command_status but 0) is certain, so it is retried. Every final state goes to the CDR
 archive as a record of kind "sms".
 
+Redis failing is waited out: each write of a message's state is tried again for up to
+`WRITE_RETRY_S`, and a message the SMSC has is never submitted again because Redis lost what
+was written about it. The sender remembers for `RECENT_S` the messages it finished (their
+final state is written back if Redis lost it, and the entry acknowledged, when the entry comes
+back or is requested again) and the ones it submitted; its own "sending" state (it names the
+sender) on a message it never submitted is sent, not turned into "unknown".
+
 The keys are the store's (`store/sms.py`, `store/keys.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import re
@@ -36,12 +44,16 @@ import smpp34
 
 from pacer.cdr import sleep_or_stop
 from store import Store
-from store.errors import Refused, Unavailable
+from store.errors import Refused, Slow, Unavailable, Unreachable
 from store.sms import FINAL
 
 log = logging.getLogger("dialer.sms")
 
 REBIND_AFTER: Final = 50
+#: A write of a message's state that fails (Redis unreachable) is tried again for this long.
+WRITE_RETRY_S: Final = 300.0
+#: How long the sender remembers the messages it finished and the ones it submitted.
+RECENT_S: Final = 600.0
 
 
 def refusal_status(e: Exception) -> int | None:
@@ -95,6 +107,12 @@ class SmsSender:
         self._receipt_queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(maxsize=10_000)
         self._early: dict[str, tuple[str, float]] = {}
         self._receipt_tasks: set[asyncio.Task[None]] = set()
+        #: (campaign, number) -> (when, final state, detail) of the messages finished here lately.
+        self._recent: collections.OrderedDict[tuple[str, str], tuple[float, str, str]] = collections.OrderedDict()
+        #: (campaign, number) of the messages submitted here and not finished yet.
+        self._submitted: set[tuple[str, str]] = set()
+        #: ... and of those being sent now (an entry delivered twice is sent once).
+        self._sending: set[tuple[str, str]] = set()
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -118,7 +136,7 @@ class SmsSender:
                         if cid not in self._campaigns or self._campaigns[cid].done():
                             self._campaigns[cid] = asyncio.create_task(self._outbox(cid, stop))
                     await self._sweep_early()
-                except Unavailable as e:
+                except Unreachable as e:
                     log.warning("SMS sender: %s", e)
                 await sleep_or_stop(stop, 1.0)
         finally:
@@ -165,7 +183,7 @@ class SmsSender:
     async def _outbox(self, cid: str, stop: asyncio.Event) -> None:
         try:
             await self._drain(cid, stop)
-        except (Unavailable, Refused) as e:
+        except (Unavailable, Slow, Refused) as e:
             log.warning("SMS sender, campaign %s: %s (again in a second)", cid, e)
 
     async def _drain(self, cid: str, stop: asyncio.Event) -> None:
@@ -206,22 +224,60 @@ class SmsSender:
         async with self._slots:
             self._slots.notify_all()
 
+    async def _written(self, write: Callable[[], Any]) -> Any:
+        """`await write()`, tried again while Redis is unreachable (up to `WRITE_RETRY_S`)."""
+        give_up = time.monotonic() + WRITE_RETRY_S
+        delay = 0.1
+        while True:
+            try:
+                return await write()
+            except Unreachable as e:
+                if time.monotonic() >= give_up:
+                    raise
+                log.debug("SMS sender: Redis: %s (again in %.1f s)", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     async def _send(self, cid: str, entry_id: str, fields: dict[str, str]) -> None:
         number, text, sender = fields["number"], fields["text"], fields.get("sender", "")
-        state = await self.store.sms.state(cid, number)
+        key = (cid, number)
+        if key in self._sending:
+            return  # delivered twice (Redis lost its acknowledgement): the one in progress sends it
+        done = self._recent.get(key)
+        if done is not None:
+            # Finished here, and Redis lost it (or it was requested again after a loss): its
+            # final state is written back, the entry acknowledged, nothing sent.
+            _, st, detail = done
+            await self._written(lambda: self.store.sms.set_state(cid, number, st, detail))
+            await self._written(lambda: self.store.sms.ack(cid, entry_id))
+            return
+        self._sending.add(key)
+        try:
+            await self._send_new(cid, entry_id, number, text, sender)
+        finally:
+            self._sending.discard(key)
+
+    async def _send_new(self, cid: str, entry_id: str, number: str, text: str, sender: str) -> None:
+        key = (cid, number)
+        state = await self._written(lambda: self.store.sms.state(cid, number))
         if state is not None and state[0] in FINAL:
-            await self.store.sms.ack(cid, entry_id)  # done before: never twice
+            await self._written(lambda: self.store.sms.ack(cid, entry_id))  # done before: never twice
             return
         attempt = int(state[1]) + 1 if state is not None and state[0] == "retry" else 1
         if state is not None and state[0] == "sending":
-            # A sender died while this one was with the SMSC: it may have gone out.
-            await self._final(cid, entry_id, number, "unknown", "sender stopped mid-submit")
-            return
+            mine = state[1].endswith("@" + self.consumer)
+            if not mine or key in self._submitted:
+                # A sender died (or this one lost its answer) while the SMSC had it: it may have gone out.
+                await self._final(cid, entry_id, number, "unknown", "sender stopped mid-submit")
+                return
+            # This sender wrote "sending" and never submitted it (Redis failed in between): it never left.
+            attempt = int(state[1].split("@", 1)[0] or 1)
         session = self._session
         if session is None:
             return  # not bound: stays pending, comes back after the retry delay
-        await self._set(cid, number, "sending", str(attempt))
+        await self._written(lambda: self._set(cid, number, "sending", f"{attempt}@{self.consumer}"))
         body, coding = encode(text)
+        self._submitted.add(key)
         try:
             resp = await session.submit_sm(
                 number.lstrip("+"), body, source_addr=sender, source_addr_ton=5, source_addr_npi=0,
@@ -247,7 +303,7 @@ class SmsSender:
             # "sent" first: a receipt is matched only through IDS, so it cannot be overwritten.
             await self._final(cid, entry_id, number, "sent", msg_id)
             if msg_id:
-                await self.store.sms.remember_id(msg_id, cid, number)
+                await self._written(lambda: self.store.sms.remember_id(msg_id, cid, number))
                 early = self._early.pop(msg_id, None)
                 if early is not None:
                     await self._receipt_queue.put((msg_id, early[0]))
@@ -258,6 +314,7 @@ class SmsSender:
         """The SMSC answered no: certain, so sent again after the retry delay (the entry stays
         pending), until `max_attempts`."""
         self._refusals += 1
+        self._submitted.discard((cid, number))  # certain: it did not go out
         if self._refusals >= REBIND_AFTER and self._session is not None:
             # Everything refused for a while: the session is sick (seen with smpp34 after bursts
             # of receipts: every submit_sm then answers ESME_RSYSERR). A fresh bind cures it.
@@ -265,7 +322,7 @@ class SmsSender:
             self._refusals = 0
             await self._unbind()
         if attempt < self.smsc.max_attempts:
-            await self._set(cid, number, "retry", str(attempt))
+            await self._written(lambda: self._set(cid, number, "retry", str(attempt)))
             self._count("refused")
         else:
             await self._final(cid, entry_id, number, "failed", f"command_status 0x{status:08x} x{attempt}")
@@ -274,8 +331,15 @@ class SmsSender:
         await self.store.sms.set_state(cid, number, state, detail)
 
     async def _final(self, cid: str, entry_id: str, number: str, state: str, detail: str) -> None:
-        """Record a final state, its CDR, and acknowledge the outbox entry: one round trip."""
-        await self.store.sms.final(cid, entry_id, number, state, detail)
+        """Record a final state, its CDR, and acknowledge the outbox entry: one round trip.
+        Remembered first, for `RECENT_S`: if Redis loses it, it is written back, never sent again."""
+        key, now = (cid, number), time.monotonic()
+        self._recent[key] = (now, state, detail)
+        self._recent.move_to_end(key)
+        self._submitted.discard(key)
+        while self._recent and next(iter(self._recent.values()))[0] < now - RECENT_S:
+            self._recent.popitem(last=False)
+        await self._written(lambda: self.store.sms.final(cid, entry_id, number, state, detail))
         self._count(state)
 
     async def _receipts(self, session: smpp34.Smsc, stop: asyncio.Event) -> None:
@@ -311,7 +375,7 @@ class SmsSender:
             msg_id, stat = item
             try:
                 await self._receipt(msg_id, stat)
-            except (Unavailable, Refused) as e:
+            except (Unavailable, Slow, Refused) as e:
                 log.warning("SMS sender: receipt for %s not recorded: %s", msg_id, e)
 
     async def _receipt(self, msg_id: str, stat: str) -> None:

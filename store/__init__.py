@@ -42,6 +42,12 @@ class Store:
     async def ping(self) -> None:
         await self._client.ping()
 
+    async def server_id(self) -> str:
+        """The Redis server's run id: new at every start of redis-server (it may have come back
+        without its last writes)."""
+        info = await self._client.info("server")
+        return str(info.get("run_id", ""))
+
     async def close(self) -> None:
         await self._client.aclose()
 

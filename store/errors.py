@@ -2,7 +2,8 @@
 
 `Missing`, `Conflict` and `NotAllowed` say why a state change was refused (the API answers 404,
 409 and 403 with them). `Unavailable` is Redis being unreachable (a `ConnectionError`, as the
-core's `dialer_core.RedisUnavailable` is); `StoreError` any other failure of a Redis command.
+core's `dialer_core.RedisUnavailable` is), `Slow` a command that timed out, `Unreachable` either;
+`StoreError` any failure of a Redis command.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ StoreError = _RedisError
 Unavailable = _RedisConnectionError
 #: A command took longer than the connection's timeout.
 Slow = _RedisTimeoutError
+#: Redis did not answer: the connection broke, or a command timed out (a network cut, a stalled
+#: server). What a task that waits Redis out catches.
+Unreachable: tuple[type[_RedisError], ...] = (Unavailable, Slow)
 #: Redis answered with an error (a missing consumer group, a script error, OOM ...).
 Refused = _ResponseError
 

@@ -65,6 +65,28 @@ def test_clean_stop_with_an_open_event_stream(redis_url: str, tmp_path: Path, si
         assert "Application shutdown complete" in log and "Traceback" not in log
 
 
+def test_a_role_that_dies_is_started_again(redis_url: str, tmp_path: Path) -> None:
+    """The CDR recorder cannot open its archive (a directory stands where the file goes): the role
+    dies, is logged and started again - the API keeps answering meanwhile - and records once
+    the archive can be opened."""
+    state = tmp_path / "s"
+    (state / "cdr.sqlite3").mkdir(parents=True)
+    with api_server(redis_url, state) as server:
+        deadline = time.monotonic() + 15
+        while server.log_text().count("role record ended by itself") < 2:
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.1)
+        log = server.log_text()
+        assert "started again in 1 s" in log and "started again in 2 s" in log, log
+        assert httpx.get(server.base_url + "/healthz").status_code == 200
+        (state / "cdr.sqlite3").rmdir()
+        deadline = time.monotonic() + 15
+        while "recording into" not in server.log_text():
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.1)
+        assert server.stop() == 0, server.log_text()
+
+
 def test_numbers_are_masked_in_logs(redis_url: str, tmp_path: Path) -> None:
     with api_server(redis_url, tmp_path / "s", extra=["--access-log"]) as server:
         token, _ = create_token(redis_url, "admin")

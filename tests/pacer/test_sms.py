@@ -94,6 +94,52 @@ def test_refusals_are_retried_never_doubled(redis_url: str, tmp_path: Path) -> N
     assert sorted(m["to"] for m in msgs) == sorted(n.lstrip("+") for n in subs)
 
 
+def test_an_smsc_down_then_back_gets_every_message_once(redis_url: str, tmp_path: Path) -> None:
+    """The SMSC is not there when the sender starts, then comes up; later it goes away (between
+    messages) and comes back: every request is sent once it is up, none twice."""
+    from tests.support.redis_server import free_port
+
+    subs = numbers(40, base=90_000)
+    port = free_port()
+
+    async def scenario() -> tuple[list[dict[str, object]], list[dict[str, object]], dict[str, int]]:
+        r = Store(redis_url)
+        for n in subs[:20]:
+            await r.sms.request("down", n, "Thank you", "Operator")
+        sender = SmsSender(redis_url, SmscConfig.parse(f"127.0.0.1:{port}", "dialer", retry_delay_s=0.2, window=4))
+        stop = asyncio.Event()
+        task = asyncio.create_task(sender.run(stop))
+
+        async def sent(n: int) -> None:
+            deadline = time.monotonic() + 30
+            while sender.counts.get("sent", 0) < n and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+
+        await asyncio.sleep(3.0)  # nobody listens on the port: every bind fails
+        assert sender.counts.get("sent", 0) == 0
+        (tmp_path / "1").mkdir()
+        with smsc(tmp_path / "1", port=port, receipts=False) as sim:
+            await sent(20)
+            first = sim.messages()
+        for n in subs[20:]:  # requested while the SMSC is down again
+            await r.sms.request("down", n, "Thank you", "Operator")
+        await asyncio.sleep(3.0)
+        (tmp_path / "2").mkdir()
+        with smsc(tmp_path / "2", port=port, receipts=False) as sim:
+            await sent(40)
+            await asyncio.sleep(0.5)
+            second = sim.messages()
+        stop.set()
+        await task
+        await r.close()
+        return first, second, sender.counts
+
+    first, second, counts = asyncio.run(scenario())
+    assert counts["sent"] == 40, counts
+    to = Counter(str(m["to"]) for m in first + second)
+    assert sorted(to) == sorted(n.lstrip("+") for n in subs) and max(to.values()) == 1, to
+
+
 def test_bad_requests() -> None:
     async def scenario() -> None:
         import pytest

@@ -65,6 +65,9 @@ class TracedCall:
     via: str = ""
     #: The first final response the carrier sent to the INVITE (None: none yet, still ringing).
     final: int | None = None
+    final_at: float | None = None
+    #: When our ACK of a 2xx first arrived (the node had the answer).
+    acked_at: float | None = None
     #: When our BYE, or our CANCEL, first arrived.
     bye_at: float | None = None
     cancel_at: float | None = None
@@ -181,7 +184,9 @@ class Sipp:
                 continue
             status = re.match(r"SIP/2.0 (\d{3})", text)
             if direction == "sent" and status and cseq and cseq[1] == "INVITE" and int(status[1]) >= 200 and c.final is None:
-                c.final = int(status[1])
+                c.final, c.final_at = int(status[1]), stamp
+            if direction == "received" and text.startswith("ACK ") and c.answered and c.acked_at is None:
+                c.acked_at = stamp
             method = re.match(r"(BYE|CANCEL) ", text)
             if direction == "received" and method:
                 if method[1] == "BYE" and c.bye_at is None:

@@ -28,8 +28,9 @@ class Smsc:
 
 
 @contextmanager
-def smsc(workdir: Path, *, refuse_first: int = 0, receipts: bool = True) -> Iterator[Smsc]:
-    port = free_port()
+def smsc(workdir: Path, *, refuse_first: int = 0, receipts: bool = True, port: int | None = None) -> Iterator[Smsc]:
+    """An SMSC simulator on `port` (a free one by default), stopped on leaving."""
+    port = port or free_port()
     log = workdir / f"smsc-{port}.jsonl"
     cmd = [sys.executable, "-m", "loadtest.smsc", "--port", str(port), "--log", str(log), "--refuse-first", str(refuse_first)]
     if not receipts:
