@@ -370,13 +370,16 @@ class PartitionRunner:
     def written(self, plan: Plan) -> None:
         """A plan's completion or SMS request is written: journalled for `JOURNAL_S`."""
         now = self.loop.time()
-        while self.journal and self.journal[0].at < now - JOURNAL_S:
-            self.journal.popleft()
+        self._prune(now)
         if plan.complete is None and plan.sms is None:
             return
         held = self.held.get(plan.complete.token) if plan.complete is not None else None
         self.journal.append(Written(at=now, claim=held[0] if held else None, mark=held[1] if held else "",
                                     complete=plan.complete, sms=plan.sms))
+
+    def _prune(self, now: float) -> None:
+        while self.journal and self.journal[0].at < now - JOURNAL_S:
+            self.journal.popleft()
 
     async def _recover(self) -> None:
         if self.suspect and self.queue is not None:
@@ -387,8 +390,7 @@ class PartitionRunner:
         in the last `JOURNAL_S`, then those completions and SMS requests again."""
         assert self.queue is not None and self.view is not None
         now = self.loop.time()
-        while self.journal and self.journal[0].at < now - JOURNAL_S:
-            self.journal.popleft()
+        self._prune(now)
         # A contact's newest claim only: one held again since (a retry) is re-asserted as held.
         newest: dict[str, tuple[dialer_core.Claim, str]] = {}
         for w in self.journal:
@@ -399,13 +401,13 @@ class PartitionRunner:
         lease_s = float(self.view.spec["ring_timeout_s"]) + self.gateway.settings.claim_lease_s
         found = await self.queue.reassert([c for c, _ in items.values()], [m for _, m in items.values()],
                                           partition=self.partition, lease_s=lease_s)
-        replayed = sms = 0
+        sms = 0
+        # The SMS requests first, as `actions.execute` orders them; the completions in one call.
         for w in list(self.journal):
-            if w.complete is not None:
-                (res,) = await self.queue.complete([w.complete])
-                replayed += res != "stale"
             if w.sms is not None:
                 sms += await self.store.sms.request(w.sms.campaign, w.sms.number, w.sms.text, w.sms.sender)
+        done = [w.complete for w in self.journal if w.complete is not None]
+        replayed = sum(res != "stale" for res in await self.queue.complete(done)) if done else 0
         counts = collections.Counter(found)
         if counts["restored"] or counts["taken"] or replayed or sms:
             log.warning("campaign %s/%d: Redis had lost writes: %d claims restored, %d taken by another claimer; "
