@@ -130,8 +130,8 @@ class Claim:
     def attempts(self) -> int:
         """Attempts made before this one."""
     @property
-    def source(self) -> Literal["callback", "retry", "fresh"]:
-        """"callback", "retry" or "fresh"."""
+    def source(self) -> Literal["callback", "retry", "fresh", "adopted"]:
+        """"callback", "retry", "fresh" or "adopted" (a dead dialer's call kept for its agent)."""
     @property
     def agent(self) -> str | None:
         """The agent a callback is reserved for."""
@@ -217,6 +217,15 @@ class CallQueue:
         was lost; written back), "done" (it moved on: completed, or counted when its lease
         expired) or "taken" (claimed by someone else meanwhile). Completing a restored claim again
         applies its completion. Claims work again afterwards."""
+    def adopt(self, calls: list[tuple[str, int, str]], *, partition: int = 0, lease_s: float = 60.0,
+              now: float | None = None) -> list[Claim | None]:
+        """A node taking a partition over keeps leased the calls of a dead dialer that its agents
+        still have open (connected, or wrapping up), until their dispositions complete them:
+        `calls` = (number, token, detail) each, the dead dialer's token and what the new answered
+        mark keeps (see `marks`). Each gets a new token in a batch of its own (its `Claim`, source
+        "adopted": renew its `batch`; complete it with its `token`, or with the first one, which
+        stays valid); the dead dialer's batch then expires without it. None for a call whose
+        lease is gone or holds another token."""
     def take_interrupted(self) -> list[tuple[str, int, int, str]]:
         """The dialled contacts whose expired leases this queue's claims found since the last call
         (their dialer died or lost them): (number, partition, attempts, result) each, result one

@@ -19,9 +19,11 @@ from pacer import transitions
 from pacer.actions import CloseCall, Plan, Progress, execute
 from pacer.transitions import CallFacts, Clock, Contact
 from sip_gateway.agent import Agent, AgentOutcome
+from sip_gateway.call import OutboundCall
 from sip_gateway.errors import NotPlaced
 from sip_gateway.ivr.runner import IvrOutcome, IvrRunner
 from sip_gateway.ivr.script import Script
+from sip_gateway.orphans import SavedDialog
 from sip_gateway.outcomes import CallResult
 from store.agents import Dial
 from store.errors import StoreError
@@ -43,6 +45,11 @@ DISPOSITION_POLL_S = 0.5
 def dial_string(number: str) -> str:
     """What goes in the Request-URI: the E.164 number without its '+'."""
     return number.lstrip("+")
+
+
+def agent_call_id(cid: str, partition: int, token: int) -> str:
+    """The agent's call an agent campaign's customer call opens (its record: `store.agents`)."""
+    return f"{cid}:{partition}:{token}"
 
 
 def contact_of(claim: dialer_core.Claim) -> Contact:
@@ -159,7 +166,7 @@ class Calls:
         r = self.r
         assert r.pool is not None and r.agents is not None
         pool = r.pool
-        api_call = f"{r.cid}:{r.partition}:{claim.token}"
+        api_call = agent_call_id(r.cid, r.partition, claim.token)
         record = {"campaign": r.cid, "number": claim.number, "token": str(claim.token),
                   "partition": str(r.partition), "attempts": str(claim.attempts)}
         contact = contact_of(claim)
@@ -179,12 +186,18 @@ class Calls:
             r.engine.call_answered(call_id, t())
             r.answered(claim, ids.call_id)
 
+        def connected(agent: Agent, leg: OutboundCall) -> None:
+            r.engine.call_connected(call_id, t())
+            saved = SavedDialog.of(leg)
+            if saved is not None and r.gateway.settings.dial_marks:  # for a node taking over to hang it up
+                r.spawn(self._save_leg(api_call, saved))
+
         try:
             try:
                 out: AgentOutcome = await r.agents.call(
                     dial_string(claim.number), reserve, cfg=r.cfg,
                     on_answered=answered,
-                    on_connected=lambda agent: r.engine.call_connected(call_id, t()),
+                    on_connected=connected,
                     on_abandoned=lambda: r.engine.call_abandoned(call_id, t()),
                     admit=self._admit(), ids=ids)
             except NotPlaced:
@@ -206,6 +219,23 @@ class Calls:
                 await self._await_disposition(*plan.await_disposition, contact)
         finally:
             r.batch_done(claim)
+
+    async def _save_leg(self, api_call: str, saved: SavedDialog) -> None:
+        """Kept in the agent's open call: if this node dies while the customer is connected, the
+        node that takes over hangs the agent's phone up too, and the call stays open for its
+        disposition (`Orphans`)."""
+        try:
+            await self.r.store.agents.set_leg(api_call, saved.dumps())
+        except (StoreError, dialer_core.RedisError) as e:
+            log.warning("campaign %s: the agent's leg of %s not kept (not hung up if this node dies): %s",
+                        self.r.cid, api_call, e)
+
+    async def adopted(self, claim: dialer_core.Claim, agent: str, api_call: str) -> None:
+        """A dead node's call its agent still has open, kept leased here until its disposition."""
+        try:
+            await self._await_disposition(agent, api_call, contact_of(claim))
+        finally:
+            self.r.batch_done(claim)
 
     async def _await_disposition(self, agent: str, api_call: str, contact: Contact) -> None:
         """The agent's disposition completes the contact; until then its claim stays leased. An
@@ -268,7 +298,7 @@ class Calls:
 
         marks: list[asyncio.Task[None]] = []
 
-        def connected(a: Agent) -> None:
+        def connected(a: Agent, leg: OutboundCall) -> None:
             r.engine.call_connected(call_id, t())
             marks.append(r.loop.create_task(r.store.agents.set_dial(api_call, Dial.CONNECTED)))
 

@@ -56,6 +56,9 @@ class GatewaySettings:
     #: A partition's lease (renewed every scan, each second): a dead node's partitions are taken
     #: over this long after its last scan (`dialer serve --partition-lease`).
     partition_lease_s: float = 6.0
+    #: Dial marks (crash consistency: `pacer/orphans.py`); off only to measure what they cost
+    #: (`dialer serve --no-dial-marks`).
+    dial_marks: bool = True
     #: More trunks, by name; each with its own SIP transport and its own cps and channel caps
     #: (`cps`, `channels`).
     named: tuple[NamedTrunk, ...] = ()

@@ -12,8 +12,16 @@ are there (a node that lost its lease but still has calls in progress), it reads
 those of an incarnation no longer alive are orphans. Each is ended - CANCEL for a call still
 ringing, BYE for an answered one (`sip_gateway/orphans.py`) - and then the dead node's claim
 leases are ended at once, so the next claim counts its contacts by their marks (an attempt, or
-final `answered`) and the CDR says what was done. Not covered: agents' legs, and calls handed to
-agents (manual, preview), which carry no dial mark.
+final `answered`) and the CDR says what was done.
+
+Agent campaigns (predictive, progressive): a customer connected to an agent has the agent's leg
+kept in the agent's open call (`leg`, written when they are bridged). That call is an agent's
+work in progress, not a lost call: the agent's phone gets its BYE too, and the call is adopted
+(`CallQueue.adopt`) - its contact stays leased by this node, the call open on the agent's screen,
+until the agent's disposition completes it (as it would have; the customer is not called again).
+A reservation never connected is closed (the agent is ready again). Not covered: an agent's leg
+answered in the round trip before its `leg` is written, and calls handed to agents (manual,
+preview), which carry no dial mark.
 """
 
 from __future__ import annotations
@@ -21,15 +29,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 
 import dialer_core
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pacer.calls import dial_string
+from pacer.calls import agent_call_id, dial_string
 from sip_gateway.call import CallIds
 from sip_gateway.dialog import host_key
 from sip_gateway.orphans import Ending, RunInfo, SavedDialog
+from store.cdr import CallRecord
 from store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -128,30 +138,53 @@ class Orphans:
         r = self.r
         assert r.uac is not None and r.queue is not None
         uac = r.uac
+        # Agent campaigns: the dead node's calls still open on an agent's screen (no disposition).
+        records = await self._agents_calls(dead)
         endings: list[Ending] = []
         numbers: list[str] = []
         unknown = 0
+        adopt: list[tuple[str, int, str, dict[str, str]]] = []
+        unreserve: list[tuple[str, str]] = []
         for number, token, kind, detail in dead:
             ending = self._ending(number, token, kind, detail, runs)
             if ending is None:
                 unknown += 1
+            elif ending.txs:
+                endings.append(ending)
+                numbers.append(number)
+            api_call = agent_call_id(r.cid, r.partition, token)
+            record = records.get(api_call)
+            if record is None:
                 continue
-            endings.append(ending)
-            numbers.append(number)
+            if kind == "answered" and "leg" in record:
+                # Connected (or wrapping up): the agent's phone is hung up too (unless an earlier
+                # take-over did), and the call stays open, leased here, for its disposition.
+                leg = self._agent_leg(record) if detail.partition("|")[2] else None
+                if leg is not None:
+                    endings.append(leg)
+                    numbers.append(number)
+                adopt.append((number, token, api_call, record))
+            else:  # reserved, never connected: the agent is free again
+                unreserve.append((api_call, record["agent"]))
         answers = uac.end(endings)  # sent now
         for number, e in zip(numbers, endings, strict=True):
-            self.ended[number] = f"{e.method} sent at take-over by {self.inc.node}"
+            self.ended[number] = "; ".join(filter(None, (self.ended.get(number), f"{e.method} sent at take-over by "
+                                                                                  f"{self.inc.node}")))
         try:
+            await self._adopt(adopt)
+            for api_call, agent in unreserve:
+                await r.store.agents.close_call(api_call, agent, if_open=True)
             # Their contacts are counted at the next claim, by their marks, not when the dead
-            # node's leases would have run out.
+            # node's leases would have run out (an adopted call's lease is a new one: kept).
             await r.queue.expire_leases(r.partition, [token for _, token, _, _ in dead])
             await r.store.nodes.forget_runs(r.cid, r.partition, owners)
         except (StoreError, dialer_core.RedisError) as e:
             log.warning("campaign %s/%d: a dead node's leases not ended (they run out by themselves): %s",
                         r.cid, r.partition, e)
         byes = sum(1 for e in endings if e.method == "BYE")
-        log.warning("campaign %s/%d: %d calls of a dead node (%s) being ended: %d BYE, %d CANCEL%s", r.cid,
-                    r.partition, len(endings), ", ".join(owners), byes, len(endings) - byes,
+        log.warning("campaign %s/%d: %d calls of a dead node (%s) being ended: %d BYE, %d CANCEL%s%s", r.cid,
+                    r.partition, len(dead) - unknown, ", ".join(owners), byes, len(endings) - byes,
+                    f"; {len(adopt)} kept open for their agents' dispositions" if adopt else "",
                     f"; {unknown} cannot be (how they were placed is unknown)" if unknown else "")
         outcomes = await asyncio.gather(*answers)
         tally: dict[str, int] = {}
@@ -160,10 +193,57 @@ class Orphans:
         log.info("campaign %s/%d: a dead node's calls ended: %s", r.cid, r.partition,
                  "; ".join(f"{n} x {o}" for o, n in sorted(tally.items())) or "none")
 
+    async def _agents_calls(self, dead: list[tuple[str, int, str, str]]) -> dict[str, dict[str, str]]:
+        """The records of the dead node's calls that an agent still has open."""
+        r = self.r
+        if r.pool is None:
+            return {}
+        return await r.store.agents.open_records([agent_call_id(r.cid, r.partition, token) for _, token, _, _ in dead])
+
+    def _agent_leg(self, record: dict[str, str]) -> Ending | None:
+        uac = self.r.uac
+        assert uac is not None
+        try:
+            saved = SavedDialog.loads(record["leg"])
+        except (ValueError, TypeError, IndexError):
+            return None
+        bye = saved.bye(uac.cfg.local, uac.cfg.transport)
+        return Ending(saved.call_id, [(bye, saved.next_hop)], uac.cfg.transport in ("TCP", "TLS"),
+                      {host_key(saved.next_hop[0])})
+
+    async def _adopt(self, calls: list[tuple[str, int, str, dict[str, str]]]) -> None:
+        """Keep the dead node's connected calls leased here until their agents' dispositions,
+        and say in the CDR what became of each."""
+        r = self.r
+        if not calls:
+            return
+        assert r.queue is not None and r.view is not None
+        lease_s = float(r.view.spec["ring_timeout_s"]) + r.gateway.settings.claim_lease_s
+        claims = await r.queue.adopt([(n, t, self.inc.id) for n, t, _, _ in calls], partition=r.partition,
+                                     lease_s=lease_s)
+        now = time.time()
+        records = []
+        for (number, _, api_call, record), claim in zip(calls, claims, strict=True):
+            if claim is None:
+                continue  # completed meanwhile (its disposition came first)
+            r.held[claim.token] = (claim, f"a|{self.inc.id}")
+            r.batches[claim.batch] = 1
+            r.spawn(r.calls.adopted(claim, record["agent"], api_call))
+            records.append(CallRecord(
+                campaign=r.cid, number=number, outcome="connected", attempt=claim.attempts + 1, call_id=api_call,
+                ended_at=now, agent=record["agent"],
+                detail="interrupted: the node placing the call stopped; connected to the agent; "
+                       + (self.ended.pop(number, "") or "ended before") + "; its disposition completes it"))
+        if records:
+            await r.store.cdr.append(*records)
+
     def _ending(self, number: str, token: int, kind: str, detail: str, runs: dict[str, str]) -> Ending | None:
         uac = self.r.uac
         assert uac is not None
         owner, _, saved_text = detail.partition("|")
+        if kind == "answered" and not saved_text:
+            # No dialog kept: a call adopted by a node since dead too (ended at that take-over).
+            return Ending("", [], False, set())
         info = runs.get(owner)
         if info is None:
             return None
@@ -174,7 +254,7 @@ class Orphans:
             return None
         peers = {host_key(run.trunk[0]), host_key(uac.cfg.trunk[0])}
         reliable = uac.cfg.transport in ("TCP", "TLS")
-        if kind == "answered" and saved_text:
+        if kind == "answered":
             try:
                 saved = SavedDialog.loads(saved_text)
             except (ValueError, TypeError, IndexError):

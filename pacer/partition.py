@@ -279,7 +279,8 @@ class PartitionRunner:
             # Marked dialled in the same script: if this node dies from now on, each is an attempt
             # (`interrupted`), never a free call again.
             claims = await self.queue.claim(n, partition=self.partition, lease_s=lease_s, with_attrs=bool(spec.get("sms")),
-                                            agents=agents, dialling=True, owner=self.orphans.inc.id)
+                                            agents=agents, dialling=self.gateway.settings.dial_marks,
+                                            owner=self.orphans.inc.id)
         except dialer_core.ListMissing as e:
             # Fail closed: nobody is dialled while a list the campaign honours is gone.
             if str(e) != self.refused:
@@ -289,7 +290,7 @@ class PartitionRunner:
             return
         self.refused = None
         await self._record_interrupted()
-        mark = f"d|{self.orphans.inc.id}"
+        mark = f"d|{self.orphans.inc.id}" if self.gateway.settings.dial_marks else ""
         for c in claims:
             self.held[c.token] = (c, mark)
             self.batches[c.batch] = self.batches.get(c.batch, 0) + 1
@@ -327,6 +328,8 @@ class PartitionRunner:
         over hangs it up (the mark keeps its dialog). Group commit: the answers that come while
         a mark is being written go together in the next one, so a busy node writes one mark per
         round trip, not one per answer, and a quiet one adds no delay."""
+        if not self.gateway.settings.dial_marks:
+            return
         detail = self.orphans.detail(call_id)
         if claim.token in self.held:
             self.held[claim.token] = (claim, f"a|{detail}")

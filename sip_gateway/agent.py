@@ -79,10 +79,12 @@ def agent_leg_config(trunk: TrunkConfig, target: tuple[str, int], caller: str) -
 
 #: Reserve a ready agent for an answered call (None: nobody is free).
 Reserve = Callable[[], Awaitable[Agent | None]]
+#: The customer is bridged to this agent, whose phone answered this call (the agent's leg).
+Connected = Callable[[Agent, OutboundCall], None]
 
 
 class _Connect:
-    def __init__(self, dialer: AgentDialer, reserve: Reserve, on_connected: Callable[[Agent], None] | None,
+    def __init__(self, dialer: AgentDialer, reserve: Reserve, on_connected: Connected | None,
                  on_abandoned: Callable[[], None] | None, on_answered: Callable[[], None] | None) -> None:
         self.d = dialer
         self.reserve = reserve
@@ -155,7 +157,7 @@ class _Connect:
                 self.d.hub.engine.bridge(self.customer_media, self.agent_media)
                 self.connected_at = self.loop.time()
                 if self.on_connected is not None and self.agent is not None:
-                    self.on_connected(self.agent)
+                    self.on_connected(self.agent, self.agent_call)
                 return
         # Nobody within the connect limit: the identification message, then hang up.
         self._hangup_agent()
@@ -220,7 +222,7 @@ class AgentDialer:
         self.max_call_s = max_call_s
 
     async def call(self, number: str, reserve: Reserve, *, cfg: TrunkConfig | None = None,
-                   on_answered: Callable[[], None] | None = None, on_connected: Callable[[Agent], None] | None = None,
+                   on_answered: Callable[[], None] | None = None, on_connected: Connected | None = None,
                    on_abandoned: Callable[[], None] | None = None,
                    admit: Callable[[], bool] | None = None, ids: CallIds | None = None) -> AgentOutcome:
         """Dial `number`; once answered, `reserve()` an agent and connect them. Returns when both

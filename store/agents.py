@@ -195,6 +195,29 @@ class Agents:
             fields["dial_at"] = str(dial_at)
         await self.redis.hset(keys.call(call_id), mapping=cast(_Mapping, fields))
 
+    async def set_leg(self, call_id: str, leg: str) -> None:
+        """The customer of `call_id` is connected to its agent: `leg` is the agent's call's
+        dialog (`SavedDialog`), for a node taking over to hang it up if the dialer dies."""
+        await self.redis.hset(keys.call(call_id), "leg", leg)
+
+    async def open_records(self, call_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The records of those of these calls that are still their agent's open call (no
+        disposition yet), in two round trips."""
+        if not call_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for c in call_ids:
+                pipe.hgetall(keys.call(c))
+            rows = cast(list[dict[str, str]], await pipe.execute())
+        found = {c: r for c, r in zip(call_ids, rows) if r.get("agent")}
+        if not found:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for r in found.values():
+                pipe.hget(keys.agent(r["agent"]), "call")
+            current = await pipe.execute()
+        return {c: r for (c, r), now in zip(found.items(), current) if now == c}
+
     async def set_dial_at(self, call_id: str, dial_at: float) -> None:
         """Only when a waiting call is due (a runner may be writing its `dial` meanwhile)."""
         await self.redis.hset(keys.call(call_id), "dial_at", str(dial_at))

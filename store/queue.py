@@ -94,6 +94,12 @@ class Queue:
         `dialer_core.CallQueue.reassert`); "held", "restored", "done" or "taken" each."""
         return list(await asyncio.to_thread(self._q().reassert, claims, marks, partition=partition, lease_s=lease_s))
 
+    async def adopt(self, calls: list[tuple[str, int, str]], *, partition: int,
+                    lease_s: float) -> list[dialer_core.Claim | None]:
+        """A dead dialer's calls its agents still have open, kept leased for this one (see
+        `dialer_core.CallQueue.adopt`): each one's new claim, or None."""
+        return list(await asyncio.to_thread(self._q().adopt, calls, partition=partition, lease_s=lease_s))
+
     async def take_interrupted(self) -> list[tuple[str, int, int, str]]:
         """What the claims found of dialled contacts whose dialer died (no Redis call: the claims
         brought it; a thread all the same, as a claim may hold the connection), from every

@@ -136,3 +136,43 @@ def test_leases_of_a_dead_dialler_end_at_once_by_token(redis_url: str, write) ->
     # Renewing an ended batch does not revive it.
     assert q.renew([first[0].batch], lease_s=100, now=T0 + 2) == 0
     assert q.renew([second[0].batch], lease_s=100, now=T0 + 2) == 1
+
+
+def test_an_adopted_call_stays_leased_and_its_first_token_completes_it(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    """A dead dialer's call its agent still has open: the node taking over adopts it. The rest of
+    the dead batch expires as usual; the adopted one is leased anew (renewed as its own batch)
+    and the agent's disposition, which has the first token, completes it."""
+    q = queue(redis_url, write, retry_delay_s=60.0, max_attempts=3)
+    connected, ringing, idle = q.claim(3, lease_s=10, now=T0)
+    q.mark([connected, ringing])
+    q.mark([connected], answered=True, details=["deadnode|dialog"])
+    (a,) = q.adopt([(connected.number, connected.token, "newnode")], lease_s=10, now=T0 + 5)
+    assert a is not None and a.token > idle.token and a.batch == a.token and a.source == "adopted"
+    assert (a.number, a.attempts) == (connected.number, 0)
+    assert [m[:3] for m in q.marks()] == [(ringing.number, ringing.token, "dialled"), (a.number, a.token, "answered")]
+    assert q.marks()[1][3] == "newnode"
+    # Adopting it again with the dead token does nothing: that lease moved.
+    assert q.adopt([(connected.number, connected.token, "other")], lease_s=10, now=T0 + 5) == [None]
+    # The dead batch expires without the adopted call; the adopted one is renewed.
+    assert q.renew([a.batch], lease_s=10, now=T0 + 9) == 1
+    back = q.claim(3, lease_s=100, now=T0 + 11)
+    assert [c.number for c in back] == [idle.number]
+    assert q.take_interrupted() == [(ringing.number, 0, 1, "retry")]
+    assert state(q, connected.number) == ("claimed", 0, None)
+    # The disposition completes it with the token the agent's record has (the first one).
+    assert q.complete([(connected.number, connected.token, "agreed")], now=T0 + 12) == ["final"]
+    assert state(q, connected.number) == ("done", 1, "agreed")
+    assert q.complete([(connected.number, connected.token, "agreed")], now=T0 + 13) == ["stale"]
+
+
+def test_an_adopted_call_whose_new_node_dies_too_is_final_answered(redis_url: str, write) -> None:  # type: ignore[no-untyped-def]
+    q = queue(redis_url, write)
+    (c, *_) = q.claim(1, lease_s=10, now=T0)
+    q.mark([c], answered=True)
+    (a,) = q.adopt([(c.number, c.token, "node2")], lease_s=10, now=T0 + 1)
+    assert a is not None
+    q.claim(1, now=T0 + 20)  # node2 died too: its lease runs out
+    assert q.take_interrupted() == [(c.number, 0, 1, "answered")]
+    assert state(q, c.number) == ("done", 1, "answered")
+    assert q.complete([(c.number, c.token, "agreed")], now=T0 + 21) == ["stale"]  # nothing to complete
+    assert q.adopt([(c.number, a.token, "node3")], now=T0 + 22) == [None]

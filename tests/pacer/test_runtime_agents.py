@@ -147,3 +147,97 @@ def test_predictive_keeps_the_abandon_rate_under_its_target(redis_url: str, tmp_
         assert connected + abandoned == 12 and len(done) == connected, (connected, abandoned, len(done))
         assert abandoned <= 0.05 * 12, (abandoned, live)
         assert live is None or live["window_abandon_rate"] <= 0.05
+
+
+@pytest.mark.timeout(240)
+def test_a_node_killed_while_customers_talk_to_agents(redis_url: str, tmp_path: Path, defer: Any) -> None:
+    """A predictive campaign; `dialer serve` SIGKILLed while its customers are connected to
+    agents, then started again. The carrier's and the agents' phones' own traces judge: both legs
+    of every connected call get their BYE (every ringing call its CANCEL) within 10 s of the
+    restart; the agents' calls are still open on their screens, and their dispositions complete
+    the contacts (nothing lost); nobody is called again."""
+    import signal
+
+    from api.auth import create_token
+    from tests.support.api_server import api_server
+    from tests.support.sipp import Sipp
+
+    agents = ["ann", "bob", "cy"]
+    # Three customers answer and stay on the line (...0); three ring until CANCELled (...2).
+    numbers = [f"0908{i:05d}0" for i in range(3)] + [f"0908{i:05d}2" for i in range(3)]
+    carrier = Sipp("uas_carrier.xml", 100, tmp_path, timeout_s=230, extra=["-trace_msg"]).start()
+    defer(carrier.stop)
+    # The agents' phones talk for a minute: only the dialer hangs them up in this test.
+    phones = Sipp("uas_agent.xml", 100, tmp_path, timeout_s=230, keys={"talk_ms": "60000"}, extra=["-trace_msg"]).start()
+    defer(phones.stop)
+    token, _ = create_token(redis_url, "admin", "e2e", None)
+    state = tmp_path / "state"
+    extra = ["--trunk", f"127.0.0.1:{carrier.port}", "--claim-lease", "3"]
+    with api_server(redis_url, state, extra=extra) as first:
+        api = httpx.Client(base_url=first.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        for a in agents:
+            r = api.post("/v1/agents", json={"id": a, "name": a.title(), "sip_uri": f"sip:{a}@127.0.0.1:{phones.port}"})
+            assert r.status_code == 201, r.text
+        r = api.post("/v1/campaigns", json={
+            "name": "predictive kill", "mode": "predictive", "caller_id": "+84281234567", "timezone": "Asia/Ho_Chi_Minh",
+            "windows": ["00:00-24:00"], "country": "VN", "max_attempts": 1, "ring_timeout_s": 15,
+            "pacing": {"max_channels": 10, "max_cps": 5}})
+        assert r.status_code == 201, r.text
+        cid = r.json()["id"]
+        csv = ("phone\n" + "".join(f"{n}\n" for n in numbers)).encode()
+        assert api.post(f"/v1/campaigns/{cid}/contacts", content=csv).json()["accepted"] == len(numbers)
+        for a in agents:
+            assert api.post(f"/v1/campaigns/{cid}/agents/{a}/join").status_code == 200
+        for action in ("approve", "start"):
+            assert api.post(f"/v1/campaigns/{cid}/{action}").status_code == 200
+
+        def all_talking() -> bool:
+            # Every agent's phone answered and ACKed 0.5 s ago, every customer's answer ACKed.
+            legs = [c for c in phones.traced().values() if c.left_up]
+            customers = list(carrier.traced().values())
+            if len(legs) < len(agents) or any(c.answered and c.acked_at is None for c in [*legs, *customers]):
+                return False
+            last = max(max(c.invited_at, c.acked_at or 0) for c in [*legs, *customers])
+            return time.time() - last > 0.5
+
+        wait_for("every agent talking to a customer", all_talking, 60)
+        open_calls = {a: api.get(f"/v1/agents/{a}").json()["call"] for a in agents}
+        assert all(open_calls.values()), open_calls
+        api.close()
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    restarted_at = time.time()
+    time.sleep(0.5)
+    cut_legs = {k for k, c in phones.traced().items() if c.left_up}
+    cut_customers = {k for k, c in carrier.traced().items() if c.left_up}
+    assert len(cut_legs) == len(agents), cut_legs
+    with api_server(redis_url, state, extra=extra) as second:
+        api = httpx.Client(base_url=second.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        defer(api.close)
+        wait_for("both legs of every cut call ended", lambda: not any(
+            c.left_up for c in [*phones.traced().values(), *carrier.traced().values()]), 20)
+        legs, customers = phones.traced(), carrier.traced()
+        ended = [legs[k].bye_at for k in cut_legs] + [
+            customers[k].bye_at if customers[k].answered else customers[k].cancel_at for k in cut_customers]
+        print(f"{len(cut_legs)} agents' legs and {len(cut_customers)} customer calls cut by the kill; ended "
+              f"{max(t or 0 for t in ended) - restarted_at:.1f} s after the restart at the latest")
+        assert all(t is not None and t - restarted_at < 10 for t in ended), (ended, restarted_at)
+        # Each agent's call is still on its screen, for its disposition, which completes the contact.
+        assert {a: api.get(f"/v1/agents/{a}").json()["call"] for a in agents} == open_calls
+        for call in open_calls.values():
+            r = api.post(f"/v1/calls/{call}/disposition", json={"outcome": "agreed", "answers": {"q1": "yes"}})
+            assert r.status_code == 200 and r.json()["result"] == "final", r.text
+        wait_for("campaign completed", lambda: api.get(f"/v1/campaigns/{cid}").json()["state"] == "completed", 60)
+        contacts = {c["number"]: c for c in api.get(f"/v1/campaigns/{cid}/contacts", params={"limit": 100}).json()["contacts"]}
+        assert len(contacts) == len(numbers)
+        agreed = [n for n, c in contacts.items() if c["last_outcome"] == "agreed"]
+        assert len(agreed) == len(agents) and all(n.endswith("0") for n in agreed), contacts
+        assert all(c["state"] == "done" and c["attempts"] == 1 for c in contacts.values()), contacts
+        # The carrier is the judge: nobody was called twice (max_attempts 1).
+        invited = carrier.invited()
+        assert max(invited.values()) == 1 and set(invited) <= {"84" + n[1:] for n in numbers}, invited
+        # The CDR says what became of each connected call.
+        archive = Archive(state / "cdr.sqlite3")
+        for n in agreed:
+            rows = archive.calls(cid, n)
+            assert any(x["outcome"] == "connected" and "interrupted" in (x["detail"] or "") and "BYE sent" in x["detail"]
+                       for x in rows), rows

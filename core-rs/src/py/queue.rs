@@ -44,7 +44,7 @@ pub struct PyClaim {
     /// Attempts made before this one.
     #[pyo3(get)]
     attempts: u32,
-    /// "callback", "retry" or "fresh".
+    /// "callback", "retry", "fresh" or "adopted" (a dead dialer's call kept for its agent).
     #[pyo3(get)]
     source: &'static str,
     /// The agent a callback is reserved for.
@@ -441,6 +441,35 @@ impl PyCallQueue {
         let now = now_ms(now)?;
         let lease = seconds_to_ms("lease_s", lease_s)?;
         self.with(py, |q| q.reassert(partition, &held, now, lease))
+    }
+
+    /// A node taking a partition over keeps leased the calls of a dead dialer that its agents
+    /// still have open (connected, or wrapping up), until their dispositions complete them:
+    /// `calls` = (number, token, detail) each, the dead dialer's token and what the new answered
+    /// mark keeps (see `marks`). Each gets a new token in a batch of its own (its `Claim`, source
+    /// "adopted": renew its `batch`; complete it with its `token`, or with the first one, which
+    /// stays valid); the dead dialer's batch then expires without it. None for a call whose
+    /// lease is gone or holds another token.
+    #[pyo3(signature = (calls, *, partition=0, lease_s=60.0, now=None))]
+    fn adopt(
+        &self,
+        py: Python<'_>,
+        calls: Vec<(String, u64, String)>,
+        partition: u32,
+        lease_s: f64,
+        now: Option<f64>,
+    ) -> PyResult<Vec<Option<PyClaim>>> {
+        let calls: Vec<(u64, u64, String)> = calls
+            .into_iter()
+            .map(|(number, token, detail)| Ok((parse_number(&number)?, token, detail)))
+            .collect::<PyResult<_>>()?;
+        let now = now_ms(now)?;
+        let lease = seconds_to_ms("lease_s", lease_s)?;
+        let adopted = self.with(py, |q| q.adopt(partition, &calls, now, lease))?;
+        Ok(adopted
+            .into_iter()
+            .map(|c| c.map(PyClaim::from))
+            .collect())
     }
 
     /// The dialled contacts whose expired leases this queue's claims found since the last call

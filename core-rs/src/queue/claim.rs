@@ -22,6 +22,9 @@ pub enum Source {
     Callback,
     Retry,
     Fresh,
+    /// A dead dialer's call its agent still has open, kept leased by the node that took over
+    /// ([`CallQueue::adopt`](super::CallQueue::adopt)).
+    Adopted,
 }
 
 impl Source {
@@ -30,6 +33,7 @@ impl Source {
             Source::Callback => "callback",
             Source::Retry => "retry",
             Source::Fresh => "fresh",
+            Source::Adopted => "adopted",
         }
     }
 }

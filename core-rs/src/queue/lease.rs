@@ -1,10 +1,11 @@
-//! Renewing leases: a dialer's heartbeat for the claim batches whose calls are in progress; and
-//! re-asserting them after Redis lost writes.
+//! Renewing leases: a dialer's heartbeat for the claim batches whose calls are in progress;
+//! re-asserting them after Redis lost writes; adopting a dead dialer's calls its agents still
+//! have open.
 
 use redis::Value;
 
-use super::scripts::{REASSERT, RENEW};
-use super::CallQueue;
+use super::scripts::{ADOPT, REASSERT, RENEW};
+use super::{CallQueue, Claim, Source};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::store::{int, text};
@@ -113,6 +114,70 @@ impl CallQueue {
             out.extend(items.iter().map(|v| text(v).unwrap_or_default()));
         }
         if let Some(top) = held.iter().map(|h| h.token).max() {
+            let f = &mut self.floor[partition as usize];
+            *f = (*f).max(top);
+        }
+        Ok(out)
+    }
+}
+
+impl CallQueue {
+    /// Keep leased, for this dialer, the calls of a dialer that died while its agents had them
+    /// open (connected, or wrapping up): (number, token, detail) each, the dead dialer's token and
+    /// what the new answered mark keeps (`lua/adopt.lua`). Each moves to a new token in a batch
+    /// of its own, leased for `lease_ms` (renew it as any batch) and marked answered, so the dead
+    /// dialer's batch expires without it; the agent's disposition completes it with the token
+    /// its record has (the first one stays valid for that: `P:ad`) or the new one. `None` for a
+    /// call whose lease is gone or holds another token.
+    pub fn adopt(
+        &mut self,
+        partition: u32,
+        calls: &[(u64, u64, String)],
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Vec<Option<Claim>>> {
+        self.check_partition(partition)?;
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        if lease_ms == 0 {
+            return Err(Error::invalid("lease", "must be longer than 0 ms"));
+        }
+        let base = keys::partition(&self.campaign, partition);
+        let mut inv = ADOPT.prepare_invoke();
+        inv.key(&base).arg(now_ms).arg(lease_ms);
+        for (number, token, detail) in calls {
+            inv.arg(*number).arg(*token).arg(detail);
+        }
+        let reply = self.store.invoke(&inv, "adopt", &base)?;
+        let items = match reply {
+            Value::Array(items) if items.len() == 3 * calls.len() => items,
+            other => {
+                return Err(Error::protocol(
+                    "adopt",
+                    &base,
+                    format!("expected 3 values per call, got {other:?}"),
+                ))
+            }
+        };
+        let out: Vec<Option<Claim>> = calls
+            .iter()
+            .zip(items.chunks(3))
+            .map(|((number, _, _), v)| {
+                let token = int(&v[0]).unwrap_or(0).max(0) as u64;
+                (token > 0).then(|| Claim {
+                    number: *number,
+                    partition,
+                    token,
+                    batch: token,
+                    attempts: int(&v[1]).unwrap_or(0).max(0) as u32,
+                    source: Source::Adopted,
+                    agent: text(&v[2]).filter(|a| !a.is_empty()),
+                    attrs: Vec::new(),
+                })
+            })
+            .collect();
+        if let Some(top) = out.iter().flatten().map(|c| c.token).max() {
             let f = &mut self.floor[partition as usize];
             *f = (*f).max(top);
         }

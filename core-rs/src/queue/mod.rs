@@ -20,6 +20,7 @@
 //! | `P:meta`       | hash  | `suppression`: the lists checked at claim time                  |
 //! | `P:stat`       | hash  | counters: imported, claimed, final, retry, outcome:<name> ...   |
 //! | `P:seq`        | int   | lease token sequence                                           |
+//! | `P:ad`         | hash  | number -> the first token of a dead dialer's call adopted for its agent (still valid to complete it) |
 //!
 //! A number is packed as the integer of its E.164 digits, which Redis stores in 8 bytes inside
 //! list and hash encodings; buckets (`number mod BUCKETS`) keep the state hashes small enough for

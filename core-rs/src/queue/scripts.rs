@@ -31,6 +31,7 @@ return n
 pub(crate) static MARK: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/mark.lua")));
 pub(crate) static REASSERT: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("lua/reassert.lua")));
+pub(crate) static ADOPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/adopt.lua")));
 pub(crate) static IMPORT: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("lua/import.lua")));
 

@@ -131,6 +131,7 @@ for b = 1, #batches, 2 do
     if #gone > 0 then
       batched('HDEL', LH, gone)
       batched('HDEL', DM, gone)
+      if redis.call('EXISTS', P .. ':ad') == 1 then batched('HDEL', P .. ':ad', gone) end
       if #zadd > 0 then batched('ZADD', P .. ':retry', zadd, 1, 2 * CHUNK) end
       nexp = nexp + #gone
     end

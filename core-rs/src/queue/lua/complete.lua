@@ -11,7 +11,8 @@
 -- from the lease; '0' for none) is kept through every transition.
 -- Completing removes the contact's lease (:lh) and its dial mark (:dm, mark.lua).
 -- A completion whose token is not the live lease's token (:lh, number -> "token|attempts|agent[|ref]")
--- changes nothing and answers 'stale:<status>' (the contact's state letter, '-' when unknown).
+-- changes nothing and answers 'stale:<status>' (the contact's state letter, '-' when unknown);
+-- except the first token of an adopted call (:ad, adopt.lua), which its agent's record has.
 -- Returns one string per contact: final | retry | exhausted | callback | dnc | suppressed |
 -- released | stale:<s>
 local P = KEYS[1]
@@ -19,7 +20,8 @@ local now = ARGV[1]
 local nprof = tonumber(ARGV[2])
 local BUCKETS = @BUCKETS@
 local CHUNK = 1000
-local LH, KP = P .. ':lh', P .. ':k:'
+local LH, KP, AD = P .. ':lh', P .. ':k:', P .. ':ad'
+local HAS_AD = redis.call('EXISTS', AD) == 1
 
 -- Profiles: what to do, and the parts of the state string that do not depend on the contact.
 local prof = {}
@@ -64,6 +66,9 @@ for j, num in ipairs(nums) do
   local lease = leases[j]
   local tok, attempts, ref
   if lease and not finished[num] then tok, attempts, ref = string.match(lease, '^(%d+)|(%d+)|[^|]*|?(.*)$') end
+  if HAS_AD and tok and tok ~= token and redis.call('HGET', AD, num) == token then
+    tok = token  -- an adopted call, completed with the token its agent's record has
+  end
   local kkey = KP .. (num % BUCKETS)
   if tok ~= token then
     local st = redis.call('HGET', kkey, num)
@@ -97,6 +102,7 @@ end
 for i = 1, #released, CHUNK do
   redis.call('HDEL', LH, unpack(released, i, math.min(i + CHUNK - 1, #released)))
   redis.call('HDEL', P .. ':dm', unpack(released, i, math.min(i + CHUNK - 1, #released)))
+  if HAS_AD then redis.call('HDEL', AD, unpack(released, i, math.min(i + CHUNK - 1, #released))) end
 end
 for key, z in pairs(zadd) do
   for i = 1, #z, 2 * CHUNK do redis.call('ZADD', P .. key, unpack(z, i, math.min(i + 2 * CHUNK - 1, #z))) end
