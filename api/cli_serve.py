@@ -48,7 +48,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 channels=args.channels, inactivity_s=args.rtp_timeout, max_call_s=args.max_call,
                 prompt_cache=settings.state_dir / "prompts", claim_lease_s=args.claim_lease,
                 tls_ca=str(args.trunk_ca) if args.trunk_ca else None, tls_server_name=args.trunk_tls_name,
-                named=named, partition_lease_s=args.partition_lease,
+                named=named, partition_lease_s=args.partition_lease, dial_marks=not args.no_dial_marks,
             )
         except ValueError as e:
             print(f"dialer: {e}", file=sys.stderr)
@@ -168,5 +168,9 @@ def add_serve_parser(sub: Any) -> None:
                    "partitions are taken over this long after its last renewal (default 6; 2 to 120). Shorter takes "
                    "over sooner, but a node stalled longer than this (a slow Redis, a paused VM) loses its partitions "
                    "to another node; the contacts its calls hold stay leased to it, so nobody is called twice")
+    p.add_argument("--no-dial-marks", action="store_true",
+                   help="for measuring what crash consistency costs (bench/bench_node_marks.py), never in production: "
+                   "claims are not marked dialled nor calls answered, so if this node dies the calls it had in "
+                   "progress are left up and their subscribers are called again")
     p.set_defaults(func=cmd_serve)
 
