@@ -17,6 +17,8 @@ import redis
 from blockbuster import BlockBuster, blockbuster_ctx
 
 from api.embedded_redis import EmbeddedRedis
+from tests.support.redis_cluster import RedisCluster
+from tests.support.redis_cluster import redis_cluster as _redis_cluster
 from tests.support.redis_server import redis_server as _redis_server
 
 
@@ -24,6 +26,13 @@ from tests.support.redis_server import redis_server as _redis_server
 def redis_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     with _redis_server(tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """3 primaries and 3 replicas, started for the first test that asks, shared by the session."""
+    with _redis_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -1,0 +1,130 @@
+"""A real Redis Cluster on loopback: 3 primaries and 3 replicas of Debian's redis-server
+(`cluster-enabled yes`, AOF `everysec`), created with `redis-cli --cluster create
+--cluster-replicas 1`, ready once every node says `cluster_state:ok` and every replica's link to
+its primary is up; stopped by PID. One per test session (`conftest.py`'s `redis_cluster`)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from tests.support.redis_server import free_port
+
+#: How long a silent node is thought alive before its replica takes over (ms); the tests' failover
+#: time follows it. Redis's default is 15 s.
+NODE_TIMEOUT_MS = 2000
+
+
+@dataclass
+class ClusterNode:
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+
+@dataclass
+class RedisCluster:
+    nodes: list[ClusterNode] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[str]:
+        """host:port of every node (a client needs one or more of them to find the rest)."""
+        return [n.address for n in self.nodes]
+
+    def client(self) -> redis.RedisCluster:
+        return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port, socket_timeout=5)
+
+    def primaries(self) -> dict[str, list[tuple[int, int]]]:
+        """host:port of each primary -> the slot ranges it serves, as the cluster says now."""
+        with self.nodes[0].client() as c:
+            slots = c.execute_command("CLUSTER", "SLOTS")
+        out: dict[str, list[tuple[int, int]]] = {}
+        for start, end, primary, *_ in slots:
+            host = primary[0].decode() if isinstance(primary[0], bytes) else str(primary[0])
+            out.setdefault(f"{host}:{int(primary[1])}", []).append((int(start), int(end)))
+        return out
+
+    def primary_of(self, key: str) -> str:
+        """host:port of the primary serving `key`'s slot."""
+        with self.nodes[0].client() as c:
+            slot = int(c.execute_command("CLUSTER", "KEYSLOT", key))
+        for addr, ranges in self.primaries().items():
+            if any(a <= slot <= b for a, b in ranges):
+                return addr
+        raise LookupError(f"slot {slot} of {key!r} is served by nobody")
+
+
+def _ready(nodes: list[ClusterNode]) -> bool:
+    for n in nodes:
+        try:
+            with n.client() as c:
+                info = c.execute_command("CLUSTER", "INFO").decode()
+                if "cluster_state:ok" not in info:
+                    return False
+                rep = c.info("replication")
+                if rep["role"] == "slave" and rep.get("master_link_status") != "up":
+                    return False
+        except redis.RedisError:
+            return False
+    return True
+
+
+@contextmanager
+def redis_cluster(workdir: Path, primaries: int = 3, replicas: int = 1, timeout: float = 60.0) -> Iterator[RedisCluster]:
+    cluster = RedisCluster()
+    try:
+        for _ in range(primaries * (1 + replicas)):
+            port = free_port()
+            d = workdir / str(port)
+            d.mkdir(parents=True)
+            conf = d / "redis.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {d}\ncluster-enabled yes\n"
+                f"cluster-config-file nodes.conf\ncluster-node-timeout {NODE_TIMEOUT_MS}\nappendonly yes\n"
+                "appendfsync everysec\nsave \"\"\nlogfile redis.log\n")
+            proc = subprocess.Popen(["redis-server", str(conf)], cwd=d, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            cluster.nodes.append(ClusterNode(port, proc))
+        deadline = time.monotonic() + timeout
+        for n in cluster.nodes:
+            while True:
+                try:
+                    with n.client() as c:
+                        c.ping()
+                    break
+                except redis.ConnectionError:
+                    if n.proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"redis-server on {n.address} did not start: see {workdir / str(n.port)}")
+                    time.sleep(0.05)
+        made = subprocess.run(["redis-cli", "--cluster", "create", *cluster.seeds, "--cluster-replicas", str(replicas),
+                               "--cluster-yes"], capture_output=True, text=True, timeout=timeout)
+        if made.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {made.stdout[-2000:]} {made.stderr[-2000:]}")
+        while not _ready(cluster.nodes):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster did not reach cluster_state:ok in {timeout:.0f} s")
+            time.sleep(0.1)
+        yield cluster
+    finally:
+        for n in cluster.nodes:
+            if n.proc.poll() is None:
+                n.proc.send_signal(signal.SIGTERM)
+        for n in cluster.nodes:
+            try:
+                n.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                n.proc.kill()
+                n.proc.wait()
