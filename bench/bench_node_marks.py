@@ -60,16 +60,25 @@ def one_run(redis_url: str, sip_port: int, state: Path, rows: int, cps: float, m
         return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
     state.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     log = state / "serve.log"
-    cmd = [sys.executable, "-m", "api.cli", "--redis-url", redis_url, "--state-dir", str(state), "serve",
-           "--port", str(port), "--trunk", f"127.0.0.1:{sip_port}", "--cps", str(cps), "--log-level", "warning"]
-    with open(log, "wb") as out:
-        serve = subprocess.Popen([*cmd, *([] if marks else ["--no-dial-marks"])], cwd=ROOT, stdout=out,
-                                 stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
+    for tries_left in (2, 1, 0):
+        # A port free when picked may be taken by an outgoing connection (the node's own, to
+        # Redis) before the API binds it: then the node is started again on another.
+        port = free_port()
+        cmd = [sys.executable, "-m", "api.cli", "--redis-url", redis_url, "--state-dir", str(state), "serve",
+               "--port", str(port), "--trunk", f"127.0.0.1:{sip_port}", "--cps", str(cps), "--log-level", "warning"]
+        with open(log, "wb") as out:
+            serve = subprocess.Popen([*cmd, *([] if marks else ["--no-dial-marks"])], cwd=ROOT, stdout=out,
+                                     stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         base = f"http://127.0.0.1:{port}"
-        wait_ready(base, serve, log)
+        try:
+            wait_ready(base, serve, log)
+            break
+        except RuntimeError:
+            stop(serve)
+            if not tries_left or "address already in use" not in log.read_text(errors="replace"):
+                raise
+    try:
         token, _ = create_token(redis_url, "admin", "bench", None)
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
             cid = campaign(api, rows, cps)
