@@ -5,7 +5,9 @@ its primary is up; stopped by PID. One per test session (`conftest.py`'s `redis_
 
 from __future__ import annotations
 
+import random
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,11 +17,24 @@ from pathlib import Path
 
 import redis
 
-from tests.support.redis_server import free_port
-
 #: How long a silent node is thought alive before its replica takes over (ms); the tests' failover
 #: time follows it. Redis's default is 15 s.
 NODE_TIMEOUT_MS = 2000
+
+
+def cluster_port() -> int:
+    """A free loopback port whose cluster bus port (10,000 higher, which Redis requires to be a
+    valid port: so the port is at most 55535) is free too."""
+    for _ in range(200):
+        port = random.randint(20_000, 45_000)
+        try:
+            for p in (port, port + 10_000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 @dataclass
@@ -87,7 +102,7 @@ def redis_cluster(workdir: Path, primaries: int = 3, replicas: int = 1, timeout:
     cluster = RedisCluster()
     try:
         for _ in range(primaries * (1 + replicas)):
-            port = free_port()
+            port = cluster_port()
             d = workdir / str(port)
             d.mkdir(parents=True)
             conf = d / "redis.conf"
