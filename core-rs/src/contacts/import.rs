@@ -288,7 +288,7 @@ fn register_columns(queue: &mut CallQueue, columns: &[String]) -> Result<String>
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     let id = format!("{:x}", id & 0xffff_ffff);
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::store::pipe();
     for p in 0..queue.partitions() {
         pipe.cmd("HSET")
             .arg(format!("{}:cols", keys::partition(queue.campaign(), p)))
@@ -343,7 +343,7 @@ fn record_suppression(queue: &mut CallQueue, added: &[String], empty: bool) -> R
 
 /// Did no import ever load contacts into this campaign?
 fn is_empty(queue: &mut CallQueue) -> Result<bool> {
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::store::pipe();
     for p in 0..queue.partitions() {
         pipe.cmd("HEXISTS")
             .arg(format!("{}:stat", keys::partition(queue.campaign(), p)))
@@ -758,7 +758,7 @@ fn load_batch(
             .arg(*n)
             .arg(b.attrs.get(i).map_or("", String::as_str));
     }
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::store::pipe();
     for (p, inv) in per_part.iter().enumerate() {
         if used[p] {
             pipe.invoke_script(inv);

@@ -55,13 +55,13 @@ pub fn check_any(store: &mut Store, lists: &[String], numbers: &[u64]) -> Result
         return Ok(hit);
     }
     let target = lists.join(",");
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::store::pipe();
     for l in lists {
         pipe.cmd("GET")
             .arg(format!("{}:gen", keys::suppression_list(l)));
     }
     let gens: Vec<Option<u64>> = store.pipe(&pipe, "read list generations", &target)?;
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::store::pipe();
     let mut asked = 0usize;
     for (l, gen) in lists.iter().zip(&gens) {
         let Some(gen) = gen else { continue }; // deleted: nothing is on it
@@ -97,7 +97,7 @@ pub fn versions(store: &mut Store, lists: &[String]) -> Result<Vec<u64>> {
     if lists.is_empty() {
         return Ok(Vec::new());
     }
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::store::pipe();
     for l in lists {
         pipe.cmd("GET")
             .arg(format!("{}:ver", keys::suppression_list(l)));
@@ -112,7 +112,7 @@ pub fn versions_if_all_exist(
     store: &mut Store,
     lists: &[String],
 ) -> Result<std::result::Result<Vec<u64>, Vec<String>>> {
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::store::pipe();
     for l in lists {
         let base = keys::suppression_list(l);
         pipe.cmd("GET").arg(format!("{base}:ver"));
@@ -150,7 +150,7 @@ pub fn missing(store: &mut Store, lists: &[String]) -> Result<Vec<String>> {
     if lists.is_empty() {
         return Ok(Vec::new());
     }
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::store::pipe();
     for l in lists {
         pipe.cmd("SISMEMBER").arg(SUPPRESSION_REGISTRY).arg(l);
     }
@@ -247,7 +247,7 @@ pub fn load(
     }
     if live != Some(gen) {
         // One slot, one MULTI: claims see the new generation and the new version together.
-        let mut pipe = redis::pipe();
+        let mut pipe = crate::store::pipe();
         pipe.atomic()
             .cmd("INCR")
             .arg(format!("{base}:ver"))
@@ -280,7 +280,7 @@ fn drop_generation(store: &mut Store, base: &str, gen: u64) -> Result<()> {
     let keys: Vec<String> = (0..LIST_BUCKETS)
         .map(|b| format!("{base}:g{gen}:{b}"))
         .collect();
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::store::pipe();
     for chunk in keys.chunks(1024) {
         pipe.cmd("UNLINK").arg(chunk).ignore();
     }
@@ -329,7 +329,7 @@ pub fn delete(url: &str, name: &str) -> Result<bool> {
         &base,
     )?;
     let Some(gen) = gen else { return Ok(false) };
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::store::pipe();
     pipe.cmd("DEL").arg(format!("{base}:gen")).ignore();
     pipe.cmd("SREM")
         .arg(SUPPRESSION_REGISTRY)

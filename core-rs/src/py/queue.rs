@@ -613,18 +613,40 @@ fn contact_dict(py: Python<'_>, c: crate::queue::ContactState) -> PyResult<Bound
 }
 
 /// `INFO` of the Redis at `redis_url` (all sections) as a dict of strings: for memory figures
-/// (`used_memory`) and the server version.
+/// (`used_memory`) and the server version. On a cluster: the first primary's, with the figures
+/// that add up (memory, CPU, commands, keys) summed over every primary and `cluster_primaries`.
 #[pyfunction]
 pub(crate) fn redis_info<'py>(py: Python<'py>, redis_url: String) -> PyResult<Bound<'py, PyDict>> {
-    let text = detach(py, || {
-        let mut s = crate::store::Store::connect(&redis_url)?;
-        s.query::<String>(&mut redis::cmd("INFO"), "INFO", "server")
-    })?;
+    let texts = detach(py, || crate::store::Store::connect(&redis_url)?.info())?;
+    const SUMMED: [&str; 8] = [
+        "used_memory",
+        "used_memory_rss",
+        "used_cpu_sys",
+        "used_cpu_user",
+        "total_commands_processed",
+        "total_net_input_bytes",
+        "total_net_output_bytes",
+        "connected_clients",
+    ];
+    let mut sums = vec![0f64; SUMMED.len()];
     let d = PyDict::new(py);
-    for line in text.lines() {
-        if let Some((k, v)) = line.split_once(':') {
-            d.set_item(k, v.trim())?;
+    for (i, text) in texts.iter().enumerate() {
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once(':') {
+                if let Some(j) = SUMMED.iter().position(|s| *s == k) {
+                    sums[j] += v.trim().parse::<f64>().unwrap_or(0.0);
+                }
+                if i == 0 {
+                    d.set_item(k, v.trim())?;
+                }
+            }
         }
+    }
+    if texts.len() > 1 {
+        for (k, v) in SUMMED.iter().zip(sums) {
+            d.set_item(*k, if k.starts_with("used_cpu") { format!("{v:.6}") } else { format!("{v:.0}") })?;
+        }
+        d.set_item("cluster_primaries", texts.len().to_string())?;
     }
     Ok(d)
 }

@@ -57,7 +57,7 @@ impl CallQueue {
         let p = keys::partition_of(number, self.partitions);
         let base = keys::partition(&self.campaign, p);
         let bucket = number % keys::BUCKETS;
-        let mut pipe = redis::pipe();
+        let mut pipe = crate::store::pipe();
         pipe.cmd("HGET")
             .arg(format!("{base}:k:{bucket}"))
             .arg(number);

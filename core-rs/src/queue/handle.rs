@@ -132,7 +132,7 @@ fn ensure_partitions(
     }
     let want = asked.unwrap_or(1);
     // HSETNX then HGET: the first opener fixes the count; later ones must agree.
-    let mut pipe = redis::pipe();
+    let mut pipe = crate::store::pipe();
     pipe.cmd("HSETNX")
         .arg(&key)
         .arg("partitions")

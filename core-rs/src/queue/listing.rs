@@ -64,7 +64,7 @@ impl CallQueue {
             let base = keys::partition(&self.campaign, p);
             let end = (b + window).min(keys::BUCKETS);
             window = (window * 4).min(MAX_WINDOW);
-            let mut pipe = redis::pipe();
+            let mut pipe = crate::store::pipe();
             for i in b..end {
                 pipe.cmd("HGETALL").arg(format!("{base}:k:{i}"));
             }
@@ -141,13 +141,13 @@ impl CallQueue {
         if taken.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = crate::store::pipe();
         for c in taken.iter() {
             if let Some(r) = c.attr_ref {
                 pipe.add_command(r.read(base));
             }
         }
-        if pipe.cmd_iter().next().is_none() {
+        if pipe.is_empty() {
             return Ok(());
         }
         let mut raws = self

@@ -84,7 +84,7 @@ impl CallQueue {
                 format!("{} details for {} claims", details.len(), claims.len()),
             ));
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = crate::store::pipe();
         for (i, (p, number, token)) in claims.iter().enumerate() {
             self.check_partition(*p)?;
             let value = match details.get(i) {
@@ -158,7 +158,7 @@ impl CallQueue {
             .collect();
         ended.sort_unstable();
         ended.dedup();
-        let mut pipe = redis::pipe();
+        let mut pipe = crate::store::pipe();
         for first in &ended {
             pipe.cmd("ZADD").arg(&key).arg("XX").arg(0).arg(*first).ignore();
         }

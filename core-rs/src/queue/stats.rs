@@ -25,7 +25,7 @@ pub struct QueueStats {
 impl CallQueue {
     /// Depth of every queue and the counters, summed over partitions.
     pub fn stats(&mut self, now_ms: u64) -> Result<QueueStats> {
-        let mut pipe = redis::pipe();
+        let mut pipe = crate::store::pipe();
         for p in 0..self.partitions {
             let b = keys::partition(&self.campaign, p);
             pipe.cmd("LLEN").arg(format!("{b}:ready"));

@@ -53,7 +53,7 @@ impl CallQueue {
         for l in lists {
             keys::check_name("suppression list", l)?;
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = crate::store::pipe();
         for p in 0..self.partitions {
             pipe.cmd("HSET")
                 .arg(format!("{}:meta", keys::partition(&self.campaign, p)))
