@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import dialer_core as dc
@@ -18,7 +20,7 @@ T0 = 1_800_000_000.0
 
 
 def cluster_url(cluster: RedisCluster) -> str:
-    return "redis+cluster://" + ",".join(cluster.seeds[:2])
+    return cluster.url
 
 
 def spread_campaign(cluster: RedisCluster, partitions: int, at_least: int) -> str:
@@ -106,3 +108,46 @@ def test_marks_retries_listing_and_suppression_work_across_the_clusters_slots(
             break
     assert sorted(listed) == sorted(nums)  # the suppressed two are listed too
     assert q.contact(nums[0])["state"] == "done"  # counted as suppressed when a claim met it
+
+
+def test_a_primary_killed_mid_claims_loses_no_contact_and_its_replica_takes_over(
+        redis_cluster: RedisCluster, tmp_path: Path) -> None:
+    url = cluster_url(redis_cluster)
+    cid = spread_campaign(redis_cluster, 4, at_least=3)
+    n = 24_000
+    nums = load(url, tmp_path / "list.csv", cid, n, partitions=4)
+    victim = redis_cluster.primary_of(dc.partition_key(cid, 0))
+    survivors = [s for s in redis_cluster.seeds if s != victim]
+    url = "redis+cluster://" + ",".join(survivors[:2])  # the claimers must find the cluster without it
+    outs = [tmp_path / f"out{i}.txt" for i in range(2)]
+    procs = [subprocess.Popen([*CLAIMER, url, cid, str(o), "--batch", "50", "--threads", "2", "--partitions", "4",
+                               "--pause", "0.02", "--lease", "3", "--ride-out", "30"], cwd=ROOT) for o in outs]
+    try:
+        time.sleep(1.0)
+        redis_cluster.kill(victim)
+        killed_at = time.time()
+        for p in procs:
+            assert p.wait(timeout=120) == 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    lines = [line.split() for o in outs for line in o.read_text().splitlines()]
+    handed = Counter(num for num, _, _ in lines)
+    times = sorted(float(t) for _, t, _ in lines)
+    assert set(handed) == set(nums)  # nothing lost
+    twice = sum(1 for c in handed.values() if c > 1)
+    before = sum(1 for t in times if t < killed_at)
+    # Seconds without any claim landing on the dead primary's partition: the failover's cost.
+    p0_times = sorted(float(t) for _, t, part in lines if part == "0")
+    gap = max((b - a for a, b in zip(p0_times, p0_times[1:]) if b > killed_at - 0.5), default=0.0)
+    print(f"\nfailover: {before} of {n} claimed before the kill; partition 0 had no claim for {gap:.1f} s; "
+          f"{twice} contacts handed out twice; new primary {redis_cluster.primary_of(dc.partition_key(cid, 0))}")
+    assert redis_cluster.primary_of(dc.partition_key(cid, 0)) != victim
+    assert 0 < before < n  # the kill came mid-way
+    stats = dc.CallQueue(url, cid).stats()
+    assert stats["counters"]["final"] == n
+    assert (stats["ready"], stats["leased"]) == (0, 0)
+    assert twice <= 2 * 50 * 4, twice  # at most the batches in flight when the primary died, per claimer
+    redis_cluster.restart(victim)

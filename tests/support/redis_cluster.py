@@ -41,6 +41,8 @@ def cluster_port() -> int:
 class ClusterNode:
     port: int
     proc: subprocess.Popen[bytes]
+    #: its redis.conf (its directory holds nodes.conf, the AOF and redis.log)
+    conf: Path
 
     @property
     def address(self) -> str:
@@ -59,12 +61,46 @@ class RedisCluster:
         """host:port of every node (a client needs one or more of them to find the rest)."""
         return [n.address for n in self.nodes]
 
+    @property
+    def url(self) -> str:
+        """The cluster's URL for the store (`store.connection`): every node a seed."""
+        return "redis+cluster://" + ",".join(self.seeds)
+
     def client(self) -> redis.RedisCluster:
-        return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port, socket_timeout=5)
+        return redis.RedisCluster(host="127.0.0.1", port=self.live().port, socket_timeout=5)
+
+    def live(self) -> ClusterNode:
+        """A node whose process runs (the first node may have been killed by a test)."""
+        return next(n for n in self.nodes if n.proc.poll() is None)
+
+    def kill(self, address: str) -> ClusterNode:
+        """SIGKILL the node at `address` (host:port) and wait for it to die."""
+        node = next(n for n in self.nodes if n.address == address)
+        node.proc.send_signal(signal.SIGKILL)
+        node.proc.wait(timeout=10)
+        return node
+
+    def restart(self, address: str, timeout: float = 60.0) -> None:
+        """Start a killed node again from its own config and wait until it serves as a replica:
+        it rejoins as one of whoever took its slots, so the cluster has its 3 + 3 again."""
+        node = next(n for n in self.nodes if n.address == address)
+        node.proc = subprocess.Popen(["redis-server", str(node.conf)], cwd=node.conf.parent,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with node.client() as c:
+                    rep = c.info("replication")
+                    if rep["role"] == "slave" and rep.get("master_link_status") == "up":
+                        return
+            except redis.RedisError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{address} did not rejoin the cluster as a replica in {timeout:.0f} s")
 
     def primaries(self) -> dict[str, list[tuple[int, int]]]:
         """host:port of each primary -> the slot ranges it serves, as the cluster says now."""
-        with self.nodes[0].client() as c:
+        with self.live().client() as c:
             slots = c.execute_command("CLUSTER", "SLOTS")
         out: dict[str, list[tuple[int, int]]] = {}
         for start, end, primary, *_ in slots:
@@ -74,7 +110,7 @@ class RedisCluster:
 
     def primary_of(self, key: str) -> str:
         """host:port of the primary serving `key`'s slot."""
-        with self.nodes[0].client() as c:
+        with self.live().client() as c:
             slot = int(c.execute_command("CLUSTER", "KEYSLOT", key))
         for addr, ranges in self.primaries().items():
             if any(a <= slot <= b for a, b in ranges):
@@ -112,7 +148,7 @@ def redis_cluster(workdir: Path, primaries: int = 3, replicas: int = 1, timeout:
                 "appendfsync everysec\nsave \"\"\nlogfile redis.log\n")
             proc = subprocess.Popen(["redis-server", str(conf)], cwd=d, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
-            cluster.nodes.append(ClusterNode(port, proc))
+            cluster.nodes.append(ClusterNode(port, proc, conf))
         deadline = time.monotonic() + timeout
         for n in cluster.nodes:
             while True:
