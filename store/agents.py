@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, cast
 
-import redis.asyncio as aioredis
-
 from store import keys
 from store.campaigns import add_event, now_iso
+from store.connection import Client
 from store.errors import Conflict, Missing
 
 _Value = bytes | bytearray | memoryview | str | int | float
@@ -66,7 +65,7 @@ def _changed(pipe: Any, aid: str) -> None:
 class Agents:
     """The roster, presence and open calls, on one client."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self.redis = redis
 
     # -- the roster ------------------------------------------------------------------------------

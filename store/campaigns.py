@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, cast
 
-import redis.asyncio as aioredis
-
 from store import keys
+from store.connection import Client
 from store.errors import Conflict, Missing, NotAllowed
 from store.scripts import Scripts
 
@@ -103,7 +102,7 @@ Entries = list[tuple[str, dict[str, str]]]
 class Campaigns:
     """Campaign records and their events, on one client."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self.redis = redis
         self._scripts = Scripts(redis)
 

@@ -15,9 +15,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Final, Literal, cast
 
-import redis.asyncio as aioredis
-
 from store import keys
+from store.connection import Client
 from store.errors import Refused
 from store.scripts import Scripts
 
@@ -60,7 +59,7 @@ def group_of(archive_id: str) -> str:
 
 
 class CdrStream:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self.redis = redis
         self._scripts = Scripts(redis)
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 import math
 from typing import cast
 
-import redis.asyncio as aioredis
-
 from store import keys
+from store.connection import Client
 from store.scripts import Scripts
 
 
@@ -26,7 +25,7 @@ def _keys(cid: str, partition: int) -> list[str]:
 
 
 class DialSets:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self.redis = redis
         self._scripts = Scripts(redis)
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 import time
 from typing import Final, cast
 
-import redis.asyncio as aioredis
-
 from store import keys
+from store.connection import Client
 from store.scripts import Scripts
 
 #: A partition's lease lasts this long unless renewed; a node silent this long is gone.
@@ -26,7 +25,7 @@ LEASE_MS: Final = 15_000
 
 
 class Nodes:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self.redis = redis
         self._scripts = Scripts(redis)
 

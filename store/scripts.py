@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from store.connection import Client
 LUA = Path(__file__).parent / "lua"
 _INCLUDE = re.compile(r"^--! include (\S+\.lua)\s*$", re.MULTILINE)
 
@@ -39,7 +39,7 @@ def names() -> list[str]:
 class Scripts:
     """The scripts registered with one client, by name: `await scripts.run("x", keys, args)`."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self._client = client
         self._registered: dict[str, AsyncScript] = {}
 

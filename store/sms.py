@@ -12,10 +12,9 @@ import re
 import time
 from typing import Final, cast
 
-import redis.asyncio as aioredis
-
 from store import keys
 from store.cdr import CallRecord
+from store.connection import Client
 from store.errors import Refused
 from store.scripts import Scripts
 
@@ -27,7 +26,7 @@ Entries = list[tuple[str, dict[str, str]]]
 
 
 class SmsStore:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self.redis = redis
         self._scripts = Scripts(redis)
 

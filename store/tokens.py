@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-import redis.asyncio as aioredis
-
 from store import keys
-from store.connection import connect_sync
+from store.connection import Client, connect_sync
 
 
 class Tokens:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self.redis = redis
 
     async def add(self, digest: str, record: dict[str, Any]) -> None:
