@@ -10,10 +10,15 @@ One class per domain, each over a client (`Store` opens one and holds them all):
     tokens.Tokens         API tokens (digests and roles)
     queue.Queue/Queues    the asyncio face of the Rust call queue (its keys are the core's)
 keys.py names every key (asking the core for the queue's); scripts.py loads `lua/*.lua`;
-connection.py opens clients (with timeouts); errors.py has the exceptions callers catch.
+connection.py opens clients (one Redis or a Redis Cluster, with timeouts); steps.py writes
+changes that span hash slots in a safe order; errors.py has the exceptions callers catch.
 """
 
 from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import RedisCluster
 
 from store.agents import Agents
 from store.campaigns import Campaigns
@@ -40,11 +45,20 @@ class Store:
         self.tokens = Tokens(self._client)
 
     async def ping(self) -> None:
+        """Redis answers (on a cluster: every primary does, so that every slot is served)."""
+        if isinstance(self._client, RedisCluster):
+            await self._client.ping(target_nodes=RedisCluster.PRIMARIES)
+            return
         await self._client.ping()
 
     async def server_id(self) -> str:
         """The Redis server's run id: new at every start of redis-server (it may have come back
-        without its last writes)."""
+        without its last writes). On a cluster, the run ids of all its primaries: it changes
+        when any of them restarts or a replica takes over (which may lack the last writes too)."""
+        if isinstance(self._client, RedisCluster):
+            c = await self._client.initialize()  # (the nodes are known once it is)
+            infos = await asyncio.gather(*(c.info("server", target_nodes=n) for n in c.get_primaries()))
+            return ",".join(sorted(str(i.get("run_id", "")) for i in infos))
         info = await self._client.info("server")
         return str(info.get("run_id", ""))
 

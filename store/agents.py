@@ -21,6 +21,7 @@ from store import keys
 from store.campaigns import add_event, now_iso
 from store.connection import Client
 from store.errors import Conflict, Missing
+from store.steps import Steps, unlink
 
 _Value = bytes | bytearray | memoryview | str | int | float
 _Mapping = dict[_Value, _Value]
@@ -93,11 +94,15 @@ class Agents:
         return [_agent(json.loads(rows[aid]), info) for aid, info in zip(ids, infos)]
 
     async def delete(self, aid: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(keys.AGENTS, aid)
-            pipe.unlink(keys.agent(aid))
-            _changed(pipe, aid)
-            await pipe.execute()
+        # Steps, in this order on a cluster: the agent's record goes first (an agent on the roster
+        # without one is an agent with no campaigns, call or break; a record left behind the
+        # roster would be inherited by a new agent of the same id), then its roster entry, then
+        # the change note (the screens it wakes find the agent gone).
+        steps = Steps(self.redis, atomic=True)
+        unlink(steps.step(), keys.agent(aid))
+        steps.step().hdel(keys.AGENTS, aid)
+        _changed(steps.step(), aid)
+        await steps.run()
 
     async def sip_uris(self, ids: Sequence[str]) -> dict[str, str]:
         """The phones of these agents (those that have one)."""
@@ -113,35 +118,46 @@ class Agents:
 
     # -- campaigns and breaks ------------------------------------------------------------------------
 
+    # Joining and leaving, in steps on a cluster: the agent's record (its `c:<id>` fields) is
+    # what `delete` and the API's leave-all go by, so it always names at least the campaigns whose
+    # set holds the agent - it is written before the campaign's set on a join and after it on a
+    # leave (a prefix: joined on the screen, no calls yet; or no calls any more, still joined on
+    # the screen, and leaving again finishes it). The campaign's set and its event are one step
+    # (one slot); the change note comes last, so the screens it wakes read the new state.
+
     async def join(self, cid: str, aid: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(keys.present(cid), aid)
-            pipe.hset(keys.agent(aid), f"c:{cid}", now_iso())
-            add_event(pipe, cid, "agent", {"agent": aid, "joined": True})
-            _changed(pipe, aid)
-            await pipe.execute()
+        steps = Steps(self.redis, atomic=True)
+        steps.step().hset(keys.agent(aid), f"c:{cid}", now_iso())
+        campaign = steps.step()
+        campaign.sadd(keys.present(cid), aid)
+        add_event(campaign, cid, "agent", {"agent": aid, "joined": True})
+        _changed(steps.step(), aid)
+        await steps.run()
 
     async def leave(self, cid: str, aid: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.srem(keys.present(cid), aid)
-            pipe.hdel(keys.agent(aid), f"c:{cid}")
-            add_event(pipe, cid, "agent", {"agent": aid, "joined": False})
-            _changed(pipe, aid)
-            await pipe.execute()
+        steps = Steps(self.redis, atomic=True)
+        campaign = steps.step()
+        campaign.srem(keys.present(cid), aid)
+        add_event(campaign, cid, "agent", {"agent": aid, "joined": False})
+        steps.step().hdel(keys.agent(aid), f"c:{cid}")
+        _changed(steps.step(), aid)
+        await steps.run()
 
     async def set_away(self, aid: str, away: bool) -> None:
         """An agent takes a break (no new calls for it; a call in progress goes on) or is back."""
         info = cast(dict[str, str], await self.redis.hgetall(keys.agent(aid)))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if away:
-                pipe.hset(keys.agent(aid), "away", now_iso())
-            else:
-                pipe.hdel(keys.agent(aid), "away")
-            for k in info:
-                if k.startswith("c:"):
-                    add_event(pipe, k[2:], "agent", {"agent": aid, "away": away})
-            _changed(pipe, aid)
-            await pipe.execute()
+        # Steps on a cluster: the break itself first (what the runtime reads), then the event in
+        # each campaign's stream (one slot each) and the change note, which report it.
+        steps = Steps(self.redis, atomic=True)
+        if away:
+            steps.step().hset(keys.agent(aid), "away", now_iso())
+        else:
+            steps.step().hdel(keys.agent(aid), "away")
+        for k in info:
+            if k.startswith("c:"):
+                add_event(steps.step(), k[2:], "agent", {"agent": aid, "away": away})
+        _changed(steps.step(), aid)
+        await steps.run()
 
     async def present(self, cid: str) -> set[str]:
         return {str(a) for a in await self.redis.smembers(keys.present(cid))}
@@ -167,11 +183,14 @@ class Agents:
         if not await self.redis.hsetnx(keys.agent(aid), "call", call_id):
             return False
         fields = {"handed_at": str(time.time()), **record, "agent": aid}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.call(call_id), mapping=cast(_Mapping, fields))
-            add_event(pipe, fields["campaign"], "call", event)
-            _changed(pipe, aid)
-            await pipe.execute()
+        # On a cluster the record is written before the notes (a plain pipeline's commands for
+        # different nodes go in parallel): whoever they wake reads the record.
+        steps = Steps(self.redis, atomic=False)
+        steps.step().hset(keys.call(call_id), mapping=cast(_Mapping, fields))
+        notes = steps.step()
+        add_event(notes, fields["campaign"], "call", event)
+        _changed(notes, aid)
+        await steps.run()
         return True
 
     async def current_call(self, aid: str) -> str | None:
@@ -236,16 +255,23 @@ class Agents:
         mine = await self.current_call(aid) == call_id
         if if_open and not mine:
             return False
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.unlink(keys.call(call_id))
-            if mine:
-                pipe.hdel(keys.agent(aid), "call")
-                _changed(pipe, aid)
-            if answers and campaign is not None and number is not None:
-                pipe.hset(keys.answers(campaign), number, json.dumps(answers))
-            if event is not None and campaign is not None:
-                add_event(pipe, campaign, "disposition", event)
-            await pipe.execute()
+        # Steps, in this order on a cluster: the answers and the event (the campaign's slot:
+        # written again, with the event twice, if the close is tried again - never lost); then the
+        # agent's `call` field (the agent is free) and its change note; the call's record last, so
+        # that an agent never names a call whose record is gone (that would hold it for ever:
+        # `open_call` sets the field only if absent), and a close tried again finds the record.
+        steps = Steps(self.redis, atomic=True)
+        if campaign is not None and (event is not None or (answers and number is not None)):
+            step = steps.step()
+            if answers and number is not None:
+                step.hset(keys.answers(campaign), number, json.dumps(answers))
+            if event is not None:
+                add_event(step, campaign, "disposition", event)
+        if mine:
+            steps.step().hdel(keys.agent(aid), "call")
+            _changed(steps.step(), aid)
+        unlink(steps.step(), keys.call(call_id))
+        await steps.run()
         return mine
 
     async def newest_change(self) -> str:

@@ -9,6 +9,7 @@ the campaign's stream: the moves are decided here, once (`TRANSITIONS`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -18,9 +19,10 @@ from enum import StrEnum
 from typing import Any, Final, cast
 
 from store import keys
-from store.connection import Client
+from store.connection import Client, is_cluster
 from store.errors import Conflict, Missing, NotAllowed
 from store.scripts import Scripts
+from store.steps import Steps, unlink
 
 log = logging.getLogger("dialer.store")
 
@@ -28,6 +30,9 @@ log = logging.getLogger("dialer.store")
 EVENTS_KEPT: Final = 10_000
 #: The pacer's live figures expire this long after their last write: a dead pacer shows none.
 LIVE_TTL_S: Final = 5
+#: On a cluster, how often `events_of` reads the streams of several campaigns while none has
+#: news (the delay an event may wait there before it is read).
+CLUSTER_POLL_S: Final = 0.05
 
 _Value = bytes | bytearray | memoryview | str | int | float
 _Mapping = dict[_Value, _Value]  # what redis-py's hset(mapping=) is typed to take
@@ -118,12 +123,17 @@ class Campaigns:
         # HSETNX on the spec field claims the id; only its winner writes the rest.
         if not await self.redis.hsetnx(key, "spec", record["spec"]):
             raise Conflict(f"campaign {cid} already exists")
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=cast(_Mapping, record))
-            pipe.zadd(keys.CAMPAIGNS, {cid: int(time.time() * 1000)})
-            pipe.xadd(keys.events(cid), {"type": "created", "data": json.dumps({"state": State.PENDING_APPROVAL.value, "by": actor})},
-                      maxlen=EVENTS_KEPT, approximate=True)
-            await pipe.execute()
+        # Steps, in this order on a cluster: the registry first, then the record with its event
+        # (one slot). Until the record has its `state` no read shows the campaign (as after a
+        # crash between the HSETNX and this write), so the registry may name it first; the other
+        # way round a crash would leave a whole campaign that no list shows.
+        steps = Steps(self.redis, atomic=True)
+        steps.step().zadd(keys.CAMPAIGNS, {cid: int(time.time() * 1000)})
+        own = steps.step()
+        own.hset(key, mapping=cast(_Mapping, record))
+        own.xadd(keys.events(cid), {"type": "created", "data": json.dumps({"state": State.PENDING_APPROVAL.value, "by": actor})},
+                 maxlen=EVENTS_KEPT, approximate=True)
+        await steps.run()
         return await self.get(cid)
 
     async def get(self, cid: str) -> dict[str, Any]:
@@ -201,14 +211,18 @@ class Campaigns:
         c = await self.get(cid)
         if c["state"] in DIALING:
             raise Conflict(f"campaign {cid} is {c['state']}: stop it before deleting it", c["state"])
+        # One plain pipeline (on a cluster the two go to their nodes at once): either alone is a
+        # state every read accepts - records nobody lists, or a listed id without a record,
+        # which every list skips.
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrem(keys.CAMPAIGNS, cid)
-            pipe.unlink(*keys.campaign_control_keys(cid))
+            unlink(pipe, *keys.campaign_control_keys(cid))  # one slot
             await pipe.execute()
         return int(c["partitions"])
 
     async def purge_queue(self, cid: str, partitions: int) -> int:
-        """Remove a deleted campaign's queue keys; answers how many."""
+        """Remove a deleted campaign's queue keys; answers how many. (On a cluster `scan_iter`
+        scans every primary, and a partition's keys share one slot, so each UNLINK is one.)"""
         removed = int(await self.redis.unlink(keys.queue_meta(cid)))
         for p in range(partitions):
             batch: list[str] = []
@@ -245,11 +259,27 @@ class Campaigns:
 
     async def events_of(self, after: dict[str, str], *, block_ms: int, count: int) -> dict[str, Entries]:
         """The events of several campaigns after each one's id, in one read, waiting up to
-        `block_ms` for one (this holds the connection)."""
+        `block_ms` for one (this holds the connection).
+
+        On a cluster one XREAD cannot span campaigns (each stream has its campaign's slot), and a
+        blocking read per campaign would hold a connection each: their streams are read without
+        blocking, in one pipeline (a round trip per node, in parallel), every `CLUSTER_POLL_S`
+        until one has events or `block_ms` has passed."""
         streams: dict[_Key, _Key | int] = {keys.events(cid): last for cid, last in after.items()}
-        got = cast(list[tuple[str, Entries]], await self.redis.xread(streams, block=block_ms, count=count))
         by_key = {keys.events(cid): cid for cid in after}
-        return {by_key[k]: es for k, es in got}
+        if len(streams) <= 1 or not is_cluster(self.redis):
+            got = cast(list[tuple[str, Entries]], await self.redis.xread(streams, block=block_ms, count=count))
+            return {by_key[k]: es for k, es in got}
+        deadline = time.monotonic() + block_ms / 1000
+        while True:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for k, last in streams.items():
+                    pipe.xread({k: last}, count=count)
+                replies = cast(list[list[tuple[str, Entries]]], await pipe.execute())
+            found = {by_key[k]: es for got in replies for k, es in got if es}
+            if found or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(min(CLUSTER_POLL_S, max(0.0, deadline - time.monotonic())))
 
     async def live(self, cid: str) -> dict[str, Any] | None:
         raw = await self.redis.get(keys.live(cid))

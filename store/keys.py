@@ -7,7 +7,9 @@ spelling them again. Everything else is named here and nowhere else.
 
 Hash tags: a campaign's keys share `{c:<id>}` (the queue's meta key carries it too), a
 partition's queue keys share `{c:<id>:p<n>}`, so each script touches one slot and the same code
-runs on a Redis Cluster. The registries (`dialer:*`) are single keys of their own.
+runs on a Redis Cluster. The registries (`dialer:*`), each agent's record and each handed call's
+record are keys of their own (no tag: each its own slot); a change that writes one of them with
+a campaign's keys is written in ordered steps, one slot each (`store/steps.py`).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from store.cdr import CallRecord
 from store.connection import Client
 from store.errors import Refused
 from store.scripts import Scripts
+from store.steps import Steps
 
 #: The outboxes' consumer group.
 GROUP: Final = "sms"
@@ -55,14 +56,21 @@ class SmsStore:
         await self.redis.hset(keys.sms_state(cid), number, f"{state}|{detail}|{time.time():.3f}")
 
     async def final(self, cid: str, entry_id: str, number: str, state: str, detail: str) -> None:
-        """A final state, its CDR, and the outbox entry acknowledged: one round trip."""
+        """A final state, its CDR, and the outbox entry acknowledged: one round trip (two on a
+        cluster)."""
         rec = CallRecord(campaign=cid, number=number, kind="sms", outcome="sms", sms_status=state,
                          ended_at=time.time(), detail=detail)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.sms_state(cid), number, f"{state}|{detail}|{time.time():.3f}")
-            pipe.xadd(keys.CDR_STREAM, {"r": rec.to_json()})
-            pipe.xack(keys.sms_outbox(cid), GROUP, entry_id)
-            await pipe.execute()
+        # On a cluster (where a plain pipeline's parts for different nodes go in no order): the
+        # CDR first, then the state and the acknowledgement (the campaign's slot). Stopped in
+        # between, the entry comes back with its "sending" state, which the next sender ends as
+        # "unknown" (a second record, never a second message); the other way round the entry
+        # would come back final and be acknowledged with no record at all.
+        steps = Steps(self.redis, atomic=False)
+        steps.step().xadd(keys.CDR_STREAM, {"r": rec.to_json()})
+        own = steps.step()
+        own.hset(keys.sms_state(cid), number, f"{state}|{detail}|{time.time():.3f}")
+        own.xack(keys.sms_outbox(cid), GROUP, entry_id)
+        await steps.run()
 
     async def campaigns(self) -> set[str]:
         """Campaigns with an outbox."""
@@ -108,9 +116,12 @@ class SmsStore:
         status = "delivered" if stat == "DELIVRD" else "undelivered"
         rec = CallRecord(campaign=cid, number=number, kind="sms", outcome="sms", sms_status=status,
                          ended_at=time.time(), detail=f"{msg_id} {stat}")
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.sms_state(cid), number, f"{status}|{stat}|{time.time():.3f}")
-            pipe.hdel(keys.SMS_IDS, msg_id)
-            pipe.xadd(keys.CDR_STREAM, {"r": rec.to_json()})
-            await pipe.execute()
+        # On a cluster: the state and the CDR (in parallel), then the message id goes - it is
+        # what matches a receipt, so a receipt recorded halfway is matched again if repeated.
+        steps = Steps(self.redis, atomic=False)
+        done = steps.step()
+        done.hset(keys.sms_state(cid), number, f"{status}|{stat}|{time.time():.3f}")
+        done.xadd(keys.CDR_STREAM, {"r": rec.to_json()})
+        steps.step().hdel(keys.SMS_IDS, msg_id)
+        await steps.run()
         return status
