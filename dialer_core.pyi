@@ -357,8 +357,10 @@ def generate_sample(
     of its valid numbers there, one per line. Returns counts of rows, invalid, duplicates,
     suppressed."""
 
-def partition_key(campaign: str, partition: int) -> str:
-    """The base every queue key of one partition starts with: `{c:<campaign>:p<partition>}`."""
+def partition_key(campaign: str, partition: int, *, partitions: int) -> str:
+    """The base every queue key of one partition of a campaign of `partitions` starts with, its
+    hash tag: `{c:<campaign>:p<partition>}`, or that with a suffix `:<s>` that puts partition n in
+    the n-th of `partitions` equal shares of a cluster's slots (spread evenly over its primaries)."""
 
 def campaign_meta_key(campaign: str) -> str:
     """The queue's campaign-wide hash: `{c:<campaign>}:meta`."""

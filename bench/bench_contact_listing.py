@@ -38,7 +38,7 @@ def test_listing_a_rare_state_reads_the_campaign_once(benchmark: Any, redis_url:
     benchmark.pedantic(scan, rounds=1, iterations=1)
     ours = min(scan() for _ in range(3))
     r = redis.Redis.from_url(redis_url)
-    base = dc.partition_key("ls", 0)
+    base = dc.partition_key("ls", 0, partitions=q.partitions)
 
     def raw() -> float:
         t = time.perf_counter()

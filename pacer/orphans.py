@@ -95,10 +95,10 @@ class Orphans:
     async def register(self) -> None:
         """Before this incarnation places a call: how it places them (written when it changes)."""
         r = self.r
-        assert r.cfg is not None
+        assert r.cfg is not None and r.queue is not None
         info = RunInfo.of(self.inc.node, self.inc.secret, r.cfg).dumps()
         if info != self.registered:
-            await r.store.nodes.register_run(r.cid, r.partition, self.inc.id, info)
+            await r.store.nodes.register_run(r.cid, r.partition, self.inc.id, info, partitions=r.queue.partitions)
             self.registered = info
 
     def ids(self, token: int) -> CallIds:
@@ -130,7 +130,7 @@ class Orphans:
         dead = [m for m in marks if owner_of(m[3]) not in alive]
         self.pending = len(dead) < len(marks)
         if dead:
-            runs = await r.store.nodes.runs(r.cid, r.partition)
+            runs = await r.store.nodes.runs(r.cid, r.partition, partitions=r.queue.partitions)
             self.handled.update((m[0], m[1]) for m in dead)
             self.task = r.spawn(self._end(dead, runs, sorted({owner_of(m[3]) for m in dead})))
 
@@ -177,7 +177,7 @@ class Orphans:
             # Their contacts are counted at the next claim, by their marks, not when the dead
             # node's leases would have run out (an adopted call's lease is a new one: kept).
             await r.queue.expire_leases(r.partition, [token for _, token, _, _ in dead])
-            await r.store.nodes.forget_runs(r.cid, r.partition, owners)
+            await r.store.nodes.forget_runs(r.cid, r.partition, owners, partitions=r.queue.partitions)
         except (StoreError, dialer_core.RedisError) as e:
             log.warning("campaign %s/%d: a dead node's leases not ended (they run out by themselves): %s",
                         r.cid, r.partition, e)

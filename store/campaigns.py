@@ -226,7 +226,7 @@ class Campaigns:
         removed = int(await self.redis.unlink(keys.queue_meta(cid)))
         for p in range(partitions):
             batch: list[str] = []
-            async for k in self.redis.scan_iter(match=keys.queue_partition_pattern(cid, p), count=10_000):
+            async for k in self.redis.scan_iter(match=keys.queue_partition_pattern(cid, p, partitions=partitions), count=10_000):
                 batch.append(k)
                 if len(batch) >= 1000:
                     removed += int(await self.redis.unlink(*batch))

@@ -6,7 +6,8 @@ core for their bases (`dialer_core.partition_key`, `dialer_core.campaign_meta_ke
 spelling them again. Everything else is named here and nowhere else.
 
 Hash tags: a campaign's keys share `{c:<id>}` (the queue's meta key carries it too), a
-partition's queue keys share `{c:<id>:p<n>}`, so each script touches one slot and the same code
+partition's queue keys share `{c:<id>:p<n>}` (or that with a suffix spreading a campaign's
+partitions over a cluster's slots: `dialer_core.partition_key`), so each script touches one slot and the same code
 runs on a Redis Cluster. The registries (`dialer:*`), each agent's record and each handed call's
 record are keys of their own (no tag: each its own slot); a change that writes one of them with
 a campaign's keys is written in ordered steps, one slot each (`store/steps.py`).
@@ -113,11 +114,11 @@ def queue_meta(cid: str) -> str:
     return dialer_core.campaign_meta_key(cid)
 
 
-def partition_runs(cid: str, partition: int) -> str:
+def partition_runs(cid: str, partition: int, *, partitions: int) -> str:
     """hash: incarnation id -> how it places the partition's calls (JSON: `pacer/orphans.py`
     `RunInfo`), for whoever ends its calls if it dies. In the partition's slot, beside the dial
     marks that name the incarnation; removed with the queue."""
-    return dialer_core.partition_key(cid, partition) + ":run"
+    return dialer_core.partition_key(cid, partition, partitions=partitions) + ":run"
 
 
 def incarnation(inc: str) -> str:
@@ -126,9 +127,9 @@ def incarnation(inc: str) -> str:
     return f"dialer:incarnation:{inc}"
 
 
-def queue_partition_pattern(cid: str, partition: int) -> str:
+def queue_partition_pattern(cid: str, partition: int, *, partitions: int) -> str:
     """A SCAN pattern matching every queue key of one partition."""
-    return dialer_core.partition_key(cid, partition) + "*"
+    return dialer_core.partition_key(cid, partition, partitions=partitions) + "*"
 
 
 # -- agents ------------------------------------------------------------------------------------------

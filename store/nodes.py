@@ -68,16 +68,17 @@ class Nodes:
             found = await pipe.execute()
         return {inc for inc, n in zip(incs, found, strict=True) if n}
 
-    async def register_run(self, cid: str, partition: int, inc: str, info: str) -> None:
-        """How incarnation `inc` places the partition's calls (written before it places one)."""
-        await self.redis.hset(keys.partition_runs(cid, partition), inc, info)
+    async def register_run(self, cid: str, partition: int, inc: str, info: str, *, partitions: int) -> None:
+        """How incarnation `inc` places the partition's calls (written before it places one);
+        `partitions`: the campaign's (its keys' names depend on it)."""
+        await self.redis.hset(keys.partition_runs(cid, partition, partitions=partitions), inc, info)
 
-    async def runs(self, cid: str, partition: int) -> dict[str, str]:
-        return cast(dict[str, str], await self.redis.hgetall(keys.partition_runs(cid, partition)))
+    async def runs(self, cid: str, partition: int, *, partitions: int) -> dict[str, str]:
+        return cast(dict[str, str], await self.redis.hgetall(keys.partition_runs(cid, partition, partitions=partitions)))
 
-    async def forget_runs(self, cid: str, partition: int, incs: list[str]) -> None:
+    async def forget_runs(self, cid: str, partition: int, incs: list[str], *, partitions: int) -> None:
         if incs:
-            await self.redis.hdel(keys.partition_runs(cid, partition), *incs)
+            await self.redis.hdel(keys.partition_runs(cid, partition, partitions=partitions), *incs)
 
     async def owner(self, cid: str, partition: int) -> str | None:
         return cast(str | None, await self.redis.get(keys.partition_owner(cid, partition)))

@@ -61,6 +61,10 @@ class Queue:
     def campaign(self) -> str:
         return self._queues[0].campaign
 
+    @property
+    def partitions(self) -> int:
+        return self._queues[0].partitions
+
     async def configure(self, *, max_attempts: int, retry_delay_s: float, retry_on: list[str]) -> None:
         for q in [*self._queues, *([self._bulk] if self._bulk is not None else [])]:
             await asyncio.to_thread(q.configure, max_attempts=max_attempts, retry_delay_s=retry_delay_s, retry_on=retry_on)

@@ -1,4 +1,4 @@
-//! Redis key names. Every key of one campaign partition shares the hash tag `{c:<id>:p<n>}` and
+//! Redis key names. Every key of one campaign partition shares one hash tag (`partition`) and
 //! every key of one suppression list shares `{s:<name>}`, so each Lua script touches one slot and
 //! the same code runs on one Redis or a Redis Cluster.
 
@@ -9,9 +9,42 @@ pub fn campaign_meta(campaign: &str) -> String {
     format!("{{c:{campaign}}}:meta")
 }
 
-/// The base of one partition's keys: `{c:<id>:p<n>}`; the scripts append `:ready`, `:retry`, ...
-pub fn partition(campaign: &str, partition: u32) -> String {
-    format!("{{c:{campaign}:p{partition}}}")
+/// The base of one partition's keys (the scripts append `:ready`, `:retry`, ...) in a campaign of
+/// `partitions`: `{c:<id>:p<n>}`, or `{c:<id>:p<n>:<s>}` with the smallest `s` that puts it in
+/// the n-th of `partitions` equal ranges of the cluster's 16,384 slots. So a campaign's
+/// partitions are spread evenly over a cluster's primaries (which `redis-cli --cluster create`
+/// gives equal ranges of slots) when `partitions` is a multiple of the primaries. The plain name
+/// alone would not do: CRC16 is linear, so the tags `...:p0` to `...:p9` land on slots a fixed
+/// pattern apart, and 6 partitions on 6 primaries always left a primary without any.
+/// A one-partition campaign's base is always the plain name.
+pub fn partition(campaign: &str, partition: u32, partitions: u32) -> String {
+    let plain = format!("c:{campaign}:p{partition}");
+    let n = partitions.max(1);
+    let in_range = |tag: &str| u32::from(slot(tag.as_bytes())) * n / SLOTS == partition;
+    if n == 1 || partition >= n || in_range(&plain) {
+        return format!("{{{plain}}}");
+    }
+    // Each try lands in the range with probability 1/n: about n tries (n <= 256).
+    (1u32..)
+        .map(|s| format!("{plain}:{s}"))
+        .find(|tag| in_range(tag))
+        .map(|tag| format!("{{{tag}}}"))
+        .unwrap_or_default()
+}
+
+/// A Redis Cluster's slots.
+const SLOTS: u32 = 16_384;
+
+/// The cluster slot of a hash tag's text (CRC16-XMODEM mod 16,384, as Redis computes it).
+pub fn slot(tag: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for b in tag {
+        crc ^= u16::from(*b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    (u32::from(crc) % SLOTS) as u16
 }
 
 /// The base of one suppression list's keys: `{s:<name>}`.
@@ -63,7 +96,9 @@ mod tests {
 
     #[test]
     fn keys_of_a_partition_share_one_hash_tag() {
-        assert_eq!(partition("42", 3), "{c:42:p3}");
+        assert_eq!(partition("42", 0, 1), "{c:42:p0}");
+        let base = partition("42", 3, 4);
+        assert!(base.starts_with("{c:42:p3") && base.ends_with('}'), "{base}");
         assert_eq!(campaign_meta("42"), "{c:42}:meta");
         assert_eq!(suppression_list("dnc"), "{s:dnc}");
     }
@@ -78,6 +113,32 @@ mod tests {
             assert!((9_000..11_000).contains(&c), "{counts:?}");
         }
         assert_eq!(partition_of(84_901_234_567, 1), 0);
+    }
+
+    #[test]
+    fn slots_are_redis_slots() {
+        // Redis: CLUSTER KEYSLOT 123456789 -> 12739, CLUSTER KEYSLOT foo -> 12182.
+        assert_eq!(slot(b"123456789"), 12739);
+        assert_eq!(slot(b"foo"), 12182);
+    }
+
+    #[test]
+    fn a_campaigns_partitions_fill_the_slot_ranges_in_turn() {
+        for n in [2u32, 3, 4, 6, 12, 256] {
+            for id in ["a", "spring-2026", "7f3a9c"] {
+                let mut primaries = vec![0u32; 3];
+                for p in 0..n {
+                    let base = partition(id, p, n);
+                    let tag = &base[1..base.len() - 1];
+                    let s = u32::from(slot(tag.as_bytes()));
+                    assert_eq!(s * n / SLOTS, p, "{base} in slot {s}");
+                    primaries[(s * 3 / SLOTS) as usize] += 1;
+                }
+                if n % 3 == 0 {
+                    assert!(primaries.iter().all(|c| *c == n / 3), "{primaries:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ def spread_campaign(cluster: RedisCluster, partitions: int, at_least: int) -> st
     primaries (the slot of a partition follows from its id)."""
     for _ in range(100):
         cid = "cl" + uuid.uuid4().hex[:8]
-        owners = {cluster.primary_of(dc.partition_key(cid, p)) for p in range(partitions)}
+        owners = {cluster.primary_of(dc.partition_key(cid, p, partitions=partitions)) for p in range(partitions)}
         if len(owners) >= at_least:
             return cid
     raise AssertionError("no campaign id spreads its partitions")
@@ -62,7 +62,7 @@ def test_four_claimers_in_two_processes_take_each_contact_once_across_primaries(
     # The keys really are spread: each primary holds some of the campaign's partitions.
     held = {addr: 0 for addr in redis_cluster.primaries()}
     for p in range(4):
-        held[redis_cluster.primary_of(dc.partition_key(cid, p))] += 1
+        held[redis_cluster.primary_of(dc.partition_key(cid, p, partitions=4))] += 1
     assert sum(1 for n in held.values() if n) >= 3, held
 
 
@@ -116,7 +116,7 @@ def test_a_primary_killed_mid_claims_loses_no_contact_and_its_replica_takes_over
     cid = spread_campaign(redis_cluster, 4, at_least=3)
     n = 24_000
     nums = load(url, tmp_path / "list.csv", cid, n, partitions=4)
-    victim = redis_cluster.primary_of(dc.partition_key(cid, 0))
+    victim = redis_cluster.primary_of(dc.partition_key(cid, 0, partitions=4))
     survivors = [s for s in redis_cluster.seeds if s != victim]
     url = "redis+cluster://" + ",".join(survivors[:2])  # the claimers must find the cluster without it
     outs = [tmp_path / f"out{i}.txt" for i in range(2)]
@@ -143,8 +143,8 @@ def test_a_primary_killed_mid_claims_loses_no_contact_and_its_replica_takes_over
     p0_times = sorted(float(t) for _, t, part in lines if part == "0")
     gap = max((b - a for a, b in zip(p0_times, p0_times[1:]) if b > killed_at - 0.5), default=0.0)
     print(f"\nfailover: {before} of {n} claimed before the kill; partition 0 had no claim for {gap:.1f} s; "
-          f"{twice} contacts handed out twice; new primary {redis_cluster.primary_of(dc.partition_key(cid, 0))}")
-    assert redis_cluster.primary_of(dc.partition_key(cid, 0)) != victim
+          f"{twice} contacts handed out twice; new primary {redis_cluster.primary_of(dc.partition_key(cid, 0, partitions=4))}")
+    assert redis_cluster.primary_of(dc.partition_key(cid, 0, partitions=4)) != victim
     assert 0 < before < n  # the kill came mid-way
     stats = dc.CallQueue(url, cid).stats()
     assert stats["counters"]["final"] == n

@@ -249,17 +249,19 @@ def test_purge_removes_every_queue_key_of_every_partition(url: str, raw: SyncCli
     partitions, suffixes = 6, [":ready", ":retry", ":meta", ":lh", ":k:5"]
     written = [keys.queue_meta(cid)]
     for p in range(partitions):
-        base = dialer_core.partition_key(cid, p)
-        written += [base + s for s in suffixes] + [keys.partition_runs(cid, p)]
-    written += [dialer_core.partition_key(cid, 0) + f":k:{i}" for i in range(6, 1206)]  # past one batch
-    kept = [dialer_core.partition_key(other, 0) + ":ready", keys.partition_owner(cid, 0)]
+        base = dialer_core.partition_key(cid, p, partitions=partitions)
+        written += [base + s for s in suffixes] + [keys.partition_runs(cid, p, partitions=partitions)]
+    base0 = dialer_core.partition_key(cid, 0, partitions=partitions)
+    written += [base0 + f":k:{i}" for i in range(6, 1206)]  # past one batch
+    kept = [dialer_core.partition_key(other, 0, partitions=1) + ":ready", keys.partition_owner(cid, 0)]
     with raw.pipeline(transaction=False) as pipe:
         for k in written + kept:
             pipe.set(k, "1")
         pipe.execute()
     if "redis_cluster" in request.fixturenames:
         cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-        assert len({cluster.primary_of(dialer_core.partition_key(cid, p)) for p in range(partitions)}) >= 2
+        assert len({cluster.primary_of(dialer_core.partition_key(cid, p, partitions=partitions))
+                    for p in range(partitions)}) == 3
 
     removed = on(url, lambda store: store.campaigns.purge_queue(cid, partitions))
     assert removed == len(written)
@@ -403,11 +405,11 @@ def test_nodes_partition_leases_and_incarnations(url: str, raw: SyncClient) -> N
         assert await nodes.living([inc1, inc2]) == {inc1}
         await nodes.gone(inc1)
         assert await nodes.living([inc1, inc2]) == set() and await nodes.living([]) == set()
-        await nodes.register_run(cid, 0, inc1, '{"node": "n1"}')
-        await nodes.register_run(cid, 0, inc2, '{"node": "n2"}')
-        assert await nodes.runs(cid, 0) == {inc1: '{"node": "n1"}', inc2: '{"node": "n2"}'}
-        await nodes.forget_runs(cid, 0, [inc1])
-        assert await nodes.runs(cid, 0) == {inc2: '{"node": "n2"}'}
+        await nodes.register_run(cid, 0, inc1, '{"node": "n1"}', partitions=2)
+        await nodes.register_run(cid, 0, inc2, '{"node": "n2"}', partitions=2)
+        assert await nodes.runs(cid, 0, partitions=2) == {inc1: '{"node": "n1"}', inc2: '{"node": "n2"}'}
+        await nodes.forget_runs(cid, 0, [inc1], partitions=2)
+        assert await nodes.runs(cid, 0, partitions=2) == {inc2: '{"node": "n2"}'}
 
     on(url, scenario)
     assert raw.zscore(keys.NODES, n1) is None and raw.zscore(keys.NODES, n2) is not None

@@ -45,12 +45,19 @@ def test_each_group_of_keys_shares_one_slot(redis_cluster: RedisCluster) -> None
         # Each partition's queue keys, in the slot of its base (the claim and complete scripts
         # touch only these).
         for p in range(4):
-            base = dialer_core.partition_key(cid, p)
-            group = [base + s for s in PARTITION_SUFFIXES] + [keys.partition_runs(cid, p)]
+            base = dialer_core.partition_key(cid, p, partitions=4)
+            group = [base + s for s in PARTITION_SUFFIXES] + [keys.partition_runs(cid, p, partitions=4)]
             assert {slot(k) for k in group} == {slot(base)}, {k: slot(k) for k in group}
-        # Where a campaign's partitions land today: their tags are independent hashes, so N
-        # partitions reach min(N, 3) primaries only by luck. Measured, for the design of issue 18.
-        spread = {n: len({redis_cluster.primary_of(dialer_core.partition_key(cid, p)) for p in range(n)})
-                  for n in (1, 2, 3, 4, 6, 8, 12)}
-        print(f"primaries reached by a campaign's first N partitions: {spread}")
-        assert all(1 <= v <= min(n, 3) for n, v in spread.items())
+        # A campaign of N partitions puts them in N equal shares of the slots, so on 3 primaries
+        # with equal slot ranges (as `redis-cli --cluster create` makes them) N = 3k gives each
+        # primary k, whatever the campaign's id.
+        for c in (cid, "spring-2026", "x"):
+            for n in (1, 2, 3, 4, 6, 12):
+                held: dict[str, int] = {}
+                for p in range(n):
+                    a = redis_cluster.primary_of(dialer_core.partition_key(c, p, partitions=n))
+                    held[a] = held.get(a, 0) + 1
+                if n % 3 == 0:
+                    assert sorted(held.values()) == [n // 3] * 3, (c, n, held)
+                else:
+                    assert len(held) == min(n, 3) and max(held.values()) - min(held.values()) <= 1, (c, n, held)

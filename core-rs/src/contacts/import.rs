@@ -291,7 +291,7 @@ fn register_columns(queue: &mut CallQueue, columns: &[String]) -> Result<String>
     let mut pipe = crate::store::pipe();
     for p in 0..queue.partitions() {
         pipe.cmd("HSET")
-            .arg(format!("{}:cols", keys::partition(queue.campaign(), p)))
+            .arg(format!("{}:cols", queue.base(p)))
             .arg(&id)
             .arg(&joined)
             .ignore();
@@ -346,7 +346,7 @@ fn is_empty(queue: &mut CallQueue) -> Result<bool> {
     let mut pipe = crate::store::pipe();
     for p in 0..queue.partitions() {
         pipe.cmd("HEXISTS")
-            .arg(format!("{}:stat", keys::partition(queue.campaign(), p)))
+            .arg(format!("{}:stat", queue.base(p)))
             .arg("imported");
     }
     let campaign = queue.campaign().to_string();
@@ -532,7 +532,7 @@ impl FreshLoader {
         let parts = queue.partitions() as usize;
         let keys = (0..queue.partitions())
             .map(|p| {
-                let b = keys::partition(queue.campaign(), p);
+                let b = queue.base(p);
                 [
                     format!("{b}:k:"),
                     format!("{b}:ap:"),
@@ -741,7 +741,7 @@ fn load_batch(
     let mut per_part: Vec<redis::ScriptInvocation<'_>> = (0..partitions)
         .map(|p| {
             let mut inv = IMPORT.prepare_invoke();
-            inv.key(keys::partition(queue.campaign(), p)).arg(cols_id);
+            inv.key(queue.base(p)).arg(cols_id);
             inv
         })
         .collect();

@@ -320,7 +320,11 @@ fn a_bridge_relays_each_side_to_the_other_and_transcodes() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(100));
+    // Relayed within a moment (waited for up to 2 s: a loaded machine is slow, not wrong).
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    while (e.stats().frames_relayed < 20 || x.stats().frames_received < 10) && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(e.stats().frames_relayed >= 20, "{:?}", e.stats());
     assert!(x.stats().frames_received >= 10);
     e.unbridge(c2).unwrap();

@@ -3,11 +3,21 @@
 
 use pyo3::prelude::*;
 
-/// The base every queue key of one partition starts with: `{c:<campaign>:p<partition>}`.
+/// The base every queue key of one partition of a campaign of `partitions` starts with: its hash
+/// tag, `{c:<campaign>:p<partition>}` or with a suffix that puts it in its share of a cluster's
+/// slots (`crate::keys::partition`).
 #[pyfunction]
-fn partition_key(campaign: &str, partition: u32) -> PyResult<String> {
+#[pyo3(signature = (campaign, partition, *, partitions))]
+fn partition_key(campaign: &str, partition: u32, partitions: u32) -> PyResult<String> {
     crate::keys::check_name("campaign id", campaign)?;
-    Ok(crate::keys::partition(campaign, partition))
+    if partitions == 0 || partition >= partitions {
+        return Err(crate::error::Error::invalid(
+            "partition",
+            format!("{partition}: a campaign of {partitions} partitions has partitions 0..{partitions}"),
+        )
+        .into());
+    }
+    Ok(crate::keys::partition(campaign, partition, partitions))
 }
 
 /// The queue's campaign-wide hash: `{c:<campaign>}:meta`.

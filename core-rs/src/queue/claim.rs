@@ -10,7 +10,6 @@ use super::scripts::CLAIM;
 use super::CallQueue;
 use crate::contacts::suppression;
 use crate::error::{Error, Result};
-use crate::keys;
 use crate::store::{int, text};
 
 /// How many expired leases one claim moves back to the queue at most.
@@ -124,7 +123,7 @@ impl CallQueue {
         if lease_ms == 0 {
             return Err(Error::invalid("lease", "must be longer than 0 ms"));
         }
-        let base = keys::partition(&self.campaign, partition);
+        let base = self.base(partition);
         let mut inv = CLAIM.prepare_invoke();
         inv.key(&base)
             .arg(now_ms)

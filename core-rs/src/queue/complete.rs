@@ -66,7 +66,7 @@ impl CallQueue {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let base = keys::partition(&self.campaign, partition);
+        let base = self.base(partition);
         // Completions sharing outcome and action share a "profile": the script gets each profile
         // once and three fields per contact.
         let mut profiles: Vec<(&str, Action)> = Vec::new();

@@ -55,7 +55,7 @@ impl CallQueue {
     /// One contact's state, or `None` when the number is not in this campaign.
     pub fn contact(&mut self, number: u64) -> Result<Option<ContactState>> {
         let p = keys::partition_of(number, self.partitions);
-        let base = keys::partition(&self.campaign, p);
+        let base = self.base(p);
         let bucket = number % keys::BUCKETS;
         let mut pipe = crate::store::pipe();
         pipe.cmd("HGET")

@@ -20,6 +20,8 @@ pub struct CallQueue {
     /// Per partition, the highest token this queue's claims handed out: a claim is refused
     /// ([`Error::Rewound`]) while the partition's sequence is behind it (Redis lost writes).
     pub(super) floor: Vec<u64>,
+    /// Each partition's key base (`keys::partition`), worked out once.
+    bases: Vec<String>,
 }
 
 impl CallQueue {
@@ -64,6 +66,7 @@ impl CallQueue {
             policy,
             interrupted: Vec::new(),
             floor: vec![0; partitions as usize],
+            bases: (0..partitions).map(|p| keys::partition(campaign, p, partitions)).collect(),
         })
     }
 
@@ -83,6 +86,14 @@ impl CallQueue {
 
     pub fn partitions(&self) -> u32 {
         self.partitions
+    }
+
+    /// The base of `partition`'s keys (`keys::partition`).
+    pub(crate) fn base(&self, partition: u32) -> String {
+        match self.bases.get(partition as usize) {
+            Some(b) => b.clone(),
+            None => keys::partition(&self.campaign, partition, self.partitions),
+        }
     }
 
     pub fn policy(&self) -> &OutcomePolicy {

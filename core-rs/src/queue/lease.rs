@@ -7,7 +7,6 @@ use redis::Value;
 use super::scripts::{ADOPT, REASSERT, RENEW};
 use super::{CallQueue, Claim, Source};
 use crate::error::{Error, Result};
-use crate::keys;
 use crate::store::{int, text};
 
 impl CallQueue {
@@ -30,7 +29,7 @@ impl CallQueue {
         if lease_ms == 0 {
             return Err(Error::invalid("lease", "must be longer than 0 ms"));
         }
-        let base = keys::partition(&self.campaign, partition);
+        let base = self.base(partition);
         let mut inv = RENEW.prepare_invoke();
         inv.key(&base).arg(now_ms).arg(now_ms + lease_ms);
         for b in batches {
@@ -84,7 +83,7 @@ impl CallQueue {
                 format!("token {} is before its batch {}", bad.token, bad.batch),
             ));
         }
-        let base = keys::partition(&self.campaign, partition);
+        let base = self.base(partition);
         let floor = self.floor[partition as usize];
         let mut out = Vec::with_capacity(held.len());
         let chunks: Vec<&[Held]> = if held.is_empty() {
@@ -143,7 +142,7 @@ impl CallQueue {
         if lease_ms == 0 {
             return Err(Error::invalid("lease", "must be longer than 0 ms"));
         }
-        let base = keys::partition(&self.campaign, partition);
+        let base = self.base(partition);
         let mut inv = ADOPT.prepare_invoke();
         inv.key(&base).arg(now_ms).arg(lease_ms);
         for (number, token, detail) in calls {

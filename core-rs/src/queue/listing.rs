@@ -61,7 +61,7 @@ impl CallQueue {
         let mut page = ContactPage::default();
         let mut window = FIRST_WINDOW;
         while p < self.partitions {
-            let base = keys::partition(&self.campaign, p);
+            let base = self.base(p);
             let end = (b + window).min(keys::BUCKETS);
             window = (window * 4).min(MAX_WINDOW);
             let mut pipe = crate::store::pipe();

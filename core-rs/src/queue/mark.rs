@@ -7,7 +7,6 @@
 use super::scripts::MARK;
 use super::CallQueue;
 use crate::error::{Error, Result};
-use crate::keys;
 use crate::store::int;
 
 /// What became of a dialled contact whose lease expired before its call was completed.
@@ -56,7 +55,7 @@ impl CallQueue {
         let mut marked = 0;
         for p in parts {
             self.check_partition(p)?;
-            let base = keys::partition(&self.campaign, p);
+            let base = self.base(p);
             let mut inv = MARK.prepare_invoke();
             inv.key(&base).arg(kind);
             for (_, number, token) in claims.iter().filter(|c| c.0 == p) {
@@ -92,7 +91,7 @@ impl CallQueue {
                 _ => format!("{token}|a"),
             };
             pipe.cmd("HSET")
-                .arg(format!("{}:dm", keys::partition(&self.campaign, *p)))
+                .arg(format!("{}:dm", self.base(*p)))
                 .arg(*number)
                 .arg(value)
                 .ignore();
@@ -108,7 +107,7 @@ impl CallQueue {
     /// calls and end them.
     pub fn marks(&mut self, partition: u32) -> Result<Vec<DialMark>> {
         self.check_partition(partition)?;
-        let key = format!("{}:dm", keys::partition(&self.campaign, partition));
+        let key = format!("{}:dm", self.base(partition));
         let all: Vec<(String, String)> =
             self.store
                 .query(redis::cmd("HGETALL").arg(&key), "read dial marks", &key)?;
@@ -145,7 +144,7 @@ impl CallQueue {
         if tokens.is_empty() {
             return Ok(0);
         }
-        let key = format!("{}:lb", keys::partition(&self.campaign, partition));
+        let key = format!("{}:lb", self.base(partition));
         let firsts: Vec<String> =
             self.store
                 .query(redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1), "read lease batches", &key)?;

@@ -4,7 +4,6 @@ use redis::Value;
 
 use super::CallQueue;
 use crate::error::{Error, Result};
-use crate::keys;
 
 /// Queue depth and counters, summed over partitions.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,7 +26,7 @@ impl CallQueue {
     pub fn stats(&mut self, now_ms: u64) -> Result<QueueStats> {
         let mut pipe = crate::store::pipe();
         for p in 0..self.partitions {
-            let b = keys::partition(&self.campaign, p);
+            let b = self.base(p);
             pipe.cmd("LLEN").arg(format!("{b}:ready"));
             pipe.cmd("ZCARD").arg(format!("{b}:retry"));
             pipe.cmd("ZCOUNT")

@@ -26,7 +26,7 @@ impl CallQueue {
     /// The lists and, per list, the version all queued contacts were checked against ("x": not
     /// all of them were).
     pub(crate) fn suppression_state(&mut self) -> Result<(Vec<String>, Vec<String>)> {
-        let key = format!("{}:meta", keys::partition(&self.campaign, 0));
+        let key = format!("{}:meta", self.base(0));
         let (lists, checked): (Option<String>, Option<String>) = self.store.query(
             redis::cmd("HMGET")
                 .arg(&key)
@@ -56,7 +56,7 @@ impl CallQueue {
         let mut pipe = crate::store::pipe();
         for p in 0..self.partitions {
             pipe.cmd("HSET")
-                .arg(format!("{}:meta", keys::partition(&self.campaign, p)))
+                .arg(format!("{}:meta", self.base(p)))
                 .arg("suppression")
                 .arg(lists.join(","))
                 .arg("supver")
