@@ -167,7 +167,9 @@ def attack(sipp: Sipp, caplog: pytest.LogCaptureFixture, plan: Callable[[Live], 
     live, errors = uvloop.run(main())
     r = live.result.result()
     assert r.outcome is Outcome.ANSWERED and r.answered_at is not None and r.ended_at is not None, r
-    assert r.ended_at - r.answered_at >= HOLD_MS / 1000, "ended by the subscriber's BYE, not before"
+    # sipp's pause timer ticks in whole ms and our times are kept to the ms: 1.499 s was seen. A
+    # forged BYE obeyed would end the call within milliseconds of the attack, long before this.
+    assert r.ended_at - r.answered_at >= 0.9 * HOLD_MS / 1000, "ended by the subscriber's BYE, not before"
     assert sipp.wait() == 0, sipp.errors()  # sipp's BYE was answered 200
     assert errors == []
     assert [rec.getMessage() for rec in caplog.records] == []

@@ -69,3 +69,29 @@ def test_connect_opens_a_cluster_client_for_a_cluster_url_and_one_redis_otherwis
     finally:
         asyncio.run(cluster.aclose())
         asyncio.run(single.aclose())
+
+
+
+def test_writing_on_a_transport_uvloop_closed_raises_connection_error(redis_url: str) -> None:
+    """A pooled connection whose transport uvloop has closed (it does on a reset from a node that
+    died, mid-failover) must raise `redis.ConnectionError` when written, which redis-py's retries
+    and the cluster client's topology refresh act on. redis-py 8.1 wrote into it and uvloop raised
+    a bare RuntimeError ("the handler is closed"): in CI it ended the SMS sender's role with a
+    traceback during a primary's failover. 8.2 checks first; pyproject asks for it. (The transport
+    is closed here by hand: a reset's timing cannot be had on demand.)"""
+    import redis
+    import uvloop
+
+    async def main() -> None:
+        pool = aioredis.ConnectionPool.from_url(redis_url)
+        conn = await pool.get_connection()
+        try:
+            assert conn._writer is not None
+            conn._writer.transport.close()
+            await asyncio.sleep(0.05)  # uvloop frees the handle on its next turn
+            with pytest.raises(redis.ConnectionError):
+                await conn.send_packed_command(b"*1\r\n$4\r\nPING\r\n", check_health=False)
+        finally:
+            await pool.disconnect()
+
+    uvloop.run(main())

@@ -55,6 +55,8 @@ class ClusterNode:
 @dataclass
 class RedisCluster:
     nodes: list[ClusterNode] = field(default_factory=list)
+    #: how many primaries it was made with (a restarted node counts as ready once they are back)
+    primaries_wanted: int = 3
 
     @property
     def seeds(self) -> list[str]:
@@ -91,7 +93,8 @@ class RedisCluster:
             try:
                 with node.client() as c:
                     rep = c.info("replication")
-                    if rep["role"] == "slave" and rep.get("master_link_status") == "up":
+                    if rep["role"] == "slave" and rep.get("master_link_status") == "up" \
+                            and _ready(self.nodes, self.primaries_wanted):
                         return
             except redis.RedisError:
                 pass
@@ -118,7 +121,10 @@ class RedisCluster:
         raise LookupError(f"slot {slot} of {key!r} is served by nobody")
 
 
-def _ready(nodes: list[ClusterNode]) -> bool:
+def _ready(nodes: list[ClusterNode], primaries: int) -> bool:
+    """Every node says cluster_state:ok, each replica's link is up, and every node's own view
+    (CLUSTER NODES) holds `primaries` primaries with slots, each with a replica, and nobody
+    flagged fail or pfail: gossip has settled, so a test sees the cluster it was promised."""
     for n in nodes:
         try:
             with n.client() as c:
@@ -128,7 +134,14 @@ def _ready(nodes: list[ClusterNode]) -> bool:
                 rep = c.info("replication")
                 if rep["role"] == "slave" and rep.get("master_link_status") != "up":
                     return False
+                view = [line.split() for line in c.execute_command("CLUSTER", "NODES").decode().splitlines()]
         except redis.RedisError:
+            return False
+        if any("fail" in v[2] for v in view):  # fail or fail?
+            return False
+        masters = {v[0] for v in view if "master" in v[2] and len(v) > 8}
+        served = {v[3] for v in view if "slave" in v[2]}
+        if len(masters) != primaries or len(view) != len(nodes) or served != masters:
             return False
     return True
 
@@ -164,7 +177,8 @@ def redis_cluster(workdir: Path, primaries: int = 3, replicas: int = 1, timeout:
                                "--cluster-yes"], capture_output=True, text=True, timeout=timeout)
         if made.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed: {made.stdout[-2000:]} {made.stderr[-2000:]}")
-        while not _ready(cluster.nodes):
+        cluster.primaries_wanted = primaries
+        while not _ready(cluster.nodes, primaries):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the cluster did not reach cluster_state:ok in {timeout:.0f} s")
             time.sleep(0.1)
