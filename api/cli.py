@@ -315,7 +315,7 @@ def _add_file_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dialer", description="Predictive dialer: contacts, suppression lists, the call queue, pacing, the control API.")
     parser.add_argument("--state-dir", help="state directory (default: $DIALER_STATE_DIR or ~/.local/state/dialer)")
-    parser.add_argument("--redis-url", help="Redis to use (default: $DIALER_REDIS_URL, else an embedded redis-server)")
+    parser.add_argument("--redis-url", help="Redis to use: redis://host:port[/db], unix:///path, or a cluster as redis+cluster://host:port[,host:port...] (default: $DIALER_REDIS_URL, else an embedded redis-server)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("import", help="load a contacts file into a campaign's queue", description=(
