@@ -135,7 +135,8 @@ class CampaignFields(Strict):
     start_at: AwareDatetime | None = Field(None, description="nothing is dialled before this instant")
     end_at: AwareDatetime | None = Field(None, description="the campaign completes at this instant")
     country: Country = "VN"
-    partitions: int = Field(1, ge=1, le=256, description="queue partitions (dialer nodes can share a campaign); fixed at creation")
+    partitions: int = Field(1, ge=1, le=256, description="queue partitions (dialer nodes can share a campaign), each "
+                            "dialling its share of pacing.max_cps and max_channels; ivr campaigns only; fixed at creation")
     max_attempts: Attempts = 2
     retry_delay_s: RetryDelay = 3600.0
     retry_on: RetryOn = ["no_answer", "busy", "interrupted"]
@@ -203,6 +204,12 @@ class CampaignSpec(CampaignFields):
                 raise ValueError("pacing.max_channels is required in ivr mode (it sets how many lines to keep busy)")
             if self.ivr_script is None:
                 raise ValueError("ivr_script is required in ivr mode")
+        if self.partitions > 1 and self.mode != "ivr":
+            raise ValueError(f"partitions: a {self.mode} campaign is paced for its agents by one engine, so it has one "
+                             "partition (another node takes it over if its node dies); several are for ivr campaigns")
+        if self.pacing.max_channels is not None and self.pacing.max_channels < self.partitions:
+            raise ValueError(f"pacing.max_channels ({self.pacing.max_channels}) must be at least partitions "
+                             f"({self.partitions}): each partition dials its share of the channels")
         try:
             dialer_core.PacingEngine(self.mode, **self.pacing.model_dump())
         except ValueError as e:

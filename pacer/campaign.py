@@ -30,9 +30,26 @@ RESYNC_S = 5.0
 RETRY_S = 1.0
 
 
-def apply_pacing(engine: dialer_core.PacingEngine, view: CampaignView) -> bool:
-    """Give the engine the campaign's mode and pacing settings; True if anything changed."""
-    wanted = {"mode": view.mode, **view.pacing}
+def partition_share(pacing: dict[str, Any], partition: int, partitions: int) -> dict[str, Any]:
+    """Partition `partition`'s part of a campaign's pacing caps, each partition being dialled by
+    an engine of its own: `max_cps / partitions`, and `max_channels` split so that the parts add
+    up to it (the first `max_channels % partitions` partitions get one more; at least one each,
+    which the API's check that `max_channels >= partitions` makes exact). The other settings
+    (targets, ratios) hold for every partition as they are."""
+    out = dict(pacing)
+    if partitions > 1:
+        if out.get("max_cps") is not None:
+            out["max_cps"] = float(out["max_cps"]) / partitions
+        if out.get("max_channels") is not None:
+            whole, extra = divmod(int(out["max_channels"]), partitions)
+            out["max_channels"] = max(1, whole + (1 if partition < extra else 0))
+    return out
+
+
+def apply_pacing(engine: dialer_core.PacingEngine, view: CampaignView, partition: int = 0) -> bool:
+    """Give the engine the campaign's mode and partition `partition`'s share of its pacing
+    settings (`partition_share`); True if anything changed."""
+    wanted = {"mode": view.mode, **partition_share(view.pacing, partition, int(view.spec.get("partitions", 1)))}
     current = dict(engine.config())
     if all(current.get(k) == v for k, v in wanted.items()):
         return False

@@ -153,7 +153,7 @@ class PartitionRunner:
             return
         spec = view.spec
         try:
-            apply_pacing(self.engine, view)
+            apply_pacing(self.engine, view, partition=self.partition)
         except ValueError as e:
             log.error("campaign %s: pacing settings refused by the engine: %s", self.cid, e)
         # The queue's retry policy: applied on the next tick (opening the queue talks to Redis).
@@ -517,7 +517,7 @@ class PartitionRunner:
         recent = [t for t in self.placed_times if t > now - 5.0]
         self.placed_times = recent
         try:
-            await self.store.campaigns.write_live(self.cid, live_figures(self.engine, cps=len(recent) / 5.0,
+            await self.store.campaigns.write_live(self.cid, self.partition, live_figures(self.engine, cps=len(recent) / 5.0,
                                                                          decisions=self.decisions))
         except StoreError as e:
             log.warning("campaign %s: live figures not written: %s", self.cid, e)

@@ -28,8 +28,15 @@ log = logging.getLogger("dialer.store")
 
 #: Events kept in each campaign's stream (SSE clients resuming with Last-Event-ID find these).
 EVENTS_KEPT: Final = 10_000
-#: The pacer's live figures expire this long after their last write: a dead pacer shows none.
+#: A pacer's live figures expire this long after their last write: a dead pacer shows none.
 LIVE_TTL_S: Final = 5
+#: Live figures of several partitions' pacers: what adds up (counts, rates per second), and
+#: the estimates averaged over the pacers, weighted by the calls each dialled.
+_LIVE_SUMMED: Final = ("window_live_answers", "window_abandons", "abandon_budget", "dialed", "answered", "connected",
+                       "abandoned", "calls_ringing", "calls_waiting", "calls_connected", "calls_closing",
+                       "calls_in_progress", "cps", "decisions")
+_LIVE_WEIGHTED: Final = ("dial_ratio", "live_answer_rate", "answer_delay_median_s", "answer_delay_p90_s",
+                         "talk_time_mean_s", "wrap_time_mean_s")
 #: On a cluster, how often `events_of` reads the streams of several campaigns while none has
 #: news (the delay an event may wait there before it is read).
 CLUSTER_POLL_S: Final = 0.05
@@ -282,16 +289,59 @@ class Campaigns:
             await asyncio.sleep(min(CLUSTER_POLL_S, max(0.0, deadline - time.monotonic())))
 
     async def live(self, cid: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(keys.live(cid))
-        return json.loads(raw) if raw else None
+        """The campaign's live figures: those of every partition's pacer written in the last
+        `LIVE_TTL_S`, merged (`merge_live`); None while no pacer runs it."""
+        raw = cast(dict[str, str], await self.redis.hgetall(keys.live(cid)))
+        now = time.time()
+        fresh = [f for f in (json.loads(v) for v in raw.values()) if now - float(f.get("at", 0.0)) <= LIVE_TTL_S]
+        return merge_live(fresh) if fresh else None
 
-    async def write_live(self, cid: str, figures: dict[str, Any]) -> None:
-        """Publish the pacer's live figures for the API; they expire `LIVE_TTL_S` after the last
-        write, so a pacer that died shows as none."""
-        await self.redis.set(keys.live(cid), json.dumps(figures), ex=LIVE_TTL_S)
+    async def write_live(self, cid: str, partition: int, figures: dict[str, Any]) -> None:
+        """Publish the live figures of the pacer dialling `partition`, for the API; they count
+        for `LIVE_TTL_S` after this write (by the wall clock: nodes' clocks must agree to a
+        second or so), so a pacer that died shows as none. One round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.live(cid), str(partition), json.dumps({**figures, "at": time.time()}))
+            pipe.expire(keys.live(cid), LIVE_TTL_S)
+            await pipe.execute()
 
     async def ping(self) -> None:
         await self.redis.ping()
+
+
+def merge_live(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One campaign's live figures from those of its partitions' pacers (each a `live_figures`
+    dict with its `at`): counts and rates added up, the abandon rate over the window recomputed
+    from the added answers and abandons (as each engine computes its own), the estimates averaged
+    weighted by the calls each pacer dialled, the rest (mode, last decision) from the newest;
+    `partitions` says how many pacers reported. One pacer's figures come back as they were."""
+    newest = max(parts, key=lambda f: float(f.get("at", 0.0)))
+    out = {k: v for k, v in newest.items() if k != "at"}
+    out["partitions"] = len(parts)
+    if len(parts) == 1:
+        return out
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    for k in _LIVE_SUMMED:
+        if all(number(f.get(k)) for f in parts):
+            out[k] = sum(f[k] for f in parts)
+    for k in ("unanswered", "agents"):
+        if all(isinstance(f.get(k), dict) for f in parts):
+            out[k] = {name: sum(int(f[k].get(name, 0)) for f in parts) for name in newest[k]}
+    if all(isinstance(f.get("observations"), list) for f in parts):
+        out["observations"] = [sum(int(f["observations"][i]) for f in parts) for i in range(len(newest["observations"]))]
+    if number(out.get("window_live_answers")) and number(out.get("window_abandons")):
+        answers, abandons = out["window_live_answers"], out["window_abandons"]
+        out["window_abandon_rate"] = out["abandon_rate"] = abandons / answers if answers else 0.0
+    weights = [float(f.get("dialed") or 0) for f in parts]
+    if not sum(weights):
+        weights = [1.0] * len(parts)
+    for k in _LIVE_WEIGHTED:
+        if all(number(f.get(k)) for f in parts):
+            out[k] = sum(w * f[k] for w, f in zip(weights, parts)) / sum(weights)
+    return out
 
 
 def add_event(pipe: Any, cid: str, kind: str, data: dict[str, Any]) -> None:

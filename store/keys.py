@@ -61,8 +61,10 @@ def events(cid: str) -> str:
 
 
 def live(cid: str) -> str:
-    """string: the running pacer's figures (JSON), expiring when it stops writing them."""
-    return f"{{c:{cid}}}:live"
+    """hash: partition -> the figures of the pacer dialling it (JSON, with the wall time `at` it
+    was written); the hash expires when no pacer writes any more, a field when it is older than
+    `campaigns.LIVE_TTL_S` (a string holding one pacer's figures before)."""
+    return f"{{c:{cid}}}:live:p"
 
 
 def present(cid: str) -> str:

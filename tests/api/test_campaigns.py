@@ -167,6 +167,22 @@ def test_patch_merges_validates_whole_and_leaves_nothing_half_done(admin: httpx.
     assert admin.patch("/v1/campaigns/nope", json={"name": "x"}).status_code == 404
 
 
+def test_partitions_share_the_pacing_caps_and_are_for_ivr_campaigns(admin: httpx.Client, seed_spec: dict[str, Any]) -> None:
+    """Each partition dials its share of max_channels (docs/pacing.md): fewer channels than
+    partitions is refused, at creation and by a later pacing change; an agent campaign has one
+    partition (one engine paces for its agents)."""
+    r = admin.post("/v1/campaigns", json={**seed_spec, "partitions": 8, "pacing": {"max_channels": 6}})
+    assert r.status_code == 422 and "must be at least partitions (8)" in r.text, r.text
+    create(admin, seed_spec, id="c6", partitions=6, pacing={"max_channels": 6, "max_cps": 3})
+    r = admin.patch("/v1/campaigns/c6/pacing", json={"max_channels": 5})
+    assert r.status_code == 422 and "max_channels (5) must be at least partitions (6)" in r.text, r.text
+    assert admin.get("/v1/campaigns/c6").json()["pacing"]["max_channels"] == 6
+    predictive = {k: v for k, v in seed_spec.items() if k not in ("ivr_script", "sms")}
+    r = admin.post("/v1/campaigns", json={**predictive, "mode": "predictive", "partitions": 2,
+                                          "pacing": {"target_abandon_rate": 0.03}})
+    assert r.status_code == 422 and "a predictive campaign is paced for its agents by one engine" in r.text, r.text
+
+
 def test_delete(admin: httpx.Client, seed_spec: dict[str, Any], contacts_csv: Any, r: Any) -> None:
     create(admin, seed_spec, id="c1")
     body = contacts_csv([("0901234567", "An", "SILVER"), ("0901234568", "Binh", "BRONZE")])

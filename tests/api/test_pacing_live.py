@@ -4,6 +4,7 @@ pacer's live figures show in GET .../pacing, /stats and /metrics."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -41,7 +42,7 @@ def test_pacing_change_reaches_the_running_pacer(admin: httpx.Client, server: Ap
             while not seen:
                 await asyncio.sleep(0.01)
             assert engine.config()["target_abandon_rate"] == 0.03
-            await store.campaigns.write_live("p1", live_figures(engine, cps=12.5, decisions=40))
+            await store.campaigns.write_live("p1", 0, live_figures(engine, cps=12.5, decisions=40))
             live = (await api.get("/v1/campaigns/p1/pacing")).json()["live"]
             assert live["cps"] == 12.5 and live["decisions"] == 40 and live["mode"] == "predictive"
             assert (await api.get("/v1/campaigns/p1/stats")).json()["live"]["abandon_rate"] == 0.0
@@ -86,9 +87,22 @@ def test_live_figures_expire(admin: httpx.Client, redis_url: str) -> None:
     import redis
 
     create(admin, PREDICTIVE, id="p1")
-    r = redis.Redis.from_url(redis_url)
-    r.set("{c:p1}:live", '{"cps": 1}', px=200)
-    assert admin.get("/v1/campaigns/p1/pacing").json()["live"] == {"cps": 1}
-    time.sleep(0.3)
+    from store.campaigns import LIVE_TTL_S
+
+    async def write(partition: int, figures: dict[str, Any]) -> None:
+        store = Store(redis_url)
+        await store.campaigns.write_live("p1", partition, figures)
+        await store.close()
+
+    asyncio.run(write(0, {"cps": 1}))
+    assert admin.get("/v1/campaigns/p1/pacing").json()["live"] == {"cps": 1, "partitions": 1}
+    # A pacer that stopped writing no longer counts once its figures are LIVE_TTL_S old, while
+    # another goes on.
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    old = json.loads(r.hget("{c:p1}:live:p", "0"))
+    r.hset("{c:p1}:live:p", "0", json.dumps({**old, "at": time.time() - LIVE_TTL_S - 1}))
+    asyncio.run(write(1, {"cps": 2}))
+    assert admin.get("/v1/campaigns/p1/pacing").json()["live"] == {"cps": 2, "partitions": 1}
+    r.hset("{c:p1}:live:p", "1", json.dumps({"cps": 2, "at": time.time() - LIVE_TTL_S - 1}))
     assert admin.get("/v1/campaigns/p1/pacing").json()["live"] is None
     r.close()

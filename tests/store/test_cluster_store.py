@@ -230,8 +230,10 @@ def test_a_campaign_is_created_moved_through_its_lifecycle_and_deleted(url: str,
         published = await c.publish(cid, "note", {"n": 1})
         assert await c.events_after(cid, newest, block_ms=50, count=10) == [
             (published, {"type": "note", "data": '{"n": 1}'})]
-        await c.write_live(cid, {"dialling": 4})
-        assert await c.live(cid) == {"dialling": 4}
+        await c.write_live(cid, 0, {"dialling": 4})
+        assert await c.live(cid) == {"dialling": 4, "partitions": 1}
+        await c.write_live(cid, 1, {"dialling": 3})
+        assert await c.live(cid) == {"dialling": 3, "partitions": 2}  # not a figure merge_live adds up
 
         assert await c.delete(cid) == 3
         with pytest.raises(Missing):
