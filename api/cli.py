@@ -239,6 +239,9 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    if args.agents and args.cluster:
+        print("dialer demo: --cluster runs the voice campaign, not --agents", file=sys.stderr)
+        return 2
     if args.agents:
         from api import demo_agents
 
@@ -246,7 +249,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                                redis_url=settings.redis_url)
     from api.demo import run
 
-    return run(rows=args.rows or 20_000, keep=args.keep, cps=args.cps, channels=args.channels, redis_url=settings.redis_url)
+    return run(rows=args.rows or 20_000, keep=args.keep, cps=args.cps, channels=args.channels, redis_url=settings.redis_url,
+               cluster=args.cluster)
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -439,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=120.0, help="with --agents: how long it dials (default 120)")
     p.add_argument("--cps", type=float, default=200.0, help="calls per second at most (default 200)")
     p.add_argument("--channels", type=int, default=2000, help="calls in progress at most (default 2000)")
+    p.add_argument("--cluster", action="store_true", help="on a local Redis Cluster (3 primaries + 3 replicas) with two "
+                   "`dialer serve` nodes sharing the campaign's 6 partitions, each with half the --cps and --channels")
     p.add_argument("--keep", action="store_true", help="keep the demo's state directory")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -10,6 +10,11 @@ do-not-call list, then creates, approves and starts the seed campaign through th
 (exclusions VIP/GOLD/DIAMOND, two calling windows compressed into minutes, two attempts, the
 greeting / press-1 / thank-you script, an SMS on press 1), shows progress, and ends with a
 results table and the exported CSV. It stops every process it started.
+
+With `--cluster` the same campaign runs on a local Redis Cluster (3 primaries + 3 replicas of
+redis-server, `store/local_cluster.py`) instead of the embedded Redis, dialled by two `dialer serve`
+nodes sharing its 6 partitions, each with half the calls per second and channels; the table adds
+what each node did and checks that both CDR archives hold every record.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,7 @@ import httpx
 
 from api.auth import create_token
 from api.embedded_redis import EmbeddedRedis
+from store.local_cluster import redis_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "loadtest" / "sipp" / "uas_carrier.xml"
@@ -51,6 +58,10 @@ CARRIER_MIX = [
     ("5", 0.07, "declines (603)"),
 ]
 EXCLUDED_SEGMENTS = ("VIP", "GOLD", "DIAMOND")
+#: With --cluster: the dialer nodes, and the campaign's partitions (a multiple of the cluster's 3
+#: primaries, 3 per node: docs/scale.md).
+CLUSTER_NODES = ("a", "b")
+CLUSTER_PARTITIONS = 6
 
 
 def free_port() -> int:
@@ -135,21 +146,33 @@ def stop(proc: subprocess.Popen[Any] | None, timeout: float = 20.0) -> None:
 
 
 def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: int = 2000, time_limit_s: float = 330.0,
-        redis_url: str | None = None) -> int:
-    for tool in ("sipp", "espeak-ng", "redis-server"):
+        redis_url: str | None = None, cluster: bool = False) -> int:
+    if cluster and redis_url is not None:
+        print("dialer demo: --cluster starts its own Redis Cluster: not with --redis-url", file=sys.stderr)
+        return 2
+    for tool in ("sipp", "espeak-ng", "redis-server", *(("redis-cli",) if cluster else ())):
         if shutil.which(tool) is None:
             print(f"dialer demo: {tool} is not installed (`make setup` installs it)", file=sys.stderr)
             return 2
     state = Path(tempfile.mkdtemp(prefix="dialer-demo-"))
     out_dir = Path(tempfile.gettempdir())
-    redis = EmbeddedRedis(state) if redis_url is None else None
+    redis = EmbeddedRedis(state) if redis_url is None and not cluster else None
     procs: list[subprocess.Popen[Any]] = []
     started = time.monotonic()
+    resources = ExitStack()
     try:
         print(f"dialer demo: the seed campaign, {rows:,} subscribers, everything on loopback (state in {state})")
         if redis is not None:
             redis_url = redis.start()
             print(f"  embedded redis-server at {redis_url}")
+        redis_pids: list[int] = []
+        if cluster:
+            print("  starting a Redis Cluster: 3 primaries + 3 replicas ...", flush=True)
+            local = resources.enter_context(redis_cluster(state / "cluster"))
+            redis_url = local.url
+            redis_pids = [n.proc.pid for n in local.nodes]
+            print(f"  Redis Cluster ready: primaries {', '.join(sorted(local.primaries()))}; "
+                  f"{len(local.nodes) - len(local.primaries())} replicas")
         assert redis_url is not None
 
         contacts, dnc = state / "subscribers.csv", state / "do-not-call.txt"
@@ -175,19 +198,29 @@ def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: in
             if smsc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the SMSC simulator did not start: {smsc_out.read_text(errors='replace')}")
             time.sleep(0.05)
-        api_port = free_port()
-        serve_log = state / "serve.log"
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "--redis-url", redis_url, "--state-dir", str(state), "serve",
-             "--port", str(api_port), "--trunk", f"127.0.0.1:{sip_port}", "--smsc", f"127.0.0.1:{smsc_port}",
-             "--cps", str(cps), "--channels", str(channels), "--log-level", "warning"],
-            cwd=ROOT, stdout=open(serve_log, "wb"), stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        procs.append(serve)
-        base = f"http://127.0.0.1:{api_port}"
-        wait_ready(base, serve, serve_log)
+        # One node in the state directory; with --cluster, two, each in its own (its CDR archive,
+        # its log), each with its share of the calls per second and channels.
+        names = CLUSTER_NODES if cluster else ("",)
+        nodes: dict[str, tuple[subprocess.Popen[bytes], Path, str]] = {}  # name -> process, its directory, its URL
+        for name in names:
+            node_dir = state / name if name else state
+            node_dir.mkdir(exist_ok=True)
+            port = free_port()
+            serve = subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "--redis-url", redis_url, "--state-dir", str(node_dir), "serve",
+                 "--port", str(port), "--trunk", f"127.0.0.1:{sip_port}", "--smsc", f"127.0.0.1:{smsc_port}",
+                 "--cps", str(cps / len(names)), "--channels", str(max(1, channels // len(names))),
+                 "--log-level", "info" if cluster else "warning"],
+                cwd=ROOT, stdout=open(node_dir / "serve.log", "wb"), stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            procs.append(serve)
+            nodes[name] = (serve, node_dir, f"http://127.0.0.1:{port}")
+        for serve, node_dir, url in nodes.values():
+            wait_ready(url, serve, node_dir / "serve.log")
+        base = nodes[names[0]][2]
         print(f"  sipp carrier on udp 127.0.0.1:{sip_port}, SMSC simulator on 127.0.0.1:{smsc_port}, "
-              f"dialer serve on {base}")
+              + (f"dialer serve on {base}" if not cluster else
+                 "dialer serve nodes " + ", ".join(f"{n} on {url}" for n, (_, _, url) in nodes.items())))
 
         token, _ = create_token(redis_url, "admin", "demo", None)
         api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
@@ -202,6 +235,8 @@ def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: in
             "pacing": {"max_channels": channels, "max_cps": cps}, "ivr_script": "seed_survey",
             "sms": {"sender": "Operator", "template": "Cam on {name}: uu dai da duoc dang ky."},
         }
+        if cluster:
+            spec["partitions"] = CLUSTER_PARTITIONS
         r = api.post("/v1/campaigns", json=spec)
         r.raise_for_status()
         cid = r.json()["id"]
@@ -214,7 +249,11 @@ def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: in
             api.post(f"/v1/campaigns/{cid}/{action}").raise_for_status()
         print("2. approved and started; progress every 5 s:")
 
-        t0, cpu0 = time.monotonic(), cpu_seconds(serve.pid)
+        if redis is not None and redis.pid is not None:
+            redis_pids = [redis.pid]
+        t0 = time.monotonic()
+        cpu0 = {name: cpu_seconds(proc.pid) for name, (proc, _, _) in nodes.items()}
+        redis_cpu0 = sum(cpu_seconds(pid) for pid in redis_pids)
         peak_cps = 0.0
         state_now = "running"
         while time.monotonic() - started < time_limit_s:
@@ -232,7 +271,8 @@ def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: in
             if state_now in ("completed", "stopped"):
                 break
         wall = time.monotonic() - t0
-        cpu = cpu_seconds(serve.pid) - cpu0
+        cpu = {name: cpu_seconds(proc.pid) - cpu0[name] for name, (proc, _, _) in nodes.items()}
+        redis_cpu = sum(cpu_seconds(pid) for pid in redis_pids) - redis_cpu0
         if state_now not in ("completed", "stopped"):
             print(f"   time limit ({time_limit_s:.0f} s) reached: stopping the campaign")
             api.post(f"/v1/campaigns/{cid}/stop")
@@ -245,7 +285,10 @@ def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: in
                 f.write(chunk)
         stats = api.get(f"/v1/campaigns/{cid}/stats").json()
         api.close()
-        table = results(state / "cdr.sqlite3", cid, stats, wall, peak_cps, cpu, state / "smsc.jsonl")
+        table = results(nodes[names[0]][1] / "cdr.sqlite3", cid, stats, wall, peak_cps, sum(cpu.values()),
+                        state / "smsc.jsonl", redis_cpu, len(redis_pids))
+        if cluster:
+            table += cluster_rows(cid, {name: (node_dir, cpu[name]) for name, (_, node_dir, _) in nodes.items()}, wall)
         print(f"\n3. results (campaign {state_now}):")
         for k, v in table:
             print(f"   {k:<40} {v}")
@@ -256,6 +299,7 @@ def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: in
             stop(p)
         if redis is not None:
             redis.stop()
+        resources.close()  # the cluster's nodes
         if keep:
             print(f"state kept in {state}")
         else:
@@ -263,7 +307,7 @@ def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: in
 
 
 def results(cdr_path: Path, cid: str, stats: dict[str, Any], wall: float, peak_cps: float, cpu: float,
-            smsc_log: Path) -> list[tuple[str, str]]:
+            smsc_log: Path, redis_cpu: float, redis_processes: int) -> list[tuple[str, str]]:
     db = sqlite3.connect(f"file:{cdr_path}?mode=ro", uri=True)
     calls = db.execute("SELECT number, outcome, attempt, answers FROM cdr WHERE campaign = ? AND kind = 'call'", (cid,)).fetchall()
     sms_rows = dict(db.execute(
@@ -297,6 +341,30 @@ def results(cdr_path: Path, cid: str, stats: dict[str, Any], wall: float, peak_c
                                  f"{sms_rows.get('delivered', 0):,} (the SMSC took {received:,})"),
         ("abandon rate", f"{float(live.get('abandon_rate') or 0.0):.2%} (IVR: every answered call is served)"),
         ("CPS: average / peak (5 s)", f"{attempts / max(wall, 1e-9):,.0f} / {peak_cps:,.0f}"),
-        ("dialer serve CPU", f"{cpu / max(wall, 1e-9):.2f} cores over {wall:.0f} s"),
+        ("dialer serve CPU", f"{cpu / max(wall, 1e-9):.2f} cores over {wall:.0f} s, "
+                             f"{1000 * cpu / max(attempts, 1):.1f} ms per call"),
+        (f"Redis CPU ({redis_processes} process{'es' if redis_processes != 1 else ''})",
+         f"{redis_cpu / max(wall, 1e-9):.2f} cores, {1e6 * redis_cpu / max(attempts, 1):,.0f} us per call"),
         ("queue at the end", ", ".join(f"{k} {v:,}" for k, v in stats["queue"].items())),
     ]
+
+
+def cluster_rows(cid: str, nodes: dict[str, tuple[Path, float]], wall: float) -> list[tuple[str, str]]:
+    """What each node of a --cluster run did: the partitions it took (its log), its CPU, and how
+    many records its CDR archive holds (each archive reads the whole stream: they must agree)."""
+    import re
+
+    rows: list[tuple[str, str]] = []
+    held = {}
+    for name, (node_dir, cpu) in nodes.items():
+        log = (node_dir / "serve.log").read_text(errors="replace")
+        taken = sorted({int(p) for p in re.findall(rf"campaign {cid} partition (\d+): taken by", log)})
+        db = sqlite3.connect(f"file:{node_dir / 'cdr.sqlite3'}?mode=ro", uri=True)
+        held[name] = db.execute("SELECT COUNT(*) FROM cdr WHERE campaign = ?", (cid,)).fetchone()[0]
+        db.close()
+        rows.append((f"node {name}", f"partitions {', '.join(map(str, taken)) or 'none'}; "
+                                     f"CPU {cpu / max(wall, 1e-9):.2f} cores"))
+    same = len(set(held.values())) == 1
+    rows.append(("CDR archives (records)", ", ".join(f"{n} {count:,}" for n, count in held.items())
+                 + ("" if same else "  <- DIFFERENT: see the nodes' logs")))
+    return rows

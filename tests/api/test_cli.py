@@ -100,6 +100,25 @@ def test_demo_runs_the_seed_campaign_end_to_end() -> None:
     assert not re.findall(r"state kept", out.stdout)
 
 
+def test_demo_on_a_cluster_runs_the_seed_campaign_with_two_nodes() -> None:
+    import re
+
+    out = dialer("demo", "--cluster", "--rows", "300", "--cps", "50", timeout=330)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Redis Cluster ready: primaries" in out.stdout and "results (campaign completed)" in out.stdout, out.stdout
+    figures = {k.strip(): v for k, v in re.findall(r"^ {3,}(\S[^\n]*?)\s{2,}(\S[^\n]*)$", out.stdout, re.M)}
+    dialled = int(figures["subscribers dialled"].replace(",", ""))
+    agreed = int(figures["agreed (pressed 1)"].replace(",", ""))
+    assert 250 <= dialled <= 300 and agreed > 50
+    assert figures["SMS sent / delivered"].startswith(f"{agreed:,} / {agreed:,}")
+    # Both nodes dialled: the six partitions are split between them, and each node's CDR archive
+    # holds every record.
+    taken = [set(re.findall(r"\d+", figures[f"node {n}"].split(";")[0])) for n in "ab"]
+    assert taken[0] and taken[1] and taken[0] | taken[1] == {str(p) for p in range(6)}, figures
+    assert "DIFFERENT" not in figures["CDR archives (records)"], figures
+    Path(re.findall(r"every call's record: (\S+)", out.stdout)[0]).unlink()
+
+
 def test_ctrl_c_stops_an_import_between_batches_and_running_it_again_completes_it(redis_url: str, tmp_path: Path) -> None:
     import signal
 
