@@ -82,41 +82,36 @@ def test_redis_down_is_a_clear_error(tmp_path: Path) -> None:
     assert "unavailable" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_demo_runs_the_seed_campaign_end_to_end() -> None:
+def test_demo_runs_the_seed_campaign_end_to_end_on_one_redis_and_on_a_cluster() -> None:
+    """`dialer demo` (the embedded Redis, one node) and `dialer demo --cluster` (a local Redis
+    Cluster, two nodes), run at the same time: each mostly waits on its campaign's timers (ring
+    timeouts, the retry delay), so together they take the time of one."""
     import re
+    from concurrent.futures import ThreadPoolExecutor
 
     # The first calling window lasts 110 s: 300 subscribers and their retries are done within it.
-    out = dialer("demo", "--rows", "300", "--cps", "50", timeout=330)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "results (campaign completed)" in out.stdout, out.stdout
-    figures = {k.strip(): v for k, v in re.findall(r"^ {3,}(\S[^\n]*?)\s{2,}(\S[^\n]*)$", out.stdout, re.M)}
-    dialled = int(figures["subscribers dialled"].replace(",", ""))
-    agreed = int(figures["agreed (pressed 1)"].replace(",", ""))
-    assert 250 <= dialled <= 300 and agreed > 50
-    assert figures["SMS sent / delivered"].startswith(f"{agreed:,} / {agreed:,}")
-    csv = Path(re.findall(r"every call's record: (\S+)", out.stdout)[0])
-    assert csv.read_text().count("\n") > dialled
-    csv.unlink()
-    assert not re.findall(r"state kept", out.stdout)
-
-
-def test_demo_on_a_cluster_runs_the_seed_campaign_with_two_nodes() -> None:
-    import re
-
-    out = dialer("demo", "--cluster", "--rows", "300", "--cps", "50", timeout=330)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "Redis Cluster ready: primaries" in out.stdout and "results (campaign completed)" in out.stdout, out.stdout
-    figures = {k.strip(): v for k, v in re.findall(r"^ {3,}(\S[^\n]*?)\s{2,}(\S[^\n]*)$", out.stdout, re.M)}
-    dialled = int(figures["subscribers dialled"].replace(",", ""))
-    agreed = int(figures["agreed (pressed 1)"].replace(",", ""))
-    assert 250 <= dialled <= 300 and agreed > 50
-    assert figures["SMS sent / delivered"].startswith(f"{agreed:,} / {agreed:,}")
-    # Both nodes dialled: the six partitions are split between them, and each node's CDR archive
-    # holds every record.
+    with ThreadPoolExecutor(2) as pool:
+        single, cluster = pool.map(lambda extra: dialer("demo", *extra, "--rows", "300", "--cps", "50", timeout=330),
+                                   [[], ["--cluster"]])
+    for out in (single, cluster):
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "results (campaign completed)" in out.stdout, out.stdout
+        figures = {k.strip(): v for k, v in re.findall(r"^ {3,}(\S[^\n]*?)\s{2,}(\S[^\n]*)$", out.stdout, re.M)}
+        dialled = int(figures["subscribers dialled"].replace(",", ""))
+        agreed = int(figures["agreed (pressed 1)"].replace(",", ""))
+        assert 250 <= dialled <= 300 and agreed > 50
+        assert figures["SMS sent / delivered"].startswith(f"{agreed:,} / {agreed:,}")
+        csv = Path(re.findall(r"every call's record: (\S+)", out.stdout)[0])
+        assert csv.read_text().count("\n") > dialled
+        csv.unlink()
+        assert not re.findall(r"state kept", out.stdout)
+    assert "Redis Cluster ready: primaries" in cluster.stdout, cluster.stdout
+    # On the cluster both nodes dialled: the six partitions are split between them, and each
+    # node's CDR archive holds every record.
+    figures = {k.strip(): v for k, v in re.findall(r"^ {3,}(\S[^\n]*?)\s{2,}(\S[^\n]*)$", cluster.stdout, re.M)}
     taken = [set(re.findall(r"\d+", figures[f"node {n}"].split(";")[0])) for n in "ab"]
     assert taken[0] and taken[1] and taken[0] | taken[1] == {str(p) for p in range(6)}, figures
     assert "DIFFERENT" not in figures["CDR archives (records)"], figures
-    Path(re.findall(r"every call's record: (\S+)", out.stdout)[0]).unlink()
 
 
 def test_ctrl_c_stops_an_import_between_batches_and_running_it_again_completes_it(redis_url: str, tmp_path: Path) -> None:
