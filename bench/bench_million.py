@@ -239,12 +239,12 @@ def run_day(store: Store, config: str, contacts: int, nodes: int, cps: float, ch
             "sms_doubled": len(sent_to) - len(set(sent_to)), "answered_held_s": held,
             "redis_processes": len(store.pids), "partitions": partitions,
         }
-        f = day.figures
-        for what, ok in [("contacts done + left = imported", f["lost"] == 0), ("none left in the queue", f["left"] == 0),
-                         ("none over max_attempts", f["over_max"] == 0), ("carrier's INVITEs = calls placed",
-                                                                            far_end == calls == cdr_calls),
-                         ("SMS received = recorded, none doubled", f["sms_received"] == sms_sent and f["sms_doubled"] == 0),
-                         ("every archive holds every call", all(a == calls for a in f["archives"]))]:
+        fig = day.figures
+        for what, ok in [("contacts done + left = imported", fig["lost"] == 0), ("none left in the queue", fig["left"] == 0),
+                         ("none over max_attempts", fig["over_max"] == 0),
+                         ("carrier's INVITEs = calls placed", far_end == calls == cdr_calls),
+                         ("SMS received = recorded, none doubled", fig["sms_received"] == sms_sent and fig["sms_doubled"] == 0),
+                         ("every archive holds every call", all(a == calls for a in fig["archives"]))]:
             if not ok:
                 day.problems.append(what)
         for i in range(nodes):
