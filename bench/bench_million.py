@@ -222,6 +222,9 @@ def run_day(store: Store, config: str, contacts: int, nodes: int, cps: float, ch
                           "GROUP BY number HAVING COUNT(*) > ?)", (cid, MAX_ATTEMPTS)).fetchone()[0]
         sms_sent = db.execute("SELECT COUNT(DISTINCT number) FROM cdr WHERE campaign = ? AND kind = 'sms' "
                               "AND sms_status IN ('sent', 'delivered')", (cid,)).fetchone()[0]
+        # What the carrier's subscribers pressed: every answered ...8 presses 1 (the script's SMS).
+        presses = db.execute("SELECT COUNT(*), SUM(dtmf LIKE '1%') FROM cdr WHERE campaign = ? AND kind = 'call' "
+                             "AND number LIKE '%8' AND answered_at IS NOT NULL", (cid,)).fetchone()
         held = db.execute("SELECT AVG(ended_at - answered_at) FROM cdr WHERE campaign = ? AND kind = 'call' "
                           "AND answered_at IS NOT NULL", (cid,)).fetchone()[0] or 0.0
         db.close()
@@ -238,13 +241,15 @@ def run_day(store: Store, config: str, contacts: int, nodes: int, cps: float, ch
             "far_end_invites": far_end, "sms_recorded": sms_sent, "sms_received": len(sent_to),
             "sms_doubled": len(sent_to) - len(set(sent_to)), "answered_held_s": held,
             "redis_processes": len(store.pids), "partitions": partitions,
+            "presses_sent": int(presses[0] or 0), "presses_heard": int(presses[1] or 0),
         }
         fig = day.figures
         for what, ok in [("contacts done + left = imported", fig["lost"] == 0), ("none left in the queue", fig["left"] == 0),
                          ("none over max_attempts", fig["over_max"] == 0),
                          ("carrier's INVITEs = calls placed", far_end == calls == cdr_calls),
                          ("SMS received = recorded, none doubled", fig["sms_received"] == sms_sent and fig["sms_doubled"] == 0),
-                         ("every archive holds every call", all(a == calls for a in fig["archives"]))]:
+                         ("every archive holds every call", all(a == calls for a in fig["archives"])),
+                         ("every press of 1 heard", fig["presses_heard"] == fig["presses_sent"])]:
             if not ok:
                 day.problems.append(what)
         for i in range(nodes):
@@ -292,6 +297,8 @@ def report_day(day: Day, ref: dict[str, float]) -> list[tuple[str, str]]:
         ("accounting", f"done {f['done']:,} + left {f['left']:,} of {f['imported']:,}: lost {f['lost']:,}; "
                        f"over max_attempts {f['over_max']:,}"),
         ("the carriers' own count of INVITEs", f"{f['far_end_invites']:,} (calls placed {f['calls']:,})"),
+        ("answered ...8 (the carrier presses 1): heard", f"{f['presses_heard']:,} of {f['presses_sent']:,} "
+                                                         f"({f['presses_heard'] / max(f['presses_sent'], 1):.1%})"),
         ("SMS: SMSC received / recorded sent / doubled", f"{f['sms_received']:,} / {f['sms_recorded']:,} / {f['sms_doubled']}"),
         ("problems", "none" if not day.problems else "; ".join(day.problems)),
     ]

@@ -82,17 +82,26 @@ def test_redis_down_is_a_clear_error(tmp_path: Path) -> None:
     assert "unavailable" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_demo_runs_the_seed_campaign_end_to_end_on_one_redis_and_on_a_cluster() -> None:
-    """`dialer demo` (the embedded Redis, one node) and `dialer demo --cluster` (a local Redis
-    Cluster, two nodes), run at the same time: each mostly waits on its campaign's timers (ring
-    timeouts, the retry delay), so together they take the time of one."""
+def test_the_demos_run_end_to_end() -> None:
+    """`dialer demo` (the embedded Redis, one node), `dialer demo --cluster` (a local Redis
+    Cluster, two nodes) and `dialer demo --agents`, run at the same time: each mostly waits on its
+    campaign's timers (ring timeouts, the retry delay, talk times), so together they take the
+    time of the longest."""
     import re
     from concurrent.futures import ThreadPoolExecutor
 
     # The first calling window lasts 110 s: 300 subscribers and their retries are done within it.
-    with ThreadPoolExecutor(2) as pool:
-        single, cluster = pool.map(lambda extra: dialer("demo", *extra, "--rows", "300", "--cps", "50", timeout=330),
-                                   [[], ["--cluster"]])
+    seed = ["--rows", "300", "--cps", "50"]
+    with ThreadPoolExecutor(3) as pool:
+        single, cluster, agents = pool.map(lambda args: dialer("demo", *args, timeout=330),
+                                           [seed, ["--cluster", *seed], ["--agents", "3", "--rows", "100", "--seconds", "15"]])
+    assert agents.returncode == 0, agents.stdout + agents.stderr
+    figures = {k.strip(): v for k, v in re.findall(r"^ {3,}(\S[^\n]*?)\s{2,}(\S[^\n]*)$", agents.stdout, re.M)}
+    answered = int(figures["answered"].replace(",", ""))
+    connected = int(figures["connected to an agent"].replace(",", ""))
+    abandoned = int(figures["abandoned (identification message)"].split()[0].replace(",", ""))
+    assert answered >= 3 and connected + abandoned == answered
+    assert "agreed" in figures["dispositions"] or "declined" in figures["dispositions"]
     for out in (single, cluster):
         assert out.returncode == 0, out.stdout + out.stderr
         assert "results (campaign completed)" in out.stdout, out.stdout
@@ -196,19 +205,6 @@ def test_simulate_policy_choice_and_bad_option() -> None:
     assert "every 3600 s window of the 2 days of 0.25 h" in p.stdout
     p = dialer("simulate", "--policy", "magic")
     assert p.returncode == 2 and "invalid choice" in p.stderr
-
-
-def test_demo_with_agents_connects_answered_calls_to_them() -> None:
-    import re
-
-    out = dialer("demo", "--agents", "3", "--rows", "100", "--seconds", "15", timeout=200)
-    assert out.returncode == 0, out.stdout + out.stderr
-    figures = {k.strip(): v for k, v in re.findall(r"^ {3,}(\S[^\n]*?)\s{2,}(\S[^\n]*)$", out.stdout, re.M)}
-    answered = int(figures["answered"].replace(",", ""))
-    connected = int(figures["connected to an agent"].replace(",", ""))
-    abandoned = int(figures["abandoned (identification message)"].split()[0].replace(",", ""))
-    assert answered >= 3 and connected + abandoned == answered
-    assert "agreed" in figures["dispositions"] or "declined" in figures["dispositions"]
 
 
 @pytest.mark.parametrize("args, message", [
