@@ -107,6 +107,25 @@ def carrier_calls(stat_file: Path) -> int:
     return int(last[head.index("TotalCallCreated")])
 
 
+def node_metrics(base: str, token: str) -> dict[str, float]:
+    """A node's media counters and how late its event loop ran (from its /metrics)."""
+    import re
+
+    text = httpx.get(base + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30).text
+
+    def value(pattern: str) -> float:
+        return sum(float(v) for v in re.findall(rf"^{pattern} (\S+)$", text, re.M))
+
+    lag = {float(le): float(v) for le, v in
+           re.findall(r'^dialer_event_loop_lag_seconds_bucket\{le="([0-9.e+-]+)"\} (\S+)$', text, re.M)}
+    count = value("dialer_event_loop_lag_seconds_count") or 1.0
+    return {"rtp_rejected": value(r"dialer_media_rtp_rejected_total\{[^}]*\}"),
+            "rtp_malformed": value("dialer_media_rtp_malformed_total"), "digits": value("dialer_media_digits_total"),
+            "budget_exhausted": value("dialer_media_read_budget_exhausted_total"),
+            "lag_over_100ms": 1 - max((v for le, v in lag.items() if le <= 0.1), default=count) / count,
+            "lag_over_1s": 1 - max((v for le, v in lag.items() if le <= 1.0), default=count) / count}
+
+
 def redis_memory(store: Store) -> int:
     total = 0
     for host, port in store.primaries:
@@ -197,6 +216,7 @@ def run_day(store: Store, config: str, contacts: int, nodes: int, cps: float, ch
             time.sleep(1.0)
         wall = time.monotonic() - t0
         c1, n1 = redis_cpu(), [cpu_seconds(p.pid) for p, _ in procs]
+        seen = [node_metrics(base, token) for _, base in procs]
         memory = redis_memory(store)
         stats = api.get(f"/v1/campaigns/{cid}/stats").json()
         # The recorders archive the last records, the SMS sender its last receipts.
@@ -242,6 +262,8 @@ def run_day(store: Store, config: str, contacts: int, nodes: int, cps: float, ch
             "sms_doubled": len(sent_to) - len(set(sent_to)), "answered_held_s": held,
             "redis_processes": len(store.pids), "partitions": partitions,
             "presses_sent": int(presses[0] or 0), "presses_heard": int(presses[1] or 0),
+            "media": {k: sum(m[k] for m in seen) for k in ("rtp_rejected", "rtp_malformed", "digits", "budget_exhausted")},
+            "lag_over_100ms": max(m["lag_over_100ms"] for m in seen), "lag_over_1s": max(m["lag_over_1s"] for m in seen),
         }
         fig = day.figures
         for what, ok in [("contacts done + left = imported", fig["lost"] == 0), ("none left in the queue", fig["left"] == 0),
@@ -299,6 +321,9 @@ def report_day(day: Day, ref: dict[str, float]) -> list[tuple[str, str]]:
         ("the carriers' own count of INVITEs", f"{f['far_end_invites']:,} (calls placed {f['calls']:,})"),
         ("answered ...8 (the carrier presses 1): heard", f"{f['presses_heard']:,} of {f['presses_sent']:,} "
                                                          f"({f['presses_heard'] / max(f['presses_sent'], 1):.1%})"),
+        ("media engine: RFC 4733 keys heard; RTP rejected", f"{f['media']['digits']:,.0f}; {f['media']['rtp_rejected']:,.0f} "
+                                                             f"(budget exhausted {f['media']['budget_exhausted']:,.0f})"),
+        ("event loop late > 100 ms / > 1 s (worst node)", f"{f['lag_over_100ms']:.1%} / {f['lag_over_1s']:.1%} of 100 ms ticks"),
         ("SMS: SMSC received / recorded sent / doubled", f"{f['sms_received']:,} / {f['sms_recorded']:,} / {f['sms_doubled']}"),
         ("problems", "none" if not day.problems else "; ".join(day.problems)),
     ]
