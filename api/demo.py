@@ -65,12 +65,65 @@ CLUSTER_PARTITIONS = 6
 
 
 def free_port() -> int:
+    """A loopback port free for both TCP and UDP when asked (SIP and RTP are UDP; the API, SMPP
+    and Redis TCP). Another process may still take it before it is bound: the starters below try
+    again on another port when that happens."""
     import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    return port
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = int(t.getsockname()[1])
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                    u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+def start_smsc(state: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """The SMSC simulator (`loadtest/smsc.py`) on a free port, logging to `state`/smsc.jsonl."""
+    out_path = state / "smsc.out"
+    for tries_left in (3, 2, 1, 0):
+        port = free_port()
+        with open(out_path, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "loadtest.smsc", "--port", str(port), "--log",
+                                     str(state / "smsc.jsonl")], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while not out_path.read_text(errors="replace").startswith("ready"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                text = out_path.read_text(errors="replace")
+                stop(proc)
+                if tries_left and "Address already in use" in text:
+                    break  # taken between the pick and the bind: another port
+                raise RuntimeError(f"the SMSC simulator did not start: {text}")
+            time.sleep(0.05)
+        else:
+            return proc, port
+    raise AssertionError("unreachable")
+
+
+def start_node(redis_url: str, state: Path, args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+    """`dialer serve` with its own state directory (its CDR archive, its log `serve.log`) and
+    `args`, on a free port; its base URL once it answers."""
+    state.mkdir(parents=True, exist_ok=True)
+    log = state / "serve.log"
+    for tries_left in (3, 2, 1, 0):
+        port = free_port()
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "api.cli", "--redis-url", redis_url, "--state-dir", str(state),
+                                     "serve", "--port", str(port), *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(base, proc, log)
+            return proc, base
+        except RuntimeError:
+            stop(proc)
+            if not tries_left or "address already in use" not in log.read_text(errors="replace").lower():
+                raise
+    raise AssertionError("unreachable")
 
 
 def subscribers(path: Path, dnc_path: Path, rows: int, seed: int = 7) -> dict[str, int]:
@@ -188,35 +241,19 @@ def run(rows: int = 20_000, keep: bool = False, cps: float = 200.0, channels: in
              "-t", "u1", "-nostdin"],
             cwd=state, stdout=subprocess.DEVNULL, stderr=open(state / "sipp.stderr", "wb"))
         procs.append(sipp)
-        smsc_port = free_port()
-        smsc_out = state / "smsc.out"
-        smsc = subprocess.Popen([sys.executable, "-m", "loadtest.smsc", "--port", str(smsc_port), "--log",
-                                 str(state / "smsc.jsonl")], cwd=ROOT, stdout=open(smsc_out, "wb"), stderr=subprocess.STDOUT)
+        smsc, smsc_port = start_smsc(state)
         procs.append(smsc)
-        deadline = time.monotonic() + 20
-        while not smsc_out.read_text(errors="replace").startswith("ready"):
-            if smsc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the SMSC simulator did not start: {smsc_out.read_text(errors='replace')}")
-            time.sleep(0.05)
         # One node in the state directory; with --cluster, two, each in its own (its CDR archive,
         # its log), each with its share of the calls per second and channels.
         names = CLUSTER_NODES if cluster else ("",)
         nodes: dict[str, tuple[subprocess.Popen[bytes], Path, str]] = {}  # name -> process, its directory, its URL
         for name in names:
             node_dir = state / name if name else state
-            node_dir.mkdir(exist_ok=True)
-            port = free_port()
-            serve = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "--redis-url", redis_url, "--state-dir", str(node_dir), "serve",
-                 "--port", str(port), "--trunk", f"127.0.0.1:{sip_port}", "--smsc", f"127.0.0.1:{smsc_port}",
-                 "--cps", str(cps / len(names)), "--channels", str(max(1, channels // len(names))),
-                 "--log-level", "info" if cluster else "warning"],
-                cwd=ROOT, stdout=open(node_dir / "serve.log", "wb"), stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            serve, url = start_node(redis_url, node_dir, [
+                "--trunk", f"127.0.0.1:{sip_port}", "--smsc", f"127.0.0.1:{smsc_port}", "--cps", str(cps / len(names)),
+                "--channels", str(max(1, channels // len(names))), "--log-level", "info" if cluster else "warning"])
             procs.append(serve)
-            nodes[name] = (serve, node_dir, f"http://127.0.0.1:{port}")
-        for serve, node_dir, url in nodes.values():
-            wait_ready(url, serve, node_dir / "serve.log")
+            nodes[name] = (serve, node_dir, url)
         base = nodes[names[0]][2]
         print(f"  sipp carrier on udp 127.0.0.1:{sip_port}, SMSC simulator on 127.0.0.1:{smsc_port}, "
               + (f"dialer serve on {base}" if not cluster else

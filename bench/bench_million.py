@@ -39,7 +39,7 @@ import httpx
 import redis
 
 from api.auth import create_token
-from api.demo import ROOT, cpu_seconds, free_port, stop, wait_ready
+from api.demo import ROOT, cpu_seconds, free_port, start_node, start_smsc, stop
 from api.embedded_redis import EmbeddedRedis
 from store.local_cluster import RedisCluster, redis_cluster
 from tests.support.sipp import Sipp
@@ -74,30 +74,6 @@ class Day:
 def numbers(count: int, offset: int = 0) -> Iterator[str]:
     for i in range(offset, offset + count):
         yield f"09{i:07d}{DIGITS[i % len(DIGITS)]}"
-
-
-def start_node(store: Store, state: Path, sip_port: int, smsc: str, cps: float, channels: int) -> tuple[subprocess.Popen[bytes], str]:
-    """A `dialer serve` of its own state directory (its CDR archive, its log)."""
-    state.mkdir(parents=True, exist_ok=True)
-    log = state / "serve.log"
-    for tries_left in (2, 1, 0):
-        # A port free when picked may be taken by an outgoing connection before the API binds it.
-        port = free_port()
-        cmd = [sys.executable, "-m", "api.cli", "--redis-url", store.url, "--state-dir", str(state), "serve",
-               "--port", str(port), "--trunk", f"127.0.0.1:{sip_port}", "--smsc", smsc, "--cps", str(cps),
-               "--channels", str(channels), "--log-level", "warning"]
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(base, proc, log)
-            return proc, base
-        except RuntimeError:
-            stop(proc)
-            if not tries_left or "address already in use" not in log.read_text(errors="replace"):
-                raise
-    raise AssertionError("unreachable")
 
 
 def carrier_calls(stat_file: Path) -> int:
@@ -146,19 +122,14 @@ def run_day(store: Store, config: str, contacts: int, nodes: int, cps: float, ch
                      extra=["-trace_stat", "-stf", str(stat), "-fd", "1"]).start()
             stack.callback(s.stop)
             carriers.append((s, stat))
-        smsc_log, smsc_out, smsc_port = work / "smsc.jsonl", work / "smsc.out", free_port()
-        with open(smsc_out, "wb") as out:
-            smsc = subprocess.Popen([sys.executable, "-m", "loadtest.smsc", "--port", str(smsc_port), "--log", str(smsc_log)],
-                                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        smsc, smsc_port = start_smsc(work)
+        smsc_log = work / "smsc.jsonl"
         stack.callback(stop, smsc)
-        deadline = time.monotonic() + 20
-        while not smsc_out.read_text(errors="replace").startswith("ready"):
-            assert smsc.poll() is None and time.monotonic() < deadline, smsc_out.read_text(errors="replace")
-            time.sleep(0.05)
         procs = []
         for i in range(nodes):
-            proc, base = start_node(store, work / f"node{i}", carriers[i][0].port, f"127.0.0.1:{smsc_port}",
-                                    cps / nodes, max(1, channels // nodes))
+            proc, base = start_node(store.url, work / f"node{i}", [
+                "--trunk", f"127.0.0.1:{carriers[i][0].port}", "--smsc", f"127.0.0.1:{smsc_port}",
+                "--cps", str(cps / nodes), "--channels", str(max(1, channels // nodes)), "--log-level", "warning"])
             stack.callback(stop, proc)
             procs.append((proc, base))
         token, _ = create_token(store.url, "admin", "bench-million", None)
