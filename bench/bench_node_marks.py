@@ -11,10 +11,8 @@ without) and reports medians; `make test` runs two small ones.
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ import httpx
 import redis
 
 from api.auth import create_token
-from api.demo import ROOT, SCENARIO, cpu_seconds, free_port, stop, wait_ready
+from api.demo import SCENARIO, cpu_seconds, free_port, start_node, stop
 from api.embedded_redis import EmbeddedRedis
 from bench.conftest import report
 
@@ -59,25 +57,8 @@ def one_run(redis_url: str, sip_port: int, state: Path, rows: int, cps: float, m
         info = r.info("cpu")
         return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
-    state.mkdir(parents=True, exist_ok=True)
-    log = state / "serve.log"
-    for tries_left in (2, 1, 0):
-        # A port free when picked may be taken by an outgoing connection (the node's own, to
-        # Redis) before the API binds it: then the node is started again on another.
-        port = free_port()
-        cmd = [sys.executable, "-m", "api.cli", "--redis-url", redis_url, "--state-dir", str(state), "serve",
-               "--port", str(port), "--trunk", f"127.0.0.1:{sip_port}", "--cps", str(cps), "--log-level", "warning"]
-        with open(log, "wb") as out:
-            serve = subprocess.Popen([*cmd, *([] if marks else ["--no-dial-marks"])], cwd=ROOT, stdout=out,
-                                     stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(base, serve, log)
-            break
-        except RuntimeError:
-            stop(serve)
-            if not tries_left or "address already in use" not in log.read_text(errors="replace"):
-                raise
+    serve, base = start_node(redis_url, state, ["--trunk", f"127.0.0.1:{sip_port}", "--cps", str(cps),
+                                               "--log-level", "warning", *([] if marks else ["--no-dial-marks"])])
     try:
         token, _ = create_token(redis_url, "admin", "bench", None)
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
